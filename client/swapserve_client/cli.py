@@ -1,0 +1,197 @@
+"""``swapserve-client``: call a swapserve server from the shell; prints JSON.
+
+Exit codes: 0 success, 1 the server refused the call (the status code name and message go to
+stderr), 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from swapserve_client.client import Client, ModelMetadata
+from swapserve_client.errors import SwapserveError
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """A bad command-line argument (exit code 2)."""
+
+
+def _parse_input(spec: str) -> tuple[str, Any]:
+    name, sep, value = spec.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--input {spec!r}: expected NAME=JSON, e.g. number=[[100.0]]")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--input {name}: value is not JSON: {err}") from None
+
+
+def _typed_inputs(
+    raw: dict[str, Any], meta: ModelMetadata, signature: str
+) -> dict[str, np.ndarray]:
+    """Casts JSON values to the dtypes the signature expects, so `[[100.0]]` works for float32."""
+    sig = meta.signatures.get(signature or "serving_default")
+    out: dict[str, np.ndarray] = {}
+    for name, value in raw.items():
+        info = sig.inputs.get(name) if sig is not None else None
+        if info is None:
+            # Let the server produce the precise error for unknown names and signatures.
+            out[name] = np.asarray(value)
+        elif info.dtype == "DT_STRING":
+            out[name] = np.asarray(value, dtype=object)
+        else:
+            try:
+                out[name] = np.asarray(value, dtype=info.numpy_dtype)
+            except (TypeError, ValueError) as err:
+                raise UsageError(f"--input {name}: cannot convert to {info.dtype}: {err}") from None
+    return out
+
+
+def _jsonable(array: np.ndarray) -> Any:
+    if array.dtype == object:
+        return (
+            [_jsonable_bytes(x) for x in array.reshape(-1)]
+            if array.ndim
+            else _jsonable_bytes(array.item())
+        )
+    return array.tolist()
+
+
+def _jsonable_bytes(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode("ascii")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swapserve-client", description="Call a swapserve prediction server."
+    )
+    parser.add_argument(
+        "--target", default="localhost:8500", help="server host:port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="deadline in seconds (default: %(default)s)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="run a signature and print its outputs")
+    p.add_argument("model")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an input as JSON, cast to the signature's dtype; repeat for each input",
+    )
+    p.add_argument("--version", type=int, default=0, help="version to use (0: the served one)")
+    p.add_argument("--signature", default="", help="signature name (default: serving_default)")
+    p.add_argument(
+        "--output", action="append", default=[], metavar="NAME", help="only return these outputs"
+    )
+
+    p = sub.add_parser("reload", help="load the newest version now, or load and pin --version")
+    p.add_argument("model")
+    p.add_argument("--version", type=int, default=0, help="version to pin (0: follow the newest)")
+
+    p = sub.add_parser("status", help="every version of a model and its state")
+    p.add_argument("model")
+
+    p = sub.add_parser("metadata", help="the signatures of a model version")
+    p.add_argument("model")
+    p.add_argument("--version", type=int, default=0, help="version (0: the served one)")
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with Client(args.target, timeout=args.timeout) as client:
+            result = _dispatch(client, args)
+    except UsageError as err:
+        print(f"swapserve-client: error: {err}", file=sys.stderr)
+        return 2
+    except SwapserveError as err:
+        print(f"{err.code.name}: {err.message}", file=sys.stderr)
+        return 1
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _dispatch(client: Client, args: argparse.Namespace) -> Any:
+    if args.command == "predict":
+        raw = dict(_parse_input(spec) for spec in args.input)
+        meta = client.metadata(args.model, version=args.version)
+        res = client.predict_full(
+            args.model,
+            _typed_inputs(raw, meta, args.signature),
+            version=args.version,
+            signature=args.signature,
+            output_filter=args.output,
+        )
+        return {
+            "model": res.model,
+            "version": res.version,
+            "signature": res.signature,
+            "outputs": {k: _jsonable(v) for k, v in sorted(res.outputs.items())},
+        }
+    if args.command == "reload":
+        r = client.reload(args.model, args.version)
+        return {
+            "model": r.model,
+            "previous_version": r.previous_version,
+            "version": r.version,
+            "load_seconds": round(r.load_seconds, 3),
+            "pinned": r.pinned,
+        }
+    if args.command == "status":
+        return {
+            "model": args.model,
+            "versions": [
+                {
+                    "version": v.version,
+                    "state": v.state,
+                    "serving": v.serving,
+                    "load_seconds": round(v.load_seconds, 3),
+                    **({"error": v.error} if v.error else {}),
+                }
+                for v in client.status(args.model)
+            ],
+        }
+    meta = client.metadata(args.model, version=args.version)
+    return {
+        "model": meta.model,
+        "version": meta.version,
+        "signatures": {
+            name: {
+                "method_name": sig.method_name,
+                "inputs": {i.name: _info_json(i) for i in sig.inputs.values()},
+                "outputs": {o.name: _info_json(o) for o in sig.outputs.values()},
+            }
+            for name, sig in sorted(meta.signatures.items())
+        },
+    }
+
+
+def _info_json(info: Any) -> dict[str, Any]:
+    return {"dtype": info.dtype, "shape": None if info.shape is None else list(info.shape)}
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(run())

@@ -1,0 +1,276 @@
+"""``Client``: predict, reload, status and metadata over one gRPC channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+
+from swapserve_client import tensors
+from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
+from swapserve_client.errors import SwapserveError
+
+__all__ = [
+    "Client",
+    "ModelMetadata",
+    "PredictResult",
+    "ReloadResult",
+    "SignatureInfo",
+    "TensorInfo",
+    "VersionStatus",
+]
+
+_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+_Resp = TypeVar("_Resp")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """A prediction with the version that computed it."""
+
+    model: str
+    version: int
+    signature: str
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload changed."""
+
+    model: str
+    previous_version: int
+    version: int
+    load_seconds: float
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One version of a model and its state (``AVAILABLE``, ``FAILED``, ...)."""
+
+    version: int
+    state: str
+    error: str
+    serving: bool
+    load_seconds: float
+    updated_unix: float
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a signature; -1 in ``shape`` is a dimension of any size."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] | None  # None: any rank
+
+    @property
+    def numpy_dtype(self) -> np.dtype[np.generic]:
+        """The numpy dtype to send for this input."""
+        return tensors.numpy_dtype(pb.DataType.Value(self.dtype)).newbyteorder("=")
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """A signature's method name, inputs and outputs."""
+
+    name: str
+    method_name: str
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Every signature of one model version."""
+
+    model: str
+    version: int
+    signatures: dict[str, SignatureInfo]
+
+
+class Client:
+    """A swapserve client. Thread-safe; use it as a context manager or call ``close()``.
+
+    Args:
+        target: ``host:port`` of the server.
+        timeout: default deadline of each call in seconds (``None``: no deadline).
+        channel: an existing channel to use instead of opening one (it is not closed by us).
+        metadata: extra gRPC metadata sent with every call (e.g. authorization headers).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        channel: grpc.Channel | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self._own_channel = channel is None
+        self._channel = channel or grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = pb_grpc.PredictionServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._timeout = timeout
+        self._metadata = tuple(metadata)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel if this client opened it."""
+        if self._own_channel:
+            self._channel.close()
+
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.ArrayLike],
+        *,
+        version: int = 0,
+        signature: str = "",
+        output_filter: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Runs a signature and returns its outputs by name.
+
+        Args:
+            model: the model name.
+            inputs: one array per signature input; dtypes must match the signature exactly.
+            version: 0 for the served version, else a loaded version.
+            signature: the signature name; "" for ``serving_default``.
+            output_filter: the outputs to compute; empty for all.
+            timeout: this call's deadline in seconds, overriding the client's default.
+
+        Raises:
+            SwapserveError: the server's status code and message.
+        """
+        return self.predict_full(
+            model,
+            inputs,
+            version=version,
+            signature=signature,
+            output_filter=output_filter,
+            timeout=timeout,
+        ).outputs
+
+    def predict_full(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.ArrayLike],
+        *,
+        version: int = 0,
+        signature: str = "",
+        output_filter: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> PredictResult:
+        """Like ``predict`` but also reports the version and signature that answered."""
+        request = pb.PredictRequest(
+            model_name=model,
+            version=version,
+            signature_name=signature,
+            output_filter=list(output_filter),
+        )
+        tensors.encode_map(inputs, request.inputs)
+        response: pb.PredictResponse = self._call(self._stub.Predict, request, timeout)
+        return PredictResult(
+            model=response.model_name,
+            version=response.version,
+            signature=response.signature_name,
+            outputs=tensors.decode_map(response.outputs),
+        )
+
+    def reload(self, model: str, version: int = 0, *, timeout: float | None = None) -> ReloadResult:
+        """Loads the newest version (``version=0``, unpins) or loads and pins ``version``.
+
+        Returns once the version serves. A load failure raises ``SwapserveError`` with
+        ``FAILED_PRECONDITION``; the previous version keeps serving.
+        """
+        response: pb.ReloadResponse = self._call(
+            self._stub.Reload, pb.ReloadRequest(model_name=model, version=version), timeout
+        )
+        return ReloadResult(
+            model=response.model_name,
+            previous_version=response.previous_version,
+            version=response.version,
+            load_seconds=response.load_seconds,
+            pinned=response.pinned,
+        )
+
+    def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:
+        """Every version the server knows for ``model``, newest first."""
+        response: pb.GetModelStatusResponse = self._call(
+            self._stub.GetModelStatus, pb.GetModelStatusRequest(model_name=model), timeout
+        )
+        return [
+            VersionStatus(
+                version=v.version,
+                state=pb.ModelVersionStatus.State.Name(v.state),
+                error=v.error_message,
+                serving=v.serving,
+                load_seconds=v.load_seconds,
+                updated_unix=v.updated_unix,
+            )
+            for v in response.versions
+        ]
+
+    def metadata(
+        self, model: str, *, version: int = 0, timeout: float | None = None
+    ) -> ModelMetadata:
+        """The signatures of a loaded version (the served one by default)."""
+        response: pb.GetModelMetadataResponse = self._call(
+            self._stub.GetModelMetadata,
+            pb.GetModelMetadataRequest(model_name=model, version=version),
+            timeout,
+        )
+        return ModelMetadata(
+            model=response.model_name,
+            version=response.version,
+            signatures={
+                s.name: SignatureInfo(
+                    name=s.name,
+                    method_name=s.method_name,
+                    inputs={t.name: _tensor_info(t) for t in s.inputs},
+                    outputs={t.name: _tensor_info(t) for t in s.outputs},
+                )
+                for s in response.signatures
+            },
+        )
+
+    def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as err:
+            raise SwapserveError.from_rpc_error(err) from None
+
+
+def _tensor_info(t: pb.TensorInfo) -> TensorInfo:
+    return TensorInfo(
+        name=t.name,
+        dtype=tensors.dtype_name(t.dtype),
+        shape=None if t.unknown_rank else tuple(t.shape),
+    )

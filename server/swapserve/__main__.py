@@ -1,0 +1,5 @@
+"""``python -m swapserve``."""
+
+from swapserve.cli import main
+
+main()

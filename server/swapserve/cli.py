@@ -1,0 +1,155 @@
+"""``swapserve`` / ``python -m swapserve``: serve one model from an export root."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from swapserve import __version__
+from swapserve.settings import ModelSettings, SessionSettings, Settings, SettingsError
+
+log = logging.getLogger("swapserve")
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The server's flags; defaults come from the settings classes."""
+    d, m, s = Settings(models=()), ModelSettings("m", Path()), SessionSettings()
+    p = argparse.ArgumentParser(
+        prog="swapserve",
+        description="Serve a TensorFlow SavedModel export root over gRPC, hot-swapping new "
+        "versions as they are exported.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"swapserve {__version__}")
+    p.add_argument("--model-name", required=True, help="name clients use for the model")
+    p.add_argument(
+        "--export-root",
+        required=True,
+        type=Path,
+        help="directory of numeric version subdirectories (waited for if missing)",
+    )
+    p.add_argument("--host", default=d.host, help="address to listen on")
+    p.add_argument("--port", type=int, default=d.port, help="port to listen on (0: any free)")
+    p.add_argument(
+        "--poll-seconds", type=float, default=m.poll_seconds, help="export root rescan interval"
+    )
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=None,
+        help="how long a version's files must stay unchanged before it loads "
+        "(default: one poll interval)",
+    )
+    p.add_argument(
+        "--reload-settle-seconds",
+        type=float,
+        default=m.reload_settle_seconds,
+        help="Reload's quick check that a version is not still being written",
+    )
+    p.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="serve new versions without a warm-up run",
+    )
+    p.add_argument("--grpc-threads", type=int, default=d.grpc_threads, help="threads serving RPCs")
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=d.max_message_bytes,
+        help="largest request/response message",
+    )
+    p.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=d.grace_seconds,
+        help="time in-flight requests get to finish on SIGTERM/SIGINT",
+    )
+    p.add_argument(
+        "--allow-remote-admin",
+        action="store_true",
+        help="accept Reload from non-loopback peers (by default only loopback may reload)",
+    )
+    p.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=s.intra_op_threads,
+        help="TensorFlow intra-op threads per session (0: TensorFlow's choice)",
+    )
+    p.add_argument(
+        "--inter-op-threads",
+        type=int,
+        default=s.inter_op_threads,
+        help="TensorFlow inter-op threads per session (0: TensorFlow's choice)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level",
+    )
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Turns parsed flags into validated settings."""
+    model = ModelSettings(
+        name=args.model_name,
+        export_root=args.export_root,
+        poll_seconds=args.poll_seconds,
+        settle_seconds=args.settle_seconds,
+        reload_settle_seconds=args.reload_settle_seconds,
+        warm_up=args.warm_up,
+    )
+    return Settings(
+        models=(model,),
+        host=args.host,
+        port=args.port,
+        grpc_threads=args.grpc_threads,
+        max_message_bytes=args.max_message_bytes,
+        grace_seconds=args.grace_seconds,
+        allow_remote_admin=args.allow_remote_admin,
+        session=SessionSettings(args.intra_op_threads, args.inter_op_threads),
+    ).validate()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parses flags, serves until SIGTERM/SIGINT, then shuts down gracefully."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as err:
+        parser.error(str(err))
+
+    # Imported after flag checks: TensorFlow takes seconds to import.
+    from swapserve.transport.server import create_server  # noqa: PLC0415
+
+    try:
+        server = create_server(settings)
+    except SettingsError as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    for model in settings.models:
+        log.info("serving model %s from %s", model.name, model.export_root)
+    stopping.wait()
+    server.stop()

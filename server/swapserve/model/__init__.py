@@ -1,0 +1,1 @@
+"""The transport-free core: loading, validating, running and swapping model versions."""

@@ -1,0 +1,304 @@
+"""One loaded SavedModel version: its own graph and session, cached callables, warm-up, close.
+
+Every export is loaded the way TF Serving loads it: the ``serve`` MetaGraph into a private
+``tf.Graph`` and ``tf.compat.v1.Session``. That serves TF1 estimator exports (signature_def over a
+graph) and TF2/Keras exports alike, and per request it costs one ``Session`` callable (built once
+per signature and output set, like TF Serving's Session::Run) with no graph building and no
+signature parsing. The graph is finalized after loading so nothing can add to it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from swapserve.errors import InvalidArgument, LoadError, ModelRunError, SwapserveError
+from swapserve.model.signature import (
+    DEFAULT_SIGNATURE,
+    SignatureSpec,
+    TensorSpec,
+    unknown_signature,
+)
+from swapserve.settings import SessionSettings
+
+log = logging.getLogger(__name__)
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+_MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+_MAX_CACHED_CALLABLES = 64  # per version; beyond it, output subsets are cut from a full run
+_REF_DTYPE_OFFSET = 100  # DT_FLOAT_REF = 101 etc.: a variable's value, served as its base type
+_MAX_ERROR_CHARS = 2000
+
+class _LiveCounter:
+    """Open sessions in this process: lets tests prove that swapped-out versions are freed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.count += delta
+
+
+_live = _LiveCounter()
+
+
+def live_versions() -> int:
+    """How many versions are loaded and not yet closed, in this process."""
+    return _live.count
+
+
+class LoadedVersion:
+    """A loaded, warmed version. ``run`` is thread-safe; ``close`` must follow the last run."""
+
+    def __init__(
+        self,
+        version: int,
+        path: Path,
+        graph: tf.Graph,
+        session: tf.compat.v1.Session,
+        signatures: Mapping[str, SignatureSpec],
+    ) -> None:
+        self.version = version
+        self.path = path
+        self.signatures = dict(signatures)
+        self.load_seconds = 0.0
+        self._graph = graph
+        self._session: tf.compat.v1.Session | None = session
+        self._callables: dict[tuple[str, tuple[str, ...]], Callable[..., Any]] = {}
+        self._callables_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, version: int, path: Path, settings: SessionSettings, warm_up: bool = True
+    ) -> LoadedVersion:
+        """Loads, validates and warms up one export directory.
+
+        Raises:
+            LoadError: anything that makes the export unservable, with a one-paragraph reason.
+        """
+        start = time.monotonic()
+        graph = tf.Graph()
+        session = tf.compat.v1.Session(graph=graph, config=_session_config(settings))
+        _live.add(1)
+        try:
+            with graph.as_default():
+                meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+            signatures = _read_signatures(meta_graph, graph)
+            if not signatures:
+                raise LoadError("the SavedModel has no usable signature")
+            loaded = cls(version, path, graph, session, signatures)
+            for sig in signatures.values():  # every signature must be callable before serving
+                loaded._callable(sig, tuple(sig.outputs))
+            graph.finalize()
+            if warm_up:
+                loaded._warm_up()
+        except Exception as err:
+            session.close()
+            _live.add(-1)
+            if isinstance(err, LoadError):
+                raise
+            raise LoadError(_short_error(err)) from err
+        loaded.load_seconds = time.monotonic() - start
+        return loaded
+
+    def run(
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        """Validates and runs one request.
+
+        Returns:
+            The signature name that ran and its outputs by name.
+
+        Raises:
+            SwapserveError: a precise status for a bad request or a failed run.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        sig = self.signatures.get(name)
+        if sig is None:
+            raise unknown_signature(name, self.signatures)
+        sig.validate(inputs)
+        wanted = sig.select_outputs(output_filter)
+        key = (name, wanted)
+        fn = self._callables.get(key)
+        fetched = wanted
+        if fn is None:
+            if len(self._callables) < _MAX_CACHED_CALLABLES:
+                fn = self._callable(sig, wanted)
+            else:
+                fetched = tuple(sig.outputs)
+                fn = self._callables[(name, fetched)]
+        feeds = [_feedable(inputs[n]) for n in sig.inputs]
+        try:
+            values = fn(*feeds)
+        except tf.errors.OpError as err:
+            raise ModelRunError(_first_line(err.message), err.error_code) from None
+        out = dict(zip(fetched, values, strict=True))
+        return name, {n: np.asarray(out[n]) for n in wanted}
+
+    def close(self) -> None:
+        """Closes the session, releasing the variables and graph memory. Idempotent."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        self._callables.clear()
+        session.close()
+        _live.add(-1)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has run."""
+        return self._session is None
+
+    def _callable(self, sig: SignatureSpec, outputs: tuple[str, ...]) -> Callable[..., Any]:
+        key = (sig.name, outputs)
+        with self._callables_lock:
+            fn = self._callables.get(key)
+            if fn is None:
+                if self._session is None:
+                    raise LoadError("version is closed")
+                fn = self._session.make_callable(
+                    [sig.outputs[o].tensor_name for o in outputs],
+                    feed_list=[sig.inputs[i].tensor_name for i in sig.inputs],
+                )
+                self._callables[key] = fn
+            return fn
+
+    def _warm_up(self) -> None:
+        """Runs TF Serving's warm-up records if the export has them, else one zero batch per
+        signature whose inputs allow it, so the first real request does not pay for lazy init."""
+        records_path = self.path / WARMUP_FILE
+        if records_path.exists():
+            count = _run_warmup_records(self, records_path)
+            log.info("version %d: replayed %d warm-up records", self.version, count)
+            return
+        for sig in self.signatures.values():
+            feeds = _zero_inputs(sig)
+            if feeds is None:
+                continue
+            try:
+                self.run(sig.name, feeds)
+            except (InvalidArgument, ModelRunError) as err:
+                if err.status != "INVALID_ARGUMENT":
+                    raise LoadError(f"warm-up of signature '{sig.name}' failed: {err}") from err
+                # Zeros are not valid data for every model; that alone does not make it unservable.
+                log.info(
+                    "version %d: zero warm-up of '%s' skipped: %s", self.version, sig.name, err
+                )
+
+
+def _session_config(settings: SessionSettings) -> tf.compat.v1.ConfigProto:
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=settings.intra_op_threads,
+        inter_op_parallelism_threads=settings.inter_op_threads,
+        allow_soft_placement=True,
+    )
+
+
+def _read_signatures(meta_graph: Any, graph: tf.Graph) -> dict[str, SignatureSpec]:
+    out: dict[str, SignatureSpec] = {}
+    for key in sorted(meta_graph.signature_def):
+        if key.startswith("__"):  # e.g. TF2's __saved_model_init_op, not a callable signature
+            continue
+        sd = meta_graph.signature_def[key]
+        try:
+            inputs = {n: _tensor_spec(n, sd.inputs[n], graph) for n in sorted(sd.inputs)}
+            outputs = {n: _tensor_spec(n, sd.outputs[n], graph) for n in sorted(sd.outputs)}
+        except ValueError as err:
+            log.warning("signature '%s' is not servable and is skipped: %s", key, err)
+            continue
+        if not outputs:
+            log.warning("signature '%s' has no outputs and is skipped", key)
+            continue
+        out[key] = SignatureSpec(key, sd.method_name, inputs, outputs)
+    return out
+
+
+def _tensor_spec(name: str, info: Any, graph: tf.Graph) -> TensorSpec:
+    if info.WhichOneof("encoding") != "name":
+        raise ValueError(f"'{name}' is a {info.WhichOneof('encoding')} tensor (only dense served)")
+    try:
+        tensor = graph.get_tensor_by_name(info.name)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"'{name}' refers to {info.name!r}, not a tensor of the graph") from err
+    dtype = info.dtype if info.dtype else tensor.dtype.as_datatype_enum
+    if dtype > _REF_DTYPE_OFFSET:
+        dtype -= _REF_DTYPE_OFFSET
+    shape: tuple[int, ...] | None
+    if info.HasField("tensor_shape") and not info.tensor_shape.unknown_rank:
+        shape = tuple(int(d.size) for d in info.tensor_shape.dim)
+    elif tensor.shape.rank is not None:
+        # The signature leaves the shape open; the graph tensor's static shape still binds it.
+        shape = tuple(-1 if d is None else int(d) for d in tensor.shape.as_list())
+    else:
+        shape = None
+    return TensorSpec(name=name, tensor_name=info.name, dtype=int(dtype), shape=shape)
+
+
+def _feedable(array: np.ndarray) -> np.ndarray:
+    # String inputs arrive as object arrays of bytes; numpy bytes arrays are fed the same way.
+    if array.dtype.kind == "S":
+        return array.astype(object)
+    return array
+
+
+def _zero_inputs(sig: SignatureSpec) -> dict[str, np.ndarray] | None:
+    if not sig.inputs:
+        return None  # nothing to vary, and such signatures are often stateful (counters)
+    feeds = {}
+    for name, spec in sig.inputs.items():
+        if spec.shape is None or spec.dtype == tf.string.as_datatype_enum:
+            return None
+        try:
+            dtype = tf.as_dtype(spec.dtype).as_numpy_dtype
+        except TypeError:
+            return None
+        feeds[name] = np.zeros([1 if d < 0 else d for d in spec.shape], dtype=dtype)
+    return feeds
+
+
+def _run_warmup_records(version: LoadedVersion, path: Path) -> int:
+    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415 (heavy, rarely used)
+
+    count = 0
+    for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
+        if count >= _MAX_WARMUP_RECORDS:
+            break
+        record = prediction_log_pb2.PredictionLog.FromString(raw)
+        kind = record.WhichOneof("log_type")
+        count += 1
+        if kind != "predict_log":
+            log.warning(
+                "version %d: warm-up record %d is a %s; skipped", version.version, count, kind
+            )
+            continue
+        request = record.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        try:
+            version.run(request.model_spec.signature_name, inputs, list(request.output_filter))
+        except SwapserveError as err:
+            raise LoadError(f"warm-up record {count} failed: {err}") from err
+    return count
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:_MAX_ERROR_CHARS] if text.strip() else "model run failed"
+
+
+def _short_error(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, tf.errors.OpError):
+        text = err.message.strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {' '.join(lines[:3])}"[:_MAX_ERROR_CHARS]

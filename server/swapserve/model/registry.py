@@ -1,0 +1,47 @@
+"""The served models by name: the one object transports talk to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from swapserve.errors import InvalidArgument, NotFound
+from swapserve.model.manager import ModelManager
+from swapserve.model.watcher import Watcher
+
+
+class ModelRegistry:
+    """Holds one ``ModelManager`` (and its watcher) per configured model."""
+
+    def __init__(self, managers: Iterable[ModelManager]) -> None:
+        self._managers = {m.name: m for m in managers}
+        self._watchers = [Watcher(m) for m in self._managers.values()]
+
+    def get(self, name: str) -> ModelManager:
+        """The manager for ``name``.
+
+        Raises:
+            InvalidArgument: an empty name.
+            NotFound: no such model, listing the ones served.
+        """
+        if not name:
+            raise InvalidArgument("model_name is required")
+        try:
+            return self._managers[name]
+        except KeyError:
+            served = ", ".join(f"'{n}'" for n in sorted(self._managers)) or "none"
+            raise NotFound(f"model '{name}' is not served here (models: {served})") from None
+
+    def __iter__(self) -> Iterator[ModelManager]:
+        return iter(self._managers.values())
+
+    def start(self) -> None:
+        """Starts watching every model's export root."""
+        for w in self._watchers:
+            w.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stops the watchers, then releases every loaded version."""
+        for w in self._watchers:
+            w.stop(timeout)
+        for m in self._managers.values():
+            m.close(timeout)

@@ -1,0 +1,138 @@
+"""Signature specs and request validation, independent of TensorFlow and gRPC.
+
+A request is checked against the signature before TensorFlow sees it, so a bad request gets a
+message naming the input and what was expected rather than a graph-level error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from swapserve_client.tensors import TensorError, dtype_name, numpy_dtype, proto_dtype
+
+from swapserve.errors import FailedPrecondition, InvalidArgument
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One signature input or output.
+
+    Attributes:
+        name: the signature's key for it (what clients send).
+        tensor_name: the graph tensor it feeds or fetches (``x:0``).
+        dtype: DataType number (TensorFlow's, reference types already resolved).
+        shape: dimensions with -1 for "any size", or None for unknown rank.
+    """
+
+    name: str
+    tensor_name: str
+    dtype: int
+    shape: tuple[int, ...] | None
+
+    def describe(self) -> str:
+        """``DT_FLOAT [-1, 1]``, for error messages."""
+        shape = "any shape" if self.shape is None else str(list(self.shape))
+        return f"{dtype_name(self.dtype)} {shape}"
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    """A signature's inputs and outputs, sorted by name."""
+
+    name: str
+    method_name: str
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+
+    def validate(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Checks names, dtypes, ranks and fixed dimensions of every input.
+
+        Raises:
+            InvalidArgument: naming the first offending input and what the signature expects.
+        """
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            raise InvalidArgument(
+                f"unknown input {_names(unknown)} for signature '{self.name}'; "
+                f"its inputs are {_names(self.inputs)}"
+            )
+        missing = sorted(set(self.inputs) - set(inputs))
+        if missing:
+            spec = self.inputs[missing[0]]
+            raise InvalidArgument(
+                f"missing input {_names(missing)} for signature '{self.name}' "
+                f"('{spec.name}' expects {spec.describe()})"
+            )
+        for name, array in inputs.items():
+            _check_tensor(self.name, self.inputs[name], array)
+
+    def select_outputs(self, output_filter: Sequence[str]) -> tuple[str, ...]:
+        """The output names to fetch, sorted; all of them for an empty filter.
+
+        Raises:
+            InvalidArgument: an unknown or repeated output name.
+        """
+        if not output_filter:
+            return tuple(self.outputs)
+        seen: set[str] = set()
+        for name in output_filter:
+            if name not in self.outputs:
+                raise InvalidArgument(
+                    f"output_filter names unknown output '{name}' of signature '{self.name}'; "
+                    f"its outputs are {_names(self.outputs)}"
+                )
+            if name in seen:
+                raise InvalidArgument(f"output_filter names output '{name}' twice")
+            seen.add(name)
+        return tuple(sorted(seen))
+
+
+def _check_tensor(signature: str, spec: TensorSpec, array: np.ndarray) -> None:
+    expected = numpy_dtype(spec.dtype)
+    if expected.kind == "O":
+        ok = array.dtype.kind in "OS"
+    else:
+        ok = array.dtype.kind == expected.kind and array.dtype.itemsize == expected.itemsize
+    if not ok:
+        got = dtype_name_of(array)
+        raise InvalidArgument(
+            f"input '{spec.name}' of signature '{signature}' has dtype {got} but "
+            f"{dtype_name(spec.dtype)} is expected"
+        )
+    if spec.shape is None:
+        return
+    if array.ndim != len(spec.shape):
+        raise InvalidArgument(
+            f"input '{spec.name}' of signature '{signature}' has shape {list(array.shape)} "
+            f"(rank {array.ndim}) but shape {list(spec.shape)} (rank {len(spec.shape)}) is expected"
+        )
+    for axis, (got_dim, want_dim) in enumerate(zip(array.shape, spec.shape, strict=True)):
+        if want_dim >= 0 and got_dim != want_dim:
+            raise InvalidArgument(
+                f"input '{spec.name}' of signature '{signature}' has shape {list(array.shape)}: "
+                f"dimension {axis} is {got_dim} but {want_dim} is expected "
+                f"(shape {list(spec.shape)})"
+            )
+
+
+def dtype_name_of(array: np.ndarray) -> str:
+    """The DataType name for an array's dtype, for messages."""
+    try:
+        return dtype_name(proto_dtype(array.dtype))
+    except TensorError:
+        return str(array.dtype)
+
+
+def unknown_signature(name: str, available: Iterable[str]) -> FailedPrecondition:
+    """The error for a signature the version does not have (TF Serving's code for it)."""
+    return FailedPrecondition(
+        f"signature '{name}' not found; this model version has {_names(sorted(available))}"
+    )
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names) or "none"

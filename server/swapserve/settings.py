@@ -1,0 +1,113 @@
+"""All server settings in one typed, validated place.
+
+``swapserve --help`` is generated from these fields' help texts (see ``cli.py``), so the defaults
+documented there and in README come from here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class SettingsError(ValueError):
+    """A setting with an unusable value; the message names it."""
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """TensorFlow session options for every loaded version."""
+
+    intra_op_threads: int = 0
+    """Threads for one op's inner parallelism; 0 lets TensorFlow choose (one per core)."""
+    inter_op_threads: int = 0
+    """Threads running independent ops concurrently; 0 lets TensorFlow choose."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One served model."""
+
+    name: str
+    """Name clients use in requests."""
+    export_root: Path
+    """Directory holding one numeric subdirectory per exported version."""
+    poll_seconds: float = 1.0
+    """How often the export root is rescanned for new versions."""
+    settle_seconds: float | None = None
+    """How long a version's file set (names + sizes + mtimes) must stay unchanged before it is
+    loaded; None means one poll interval."""
+    reload_settle_seconds: float = 0.2
+    """Reload's own settle check: a version is scanned twice this far apart before loading."""
+    warm_up: bool = True
+    """Warm up each version before it serves (TF Serving warm-up records, or a zero batch)."""
+
+    @property
+    def effective_settle_seconds(self) -> float:
+        """The settle period in force."""
+        return self.poll_seconds if self.settle_seconds is None else self.settle_seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole server."""
+
+    models: tuple[ModelSettings, ...]
+    """The models served."""
+    host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
+    """Address to listen on."""
+    port: int = 8500
+    """Port to listen on; 0 picks a free one (tests)."""
+    grpc_threads: int = 16
+    """Threads serving RPCs; TensorFlow releases the GIL, so model runs overlap."""
+    max_message_bytes: int = 256 * 1024 * 1024
+    """Largest request or response message accepted."""
+    grace_seconds: float = 10.0
+    """On SIGTERM/SIGINT, how long in-flight requests may take to finish."""
+    allow_remote_admin: bool = False
+    """Accept admin RPCs (Reload) from non-loopback peers."""
+    session: SessionSettings = field(default_factory=SessionSettings)
+    """TensorFlow session options."""
+
+    def validate(self) -> Settings:
+        """Checks every field; returns self so it can be chained.
+
+        Raises:
+            SettingsError: naming the first bad setting.
+        """
+        if not self.models:
+            raise SettingsError("no model configured: pass --model-name and --export-root")
+        names = set()
+        for m in self.models:
+            if not _MODEL_NAME.match(m.name):
+                raise SettingsError(
+                    f"model name {m.name!r}: use 1-128 letters, digits, '_', '.', '-' "
+                    "(starting with a letter or digit)"
+                )
+            if m.name in names:
+                raise SettingsError(f"model name {m.name!r} is configured twice")
+            names.add(m.name)
+            if m.export_root.exists() and not m.export_root.is_dir():
+                raise SettingsError(f"export root {m.export_root} is not a directory")
+            if not m.poll_seconds > 0:
+                raise SettingsError(f"poll seconds must be > 0, got {m.poll_seconds}")
+            if m.settle_seconds is not None and m.settle_seconds < 0:
+                raise SettingsError(f"settle seconds must be >= 0, got {m.settle_seconds}")
+            if m.reload_settle_seconds < 0:
+                raise SettingsError(
+                    f"reload settle seconds must be >= 0, got {m.reload_settle_seconds}"
+                )
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be 0-65535, got {self.port}")
+        if self.grpc_threads < 1:
+            raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
+        if self.max_message_bytes < 1024:
+            raise SettingsError(f"max message bytes must be >= 1024, got {self.max_message_bytes}")
+        if self.grace_seconds < 0:
+            raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
+        if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:
+            raise SettingsError("session thread counts must be >= 0")
+        return self

@@ -1,0 +1,1 @@
+"""gRPC transports: thin servicers over the model registry."""
