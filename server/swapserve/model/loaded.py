@@ -36,6 +36,7 @@ _MAX_CACHED_CALLABLES = 64  # per version; beyond it, output subsets are cut fro
 _REF_DTYPE_OFFSET = 100  # DT_FLOAT_REF = 101 etc.: a variable's value, served as its base type
 _MAX_ERROR_CHARS = 2000
 
+
 class _LiveCounter:
     """Open sessions in this process: lets tests prove that swapped-out versions are freed."""
 
@@ -143,7 +144,7 @@ class LoadedVersion:
         try:
             values = fn(*feeds)
         except tf.errors.OpError as err:
-            raise ModelRunError(_first_line(err.message), err.error_code) from None
+            raise ModelRunError(_run_error_message(err.message), err.error_code) from None
         out = dict(zip(fetched, values, strict=True))
         return name, {n: np.asarray(out[n]) for n in wanted}
 
@@ -292,8 +293,21 @@ def _run_warmup_records(version: LoadedVersion, path: Path) -> int:
     return count
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:_MAX_ERROR_CHARS] if text.strip() else "model run failed"
+def _run_error_message(text: str) -> str:
+    """The model's own words from a TensorFlow run error, without the generic header, the
+    graph-node annotations or the Python stack of where the op was defined."""
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if (
+            not stripped
+            or line[0].isspace()
+            or stripped == "Graph execution error:"
+            or stripped.startswith(("[[", "Detected at node", "Node:", "File "))
+        ):
+            continue
+        kept.append(stripped)
+    return " ".join(kept)[:_MAX_ERROR_CHARS] or "model run failed"
 
 
 def _short_error(err: Exception) -> str:

@@ -1,0 +1,117 @@
+"""Test helpers: export builders, a server runner and polling waits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from swapserve.settings import ModelSettings, Settings
+from swapserve.transport.server import SwapServer, create_server
+
+REPO = Path(__file__).resolve().parents[1]
+TESTDATA = Path(
+    os.environ.get("SWAPSERVE_TESTDATA", REPO.parent / "shared" / "testdata" / "tfserving")
+)
+HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"
+HALF_PLUS_TWO_TF2 = TESTDATA / "saved_model_half_plus_two_tf2_cpu" / "00000123"
+HALF_PLUS_THREE = TESTDATA / "saved_model_half_plus_three" / "00000123"
+COUNTER = TESTDATA / "saved_model_counter" / "00000123"
+BAD = TESTDATA / "bad_half_plus_two" / "00000123"
+
+
+def copy_version(src: Path, root: Path, version: int) -> Path:
+    """Copies an export into ``root/<version>`` atomically (stage, then rename), writable."""
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"temp-{version}"
+    shutil.copytree(src, staging)
+    for dirpath, dirnames, filenames in os.walk(staging):
+        for name in dirnames + filenames:
+            os.chmod(os.path.join(dirpath, name), 0o755 if name in dirnames else 0o644)
+    os.chmod(staging, 0o755)
+    final = root / str(version)
+    os.rename(staging, final)
+    return final
+
+
+def estimator_export(path: Path, weight: float, bias: float) -> Path:
+    """Writes an export laid out as ``estimator.export_saved_model`` writes the seed model:
+    placeholder ``number`` [None, 1] -> tile to [x, x] -> dense(1) -> ``output``, TF1 graph with
+    a ``serving_default`` signature_def. output = 2 * weight * x + bias."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        number = tf.compat.v1.placeholder(tf.float32, [None, 1], name="number")
+        features = tf.tile(number, [1, 2])
+        kernel = tf.compat.v1.get_variable(
+            "dense/kernel", initializer=tf.constant([[weight], [weight]], tf.float32)
+        )
+        bias_var = tf.compat.v1.get_variable("dense/bias", initializer=tf.constant([bias]))
+        output = tf.identity(tf.matmul(features, kernel) + bias_var, name="output")
+        sess.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        sig = tf.compat.v1.saved_model.predict_signature_def(
+            inputs={"number": number}, outputs={"output": output}
+        )
+        builder.add_meta_graph_and_variables(
+            sess,
+            [tf.compat.v1.saved_model.tag_constants.SERVING],
+            signature_def_map={"serving_default": sig, "predict": sig},
+        )
+        builder.save()
+    return path
+
+
+def estimator_version(root: Path, version: int, weight: float, bias: float = 0.0) -> Path:
+    """``estimator_export`` into ``root/<version>`` via a temp dir and a rename."""
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"temp-{version}"
+    estimator_export(staging, weight, bias)
+    final = root / str(version)
+    os.rename(staging, final)
+    return final
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Polls ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def serving(
+    root: Path, name: str = "m", wait: bool = True, **model_kwargs: Any
+) -> Iterator[SwapServer]:
+    """A started server on 127.0.0.1:<free port> for one model; stopped on exit."""
+    model_kwargs.setdefault("poll_seconds", 0.1)
+    settings = Settings(
+        models=(ModelSettings(name=name, export_root=root, **model_kwargs),),
+        host="127.0.0.1",
+        port=0,
+        grace_seconds=5.0,
+    )
+    server = create_server(settings)
+    server.start()
+    try:
+        if wait:
+            manager = server.registry.get(name)
+            wait_for(lambda: manager.status().serving_version, what="a version to serve")
+        yield server
+    finally:
+        server.stop(grace=5.0)
+
+
+def half_plus_two(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x + 2.0
