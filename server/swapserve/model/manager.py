@@ -365,8 +365,6 @@ class ModelManager:
                     "model %s: files of failed version %d changed; will retry", self.name, version
                 )
                 self._set(version, State.START)
-            elif rec.state is State.END:
-                self._set(version, State.START)
         with self._lock:
             for version, rec in list(self._records.items()):
                 gone = version not in candidates
