@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-from swapserve_client import Client, SwapserveError
-from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
-from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 from helpers import (
     COUNTER,
@@ -21,6 +18,9 @@ from helpers import (
     estimator_version,
     serving,
 )
+from swapserve_client import Client, SwapserveError
+from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_explicit_version_and_signature(hp2: Client) -> None:
     np.testing.assert_allclose(out["outputs"], 0.5 * x + 3, rtol=1e-6)
 
 
-def test_string_inputs_tf_example(hp2: Client) -> None:
+def _examples(xs: Iterable[float]) -> np.ndarray:
     import tensorflow as tf
 
     examples = [
@@ -57,9 +57,13 @@ def test_string_inputs_tf_example(hp2: Client) -> None:
                 feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[v]))}
             )
         ).SerializeToString()
-        for v in (1.0, 4.0)
+        for v in xs
     ]
-    out = hp2.predict("hp2", {"inputs": np.array(examples, dtype=object)}, signature="regress_x_to_y")
+    return np.array(examples, dtype=object)
+
+
+def test_string_inputs_tf_example(hp2: Client) -> None:
+    out = hp2.predict("hp2", {"inputs": _examples([1.0, 4.0])}, signature="regress_x_to_y")
     np.testing.assert_allclose(out["outputs"], [[2.5], [4.0]], rtol=1e-6)
 
 
@@ -93,10 +97,12 @@ def test_half_plus_two_tf2(tmp_path: Path) -> None:
         # The TF2 export's serving_default takes shape [1]: one element per request.
         out = client.predict("m", {"x": np.array([3.0], np.float32)})
         np.testing.assert_allclose(out["y"], [3.5], rtol=1e-6)
-        x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(64, 1)
-        out = client.predict("m", {"inputs": np.array([b""], dtype=object)},
-                             signature="regress_x_to_y") if False else None
-        del out, x
+        # Its tf.Example signatures take a batch: 64 serialized examples at once.
+        xs = np.linspace(-1, 1, 64, dtype=np.float32)
+        out = client.predict(
+            "m", {"inputs": _examples(xs)}, signature="regress_x_to_y", output_filter=["outputs"]
+        )
+        np.testing.assert_allclose(out["outputs"], 0.5 * xs.reshape(64, 1) + 2, rtol=1e-6)
         with pytest.raises(SwapserveError) as exc:
             client.predict("m", {"x": np.zeros([64], np.float32)})
         assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -181,16 +187,66 @@ X = np.zeros([2, 1], np.float32)
 @pytest.mark.parametrize(
     ("inputs", "kwargs", "code", "message"),
     [
-        ({"z": X}, {}, "INVALID_ARGUMENT", "unknown input 'z' for signature 'serving_default'; its inputs are 'x'"),
-        ({}, {}, "INVALID_ARGUMENT", "missing input 'x' for signature 'serving_default' ('x' expects DT_FLOAT [-1, 1])"),
-        ({"x": X.astype(np.int32)}, {}, "INVALID_ARGUMENT", "input 'x' of signature 'serving_default' has dtype DT_INT32 but DT_FLOAT is expected"),
-        ({"x": np.zeros([2], np.float32)}, {}, "INVALID_ARGUMENT", "input 'x' of signature 'serving_default' has shape [2] (rank 1) but shape [-1, 1] (rank 2) is expected"),
-        ({"x": np.zeros([2, 3], np.float32)}, {}, "INVALID_ARGUMENT", "dimension 1 is 3 but 1 is expected"),
-        ({"x": np.array([[b"a"]], dtype=object)}, {}, "INVALID_ARGUMENT", "has dtype DT_STRING but DT_FLOAT is expected"),
-        ({"x": X}, {"output_filter": ["nope"]}, "INVALID_ARGUMENT", "output_filter names unknown output 'nope' of signature 'serving_default'; its outputs are 'y'"),
-        ({"x": X}, {"output_filter": ["y", "y"]}, "INVALID_ARGUMENT", "output_filter names output 'y' twice"),
-        ({"x": X}, {"signature": "nope"}, "FAILED_PRECONDITION", "signature 'nope' not found; this model version has 'classify_x_to_y', "),
-        ({"x": X}, {"version": 5}, "NOT_FOUND", "version 5 of model 'hp2' is not loaded; version 123 is serving"),
+        (
+            {"z": X},
+            {},
+            "INVALID_ARGUMENT",
+            "unknown input 'z' for signature 'serving_default'; its inputs are 'x'",
+        ),
+        (
+            {},
+            {},
+            "INVALID_ARGUMENT",
+            "missing input 'x' for signature 'serving_default' ('x' expects DT_FLOAT [-1, 1])",
+        ),
+        (
+            {"x": X.astype(np.int32)},
+            {},
+            "INVALID_ARGUMENT",
+            "input 'x' of signature 'serving_default' has dtype DT_INT32 but DT_FLOAT is expected",
+        ),
+        (
+            {"x": np.zeros([2], np.float32)},
+            {},
+            "INVALID_ARGUMENT",
+            "input 'x' of signature 'serving_default' has shape [2] (rank 1) but shape [-1, 1] (rank 2) is expected",
+        ),
+        (
+            {"x": np.zeros([2, 3], np.float32)},
+            {},
+            "INVALID_ARGUMENT",
+            "dimension 1 is 3 but 1 is expected",
+        ),
+        (
+            {"x": np.array([[b"a"]], dtype=object)},
+            {},
+            "INVALID_ARGUMENT",
+            "has dtype DT_STRING but DT_FLOAT is expected",
+        ),
+        (
+            {"x": X},
+            {"output_filter": ["nope"]},
+            "INVALID_ARGUMENT",
+            "output_filter names unknown output 'nope' of signature 'serving_default'; its outputs are 'y'",
+        ),
+        (
+            {"x": X},
+            {"output_filter": ["y", "y"]},
+            "INVALID_ARGUMENT",
+            "output_filter names output 'y' twice",
+        ),
+        (
+            {"x": X},
+            {"signature": "nope"},
+            "FAILED_PRECONDITION",
+            "signature 'nope' not found; this model version has 'classify_x_to_y', ",
+        ),
+        (
+            {"x": X},
+            {"version": 5},
+            "NOT_FOUND",
+            "version 5 of model 'hp2' is not loaded; version 123 is serving",
+        ),
         ({"x": X}, {"version": -1}, "INVALID_ARGUMENT", "version must be >= 0"),
     ],
 )
@@ -214,16 +270,25 @@ def test_unknown_model(hp2: Client) -> None:
 @pytest.mark.parametrize(
     ("tensor", "message"),
     [
-        (pb.Tensor(dtype=pb.DT_FLOAT, shape=[2, 1], tensor_content=b"\0" * 7),
-         "input 'x': tensor_content has 7 bytes but shape [2, 1] of DT_FLOAT needs 8 (2 x 4)"),
-        (pb.Tensor(dtype=pb.DT_FLOAT, shape=[-2, 1]), "input 'x': shape [-2, 1] has a negative dimension"),
-        (pb.Tensor(dtype=pb.DT_STRING, shape=[2], string_val=[b"a"]),
-         "input 'x': shape [2] needs 2 string_val entries, got 1"),
+        (
+            pb.Tensor(dtype=pb.DT_FLOAT, shape=[2, 1], tensor_content=b"\0" * 7),
+            "input 'x': tensor_content has 7 bytes but shape [2, 1] of DT_FLOAT needs 8 (2 x 4)",
+        ),
+        (
+            pb.Tensor(dtype=pb.DT_FLOAT, shape=[-2, 1]),
+            "input 'x': shape [-2, 1] has a negative dimension",
+        ),
+        (
+            pb.Tensor(dtype=pb.DT_STRING, shape=[2], string_val=[b"a"]),
+            "input 'x': shape [2] needs 2 string_val entries, got 1",
+        ),
         (pb.Tensor(dtype=pb.DT_INVALID, shape=[1]), "input 'x': unsupported dtype DT_INVALID"),
         (pb.Tensor(dtype=77, shape=[1]), "input 'x': unsupported dtype DT_77"),
         (pb.Tensor(dtype=pb.DT_FLOAT, shape=[1 << 30, 1 << 30, 1 << 30]), "has too many elements"),
-        (pb.Tensor(dtype=pb.DT_FLOAT, shape=[1], string_val=[b"x"]),
-         "input 'x': DT_FLOAT values go in tensor_content, not string_val"),
+        (
+            pb.Tensor(dtype=pb.DT_FLOAT, shape=[1], string_val=[b"x"]),
+            "input 'x': DT_FLOAT values go in tensor_content, not string_val",
+        ),
     ],
 )
 def test_malformed_tensors(hp2: Client, tensor: pb.Tensor, message: str) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from swapserve_client import Client, SwapserveError
 
 from helpers import BAD, estimator_export, estimator_version, serving, wait_for
 from swapserve.model.loaded import live_versions
+from swapserve_client import Client, SwapserveError
 
 ONE = np.ones([4, 1], np.float32)
 
@@ -75,9 +75,10 @@ def test_half_written_version_is_not_loaded_while_files_change(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=0.05, settle_seconds=1.0) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05, settle_seconds=1.0) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         # Copy version 2 file by file, slower than polls but faster than the settle period,
         # as rsync or a cloud copy does into the final directory name.
         src = estimator_export(tmp_path_factory.mktemp("staging") / "v2", weight=2.0, bias=0.0)
@@ -100,9 +101,10 @@ def test_incomplete_version_fails_then_retries_when_files_change(
 ) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
     src = estimator_export(tmp_path_factory.mktemp("staging") / "v2", weight=2.0, bias=0.0)
-    with serving(tmp_path, poll_seconds=0.05, settle_seconds=0.1) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05, settle_seconds=0.1) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         (tmp_path / "2").mkdir()
         shutil.copyfile(src / "saved_model.pb", tmp_path / "2" / "saved_model.pb")
         wait_for(lambda: _state(client, 2) == "FAILED", what="version 2 to fail")
@@ -121,9 +123,10 @@ def test_broken_versions_keep_the_good_one_serving(
 ) -> None:
     caplog.set_level(logging.INFO, logger="swapserve")
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=0.05) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         shutil.copytree(BAD, tmp_path / "2")  # a SessionBundle, not a SavedModel: never complete
         estimator_version(tmp_path, 3, weight=3.0)
         data = next((tmp_path / "3" / "variables").glob("variables.data-*"))
@@ -145,9 +148,10 @@ def test_broken_versions_keep_the_good_one_serving(
 
 def test_reload_answers_before_the_next_poll(tmp_path: Path) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=600) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=600) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         estimator_version(tmp_path, 2, weight=2.0)
         start = time.monotonic()
         result = client.reload("m")
@@ -165,9 +169,10 @@ def test_reload_answers_before_the_next_poll(tmp_path: Path) -> None:
 def test_pin_rollback_and_unpin(tmp_path: Path) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
     estimator_version(tmp_path, 2, weight=2.0)
-    with serving(tmp_path, poll_seconds=0.05) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         wait_for(lambda: _serving_version(client) == 2)
         result = client.reload("m", version=1)  # roll back
         assert (result.previous_version, result.version, result.pinned) == (2, 1, True)
@@ -183,9 +188,10 @@ def test_pin_rollback_and_unpin(tmp_path: Path) -> None:
 
 def test_reload_of_broken_or_missing_version_changes_nothing(tmp_path: Path) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=600) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=600) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         estimator_version(tmp_path, 5, weight=5.0)
         (tmp_path / "5" / "variables" / "variables.index").write_bytes(b"garbage")
         for version in (5, 0):
@@ -215,9 +221,10 @@ def test_reload_of_broken_or_missing_version_changes_nothing(tmp_path: Path) -> 
 def test_old_versions_are_released(tmp_path: Path) -> None:
     baseline = live_versions()
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=600) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=600) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         manager = server.registry.get("m")
         for version in range(2, 22):  # 20 swaps
             estimator_version(tmp_path, version, weight=float(version))
@@ -234,9 +241,10 @@ def test_deleting_the_served_version_falls_back(tmp_path: Path) -> None:
     """As with TF Serving, removing the newest export directory rolls back to the one before."""
     estimator_version(tmp_path, 1, weight=1.0)
     estimator_version(tmp_path, 2, weight=2.0)
-    with serving(tmp_path, poll_seconds=0.05) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         wait_for(lambda: _serving_version(client) == 2)
         shutil.rmtree(tmp_path / "2")
         wait_for(lambda: _serving_version(client) == 1, what="fallback to version 1")
@@ -245,9 +253,10 @@ def test_deleting_the_served_version_falls_back(tmp_path: Path) -> None:
 
 def test_ignores_temp_and_non_numeric_dirs(tmp_path: Path) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
-    with serving(tmp_path, poll_seconds=0.05) as server, Client(
-        f"127.0.0.1:{server.port}"
-    ) as client:
+    with (
+        serving(tmp_path, poll_seconds=0.05) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         estimator_export(tmp_path / "temp-99", weight=9.0, bias=0.0)
         estimator_export(tmp_path / "v99", weight=9.0, bias=0.0)
         estimator_export(tmp_path / "0", weight=9.0, bias=0.0)

@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 import tensorflow as tf
+
 from swapserve.export import export_model
 
 log = logging.getLogger("seed")

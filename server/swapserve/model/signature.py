@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from swapserve_client.tensors import TensorError, dtype_name, numpy_dtype, proto_dtype
 
 from swapserve.errors import FailedPrecondition, InvalidArgument
+from swapserve_client.tensors import TensorError, dtype_name, numpy_dtype, proto_dtype
 
 DEFAULT_SIGNATURE = "serving_default"
 

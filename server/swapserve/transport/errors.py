@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
-from swapserve_client.tensors import TensorError
 
 from swapserve.errors import SwapserveError
+from swapserve_client.tensors import TensorError
 
 log = logging.getLogger(__name__)
 

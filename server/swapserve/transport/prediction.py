@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import grpc
-from swapserve_client import tensors
-from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
-from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 from swapserve.model.registry import ModelRegistry
 from swapserve.model.signature import TensorSpec
 from swapserve.transport.admin import check_admin
 from swapserve.transport.errors import grpc_errors
+from swapserve_client import tensors
+from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 
 class PredictionServicer(pb_grpc.PredictionServiceServicer):

@@ -7,12 +7,12 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
-from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import Settings, SettingsError
 from swapserve.transport.prediction import PredictionServicer
+from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

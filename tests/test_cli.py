@@ -1,0 +1,175 @@
+"""The two command-line programs, run as processes and in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import HALF_PLUS_TWO, REPO, copy_version, estimator_version, serving, wait_for
+from swapserve_client import cli as client_cli
+
+BIN = Path(sys.executable).parent
+
+
+def run_client(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object, str]:
+    code = client_cli.run(list(argv))
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else None, err
+
+
+def test_client_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    estimator_version(tmp_path, 1795300968, weight=1.0)
+    with serving(tmp_path, name="seed", poll_seconds=600) as server:
+        target = f"--target=127.0.0.1:{server.port}"
+        code, out, _ = run_client(capsys, target, "predict", "seed", "--input", "number=[[100.0]]")
+        assert code == 0
+        assert out == {
+            "model": "seed",
+            "version": 1795300968,
+            "signature": "serving_default",
+            "outputs": {"output": [[200.0]]},
+        }
+        code, out, _ = run_client(capsys, target, "metadata", "seed")
+        assert code == 0
+        assert out["signatures"]["serving_default"]["inputs"] == {  # type: ignore[index]
+            "number": {"dtype": "DT_FLOAT", "shape": [-1, 1]}
+        }
+        estimator_version(tmp_path, 1795300999, weight=1.5)
+        code, out, _ = run_client(capsys, target, "reload", "seed")
+        assert code == 0
+        assert out["previous_version"] == 1795300968  # type: ignore[index]
+        assert out["version"] == 1795300999  # type: ignore[index]
+        code, out, _ = run_client(capsys, target, "status", "seed")
+        assert code == 0
+        assert [(v["version"], v["state"], v["serving"]) for v in out["versions"]] == [  # type: ignore[index]
+            (1795300999, "AVAILABLE", True),
+            (1795300968, "END", False),
+        ]
+        code, out, _ = run_client(capsys, target, "predict", "seed", "--input=number=[[100.0]]")
+        assert out["outputs"] == {"output": [[300.0]]}  # type: ignore[index]
+
+
+def test_client_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy_version(HALF_PLUS_TWO, tmp_path, 1)
+    with serving(tmp_path, poll_seconds=600) as server:
+        target = f"--target=127.0.0.1:{server.port}"
+        code, _, err = run_client(capsys, target, "predict", "m", "--input", "x=[[1, 2]]")
+        assert code == 1
+        assert err.strip() == (
+            "INVALID_ARGUMENT: input 'x' of signature 'serving_default' has shape [1, 2]: "
+            "dimension 1 is 2 but 1 is expected (shape [-1, 1])"
+        )
+        code, _, err = run_client(capsys, target, "predict", "nope", "--input", "x=[[1]]")
+        assert (code, err.split(":")[0]) == (1, "NOT_FOUND")
+        code, _, err = run_client(capsys, target, "predict", "m", "--input", "x=[[1")
+        assert code == 2
+        assert "--input x: value is not JSON" in err
+        code, _, err = run_client(capsys, target, "predict", "m", "--input", "[[1]]")
+        assert code == 2
+        assert "expected NAME=JSON" in err
+        code, _, err = run_client(capsys, target, "reload", "m", "--version", "42")
+        assert (code, err.split(":")[0]) == (1, "NOT_FOUND")
+
+
+def test_client_cli_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_client(capsys, "--target=127.0.0.1:1", "--timeout=2", "status", "m")
+    assert code == 1
+    assert err.startswith(("UNAVAILABLE:", "DEADLINE_EXCEEDED:"))
+
+
+def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [
+        (["--export-root", str(tmp_path)], "the following arguments are required: --model-name"),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--poll-seconds", "0"],
+            "poll seconds must be > 0, got 0.0",
+        ),
+        (
+            ["--model-name", "m", "--export-root", str(a_file)],
+            f"export root {a_file} is not a directory",
+        ),
+        (["--model-name", "bad name", "--export-root", str(tmp_path)], "model name 'bad name'"),
+        (["--model-name", "m", "--export-root", str(tmp_path), "--port", "x"], "invalid int value"),
+    ]
+    for argv, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "swapserve", *argv], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert message in proc.stderr, (argv, proc.stderr)
+
+
+def test_server_process_serves_then_stops_on_sigterm(tmp_path: Path) -> None:
+    copy_version(HALF_PLUS_TWO, tmp_path, 123)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [
+            str(BIN / "swapserve"),
+            "--model-name",
+            "hp2",
+            "--export-root",
+            str(tmp_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--poll-seconds",
+            "0.2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        port = 0
+        deadline = time.monotonic() + 60
+        while not port and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+        assert port, "".join(lines)
+
+        def predict() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    str(BIN / "swapserve-client"),
+                    f"--target=127.0.0.1:{port}",
+                    "predict",
+                    "hp2",
+                    "--input",
+                    "x=[[1.0], [2.0]]",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        result = wait_for(lambda: (r := predict()).returncode == 0 and r, what="a prediction")
+        assert json.loads(result.stdout)["outputs"] == {"y": [[2.5], [3.0]]}
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+        lines.append(rest)
+        assert proc.returncode == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = "".join(lines)
+    assert "discovered version 123" in log
+    assert re.search(r"version 123 serving \(loaded in [0-9.]+s\)", log)
+    assert "received SIGTERM; shutting down" in log
+    assert "unloaded version 123" in log

@@ -1,0 +1,85 @@
+"""Request validation against a signature, without TensorFlow or gRPC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swapserve.errors import FailedPrecondition, InvalidArgument
+from swapserve.model.signature import SignatureSpec, TensorSpec, unknown_signature
+
+SIG = SignatureSpec(
+    name="serving_default",
+    method_name="tensorflow/serving/predict",
+    inputs={
+        "any": TensorSpec("any", "any:0", 1, None),
+        "img": TensorSpec("img", "img:0", 4, (-1, 2, 3)),
+        "text": TensorSpec("text", "text:0", 7, (-1,)),
+    },
+    outputs={"a": TensorSpec("a", "a:0", 1, (-1,)), "b": TensorSpec("b", "b:0", 9, ())},
+)
+
+
+def good() -> dict[str, np.ndarray]:
+    return {
+        "any": np.zeros([2, 2, 2], np.float32),
+        "img": np.zeros([5, 2, 3], np.uint8),
+        "text": np.array([b"a", b"b"], dtype=object),
+    }
+
+
+def test_valid_request_passes() -> None:
+    SIG.validate(good())
+    SIG.validate({**good(), "any": np.float32(3)})  # unknown rank takes a scalar too
+    SIG.validate({**good(), "text": np.array([b"a"])})  # numpy bytes arrays are strings
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"img": np.zeros([5, 2, 3], np.int8)},
+            "input 'img' of signature 'serving_default' has dtype DT_INT8 but DT_UINT8 is expected",
+        ),
+        (
+            {"img": np.zeros([5, 3, 2], np.uint8)},
+            "input 'img' of signature 'serving_default' has shape [5, 3, 2]: dimension 1 is 3 but 2 "
+            "is expected (shape [-1, 2, 3])",
+        ),
+        (
+            {"text": np.zeros([2], np.float32)},
+            "input 'text' of signature 'serving_default' has dtype DT_FLOAT but DT_STRING is expected",
+        ),
+        (
+            {"extra": np.zeros(1)},
+            "unknown input 'extra' for signature 'serving_default'; its inputs are 'any', 'img', 'text'",
+        ),
+    ],
+)
+def test_invalid_inputs(change: dict[str, np.ndarray], message: str) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        SIG.validate({**good(), **change})
+    assert exc.value.message == message
+    assert exc.value.status == "INVALID_ARGUMENT"
+
+
+def test_missing_input() -> None:
+    inputs = good()
+    del inputs["img"]
+    with pytest.raises(
+        InvalidArgument, match=r"missing input 'img' .*expects DT_UINT8 \[-1, 2, 3\]"
+    ):
+        SIG.validate(inputs)
+
+
+def test_output_selection() -> None:
+    assert SIG.select_outputs([]) == ("a", "b")
+    assert SIG.select_outputs(["b", "a"]) == ("a", "b")
+    with pytest.raises(InvalidArgument, match="unknown output 'c'"):
+        SIG.select_outputs(["c"])
+
+
+def test_unknown_signature_is_failed_precondition() -> None:
+    err = unknown_signature("x", ["b", "a"])
+    assert isinstance(err, FailedPrecondition)
+    assert err.message == "signature 'x' not found; this model version has 'a', 'b'"
