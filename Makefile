@@ -9,7 +9,7 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup protos serve retrain predict status test lint typecheck clean
+.PHONY: help setup protos serve retrain predict status test lint typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,3 +63,6 @@ lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos
 
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+bench: $(STAMP)  ## latency before/during hot swaps -> docs/benchmarks/swap_latency.{json,md}
+	$(BIN)/python bench/swap_latency.py
