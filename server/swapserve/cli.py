@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swapserve",
         description="Serve a TensorFlow SavedModel export root over gRPC, hot-swapping new "
         "versions as they are exported.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"swapserve {__version__}")
     p.add_argument("--model-name", required=True, help="name clients use for the model")
@@ -36,23 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="directory of numeric version subdirectories (waited for if missing)",
     )
-    p.add_argument("--host", default=d.host, help="address to listen on")
-    p.add_argument("--port", type=int, default=d.port, help="port to listen on (0: any free)")
+    p.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s)")
     p.add_argument(
-        "--poll-seconds", type=float, default=m.poll_seconds, help="export root rescan interval"
+        "--port",
+        type=int,
+        default=d.port,
+        help="port to listen on (0: any free) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=m.poll_seconds,
+        help="seconds between rescans of the export root (default: %(default)s)",
     )
     p.add_argument(
         "--settle-seconds",
         type=float,
         default=None,
-        help="how long a version's files must stay unchanged before it loads "
+        help="seconds a version's files must stay unchanged before it loads "
         "(default: one poll interval)",
     )
     p.add_argument(
         "--reload-settle-seconds",
         type=float,
         default=m.reload_settle_seconds,
-        help="Reload's quick check that a version is not still being written",
+        help="seconds between Reload's two scans that check a version is not still being "
+        "written (default: %(default)s)",
     )
     p.add_argument(
         "--no-warm-up",
@@ -60,18 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="serve new versions without a warm-up run",
     )
-    p.add_argument("--grpc-threads", type=int, default=d.grpc_threads, help="threads serving RPCs")
+    p.add_argument(
+        "--grpc-threads",
+        type=int,
+        default=d.grpc_threads,
+        help="threads serving RPCs (default: %(default)s)",
+    )
     p.add_argument(
         "--max-message-bytes",
         type=int,
         default=d.max_message_bytes,
-        help="largest request/response message",
+        help="largest request/response message in bytes (default: %(default)s)",
     )
     p.add_argument(
         "--grace-seconds",
         type=float,
         default=d.grace_seconds,
-        help="time in-flight requests get to finish on SIGTERM/SIGINT",
+        help="seconds in-flight requests get to finish on SIGTERM/SIGINT (default: %(default)s)",
     )
     p.add_argument(
         "--allow-remote-admin",
@@ -82,19 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--intra-op-threads",
         type=int,
         default=s.intra_op_threads,
-        help="TensorFlow intra-op threads per session (0: TensorFlow's choice)",
+        help="TensorFlow intra-op threads per session, 0: TensorFlow's choice "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--inter-op-threads",
         type=int,
         default=s.inter_op_threads,
-        help="TensorFlow inter-op threads per session (0: TensorFlow's choice)",
+        help="TensorFlow inter-op threads per session, 0: TensorFlow's choice "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level",
+        help="logging level (default: %(default)s)",
     )
     return p
 
@@ -126,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
+    if args.log_level != "DEBUG":
+        # TensorFlow's own INFO/WARNING chatter (C++ and Python) drowns ours; errors still show.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         settings = settings_from_args(args)
     except SettingsError as err:

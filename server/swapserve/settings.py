@@ -6,6 +6,7 @@ documented there and in README come from here.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,8 @@ class Settings:
             names.add(m.name)
             if m.export_root.exists() and not m.export_root.is_dir():
                 raise SettingsError(f"export root {m.export_root} is not a directory")
+            if m.export_root.is_dir() and not os.access(m.export_root, os.R_OK | os.X_OK):
+                raise SettingsError(f"export root {m.export_root} is not readable")
             if not m.poll_seconds > 0:
                 raise SettingsError(f"poll seconds must be > 0, got {m.poll_seconds}")
             if m.settle_seconds is not None and m.settle_seconds < 0:
