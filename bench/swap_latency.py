@@ -143,6 +143,31 @@ def summarize(samples: list[tuple[float, float, int, bool]], seconds: float) -> 
     }
 
 
+def in_process(path: Path, calls: int = 3000) -> dict[str, Any]:
+    """The floor: the same request through ``LoadedVersion.run`` with no gRPC in between."""
+    from swapserve.model.loaded import LoadedVersion  # noqa: PLC0415 (imports TensorFlow)
+    from swapserve.settings import SessionSettings  # noqa: PLC0415
+
+    loaded = LoadedVersion.load(1, path, SessionSettings())
+    x = {"number": np.array([[100.0]], np.float32)}
+    try:
+        for _ in range(200):
+            loaded.run("", x)
+        lat = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            loaded.run("", x)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        loaded.close()
+    ms = np.array(lat) * 1000
+    return {
+        "calls": calls,
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
+
+
 def run_scenario(
     target: str,
     root: Path,
@@ -196,6 +221,8 @@ def main() -> None:
         root, staging = Path(tmp) / "root", Path(tmp) / "staging"
         root.mkdir()
         sources = export_versions(root, staging)
+        floor = in_process(sources[0])
+        log.info("in-process: %s", json.dumps(floor))
         proc, port = start_server(root, poll=0.25)
         target = f"127.0.0.1:{port}"
         try:
@@ -228,6 +255,7 @@ def main() -> None:
         "phase_seconds": args.seconds,
         "swap_every_seconds": args.swap_every,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "in_process": floor,
         "scenarios": scenarios,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -257,6 +285,9 @@ def main() -> None:
             *rows,
             "",
             f"p99 during swaps / steady p99: {ratios}",
+            "",
+            f"In-process floor (`LoadedVersion.run`, same request, no gRPC): p50 "
+            f"{floor['p50_ms']} ms, p99 {floor['p99_ms']} ms over {floor['calls']} calls.",
             "",
         ]
     )
