@@ -146,10 +146,10 @@ class Client:
         self,
         model: str,
         inputs: Mapping[str, npt.ArrayLike],
-        *,
         version: int = 0,
         signature: str = "",
         output_filter: Iterable[str] = (),
+        *,
         timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Runs a signature and returns its outputs by name.
@@ -178,10 +178,10 @@ class Client:
         self,
         model: str,
         inputs: Mapping[str, npt.ArrayLike],
-        *,
         version: int = 0,
         signature: str = "",
         output_filter: Iterable[str] = (),
+        *,
         timeout: float | None = None,
     ) -> PredictResult:
         """Like ``predict`` but also reports the version and signature that answered."""
