@@ -5,7 +5,7 @@ import warnings
 
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as swapserve__client_dot___proto_dot_swapserve_dot_v1_dot_prediction__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
