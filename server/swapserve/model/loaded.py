@@ -24,6 +24,7 @@ from swapserve.model.signature import (
     DEFAULT_SIGNATURE,
     SignatureSpec,
     TensorSpec,
+    check_example_signature,
     unknown_signature,
 )
 from swapserve.settings import SessionSettings
@@ -67,10 +68,14 @@ class LoadedVersion:
         graph: tf.Graph,
         session: tf.compat.v1.Session,
         signatures: Mapping[str, SignatureSpec],
+        *,
+        signature_defs: Mapping[str, Any] | None = None,
     ) -> None:
         self.version = version
         self.path = path
         self.signatures = dict(signatures)
+        self.signature_defs: dict[str, Any] = dict(signature_defs or {})
+        """The MetaGraph's SignatureDef protos, as TF Serving's GetModelMetadata returns them."""
         self.load_seconds = 0.0
         self._graph = graph
         self._session: tf.compat.v1.Session | None = session
@@ -96,7 +101,9 @@ class LoadedVersion:
             signatures = _read_signatures(meta_graph, graph)
             if not signatures:
                 raise LoadError("the SavedModel has no usable signature")
-            loaded = cls(version, path, graph, session, signatures)
+            loaded = cls(
+                version, path, graph, session, signatures, signature_defs=meta_graph.signature_def
+            )
             for sig in signatures.values():  # every signature must be callable before serving
                 loaded._callable(sig, tuple(sig.outputs))
             graph.finalize()
@@ -147,6 +154,21 @@ class LoadedVersion:
             raise ModelRunError(_run_error_message(err.message), err.error_code) from None
         out = dict(zip(fetched, values, strict=True))
         return name, {n: np.asarray(out[n]) for n in wanted}
+
+    def run_examples(
+        self, signature_name: str, serialized: np.ndarray, method: str
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        """Runs a classify or regress signature on a 1-D array of serialized tf.Example protos.
+
+        Returns:
+            The signature name and the method's outputs (``classes``/``scores`` or ``outputs``).
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        sig = self.signatures.get(name)
+        if sig is None:
+            raise unknown_signature(name, self.signatures)
+        input_name, outputs = check_example_signature(sig, method)
+        return self.run(name, {input_name: serialized}, outputs)
 
     def close(self) -> None:
         """Closes the session, releasing the variables and graph memory. Idempotent."""

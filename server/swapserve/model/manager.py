@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +135,19 @@ class ModelManager:
         self._reapers: list[threading.Thread] = []
         self._root_seen: bool | None = None
         self._closed = False
+        self._unloaded = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Calls ``listener()`` (on the loading thread) whenever the served version changes."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("model %s: listener failed", self.name)
 
     # ---- request path -------------------------------------------------------------------------
 
@@ -151,6 +165,30 @@ class ModelManager:
             return Prediction(handle.loaded.version, name, outputs)
         finally:
             self._release(handle)
+
+    def predict_examples(
+        self, version: int, signature: str, serialized: np.ndarray, method: str
+    ) -> Prediction:
+        """Runs a classify or regress signature on serialized tf.Example protos."""
+        handle = self._acquire(version)
+        try:
+            name, outputs = handle.loaded.run_examples(signature, serialized, method)
+            return Prediction(handle.loaded.version, name, outputs)
+        finally:
+            self._release(handle)
+
+    def signature_defs(self, version: int = 0) -> tuple[int, Mapping[str, Any]]:
+        """The version's number and its MetaGraph SignatureDef protos."""
+        handle = self._acquire(version)
+        try:
+            return handle.loaded.version, handle.loaded.signature_defs
+        finally:
+            self._release(handle)
+
+    @property
+    def serving_version(self) -> int:
+        """The version answering version-0 requests; 0 if none."""
+        return self._served_version()
 
     def signatures(self, version: int = 0) -> tuple[int, Mapping[str, SignatureSpec]]:
         """The version's number and signatures (the served version for 0)."""
@@ -184,6 +222,11 @@ class ModelManager:
     def _unavailable_reason(self) -> str:
         if self._closed:
             return f"model '{self.name}' is shutting down"
+        if self._unloaded:
+            return (
+                f"model '{self.name}' was unloaded; load it again with Reload or "
+                "RepositoryModelLoad"
+            )
         failed = sorted(
             (v for v, r in self._records.items() if r.state is State.FAILED), reverse=True
         )
@@ -246,7 +289,7 @@ class ModelManager:
             if self._closed:
                 return
             candidates = self._scan_settled() if initial else self._scan()
-            if self._pinned:
+            if self._pinned or self._unloaded:
                 return
             served = self._served_version()
             for cand in self._tracker.ready(candidates.values(), settle):
@@ -273,6 +316,7 @@ class ModelManager:
                 raise Unavailable(f"model '{self.name}' is shutting down")
             candidates = self._scan_settled()
             previous = self._served_version()
+            self._unloaded = False
             if version == 0:
                 ready = self._tracker.ready(
                     candidates.values(), self.settings.reload_settle_seconds, retry_failed=True
@@ -456,19 +500,38 @@ class ModelManager:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._reapers)
 
+    def unload(self) -> int:
+        """Stops serving the model until the next ``reload``; the watcher loads nothing meanwhile.
+
+        Returns:
+            The version that was serving (0 if none).
+        """
+        with self._load_lock:
+            self._unloaded = True
+            version = self._retire_served()
+        if version:
+            log.info("model %s: unloading version %d on request", self.name, version)
+        return version
+
+    def _retire_served(self) -> int:
+        with self._lock:
+            old, self._served = self._served, None
+            if old is not None:
+                old.retired = True
+                self._records[old.loaded.version].state = State.UNLOADING
+                if old.inflight == 0:
+                    old.idle.set()
+        if old is None:
+            return 0
+        self._start_reaper(old)
+        self._notify()
+        return old.loaded.version
+
     def close(self, timeout: float = 10.0) -> None:
         """Stops serving and releases every version (after in-flight requests, up to timeout)."""
         with self._load_lock:
-            with self._lock:
-                self._closed = True
-                old, self._served = self._served, None
-                if old is not None:
-                    old.retired = True
-                    self._records[old.loaded.version].state = State.UNLOADING
-                    if old.inflight == 0:
-                        old.idle.set()
-            if old is not None:
-                self._start_reaper(old)
+            self._closed = True
+            self._retire_served()
         if not self.wait_unloaded(timeout):
             log.warning(
                 "model %s: requests still running after %.1fs; not waiting for them",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from swapserve.errors import InvalidArgument, NotFound
 from swapserve.model.manager import ModelManager
@@ -30,6 +30,19 @@ class ModelRegistry:
         except KeyError:
             served = ", ".join(f"'{n}'" for n in sorted(self._managers)) or "none"
             raise NotFound(f"model '{name}' is not served here (models: {served})") from None
+
+    def find(self, name: str) -> ModelManager | None:
+        """The manager for ``name``, or None."""
+        return self._managers.get(name)
+
+    def all_serving(self) -> bool:
+        """True when every model has a version serving (readiness)."""
+        return all(m.serving_version for m in self._managers.values())
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Calls ``listener()`` whenever any model's served version changes."""
+        for m in self._managers.values():
+            m.subscribe(listener)
 
     def __iter__(self) -> Iterator[ModelManager]:
         return iter(self._managers.values())

@@ -127,6 +127,44 @@ def dtype_name_of(array: np.ndarray) -> str:
         return str(array.dtype)
 
 
+EXAMPLE_METHODS = ("classify", "regress")
+_STRING = 7  # DT_STRING
+
+
+def check_example_signature(sig: SignatureSpec, method: str) -> tuple[str, tuple[str, ...]]:
+    """Checks that ``sig`` can classify or regress serialized ``tf.Example`` protos.
+
+    Accepts signatures exported with the classify/regress method and, as TF2 exports often
+    use the predict method for them, any signature of the same shape: one DT_STRING input and
+    the method's outputs (``classes`` and/or ``scores``; ``outputs``).
+
+    Returns:
+        The input name and the output names to fetch.
+
+    Raises:
+        FailedPrecondition: the signature does not fit the method.
+    """
+    if method not in EXAMPLE_METHODS:
+        raise InvalidArgument(f"unknown method '{method}'")
+    strings = [i for i in sig.inputs.values() if i.dtype == _STRING]
+    if len(sig.inputs) != 1 or not strings:
+        raise FailedPrecondition(
+            f"signature '{sig.name}' cannot {method} tf.Example inputs: it must take exactly one "
+            f"DT_STRING input, it takes {_names(sig.inputs)}"
+        )
+    if method == "regress":
+        outputs: tuple[str, ...] = ("outputs",) if "outputs" in sig.outputs else ()
+    else:
+        outputs = tuple(o for o in ("classes", "scores") if o in sig.outputs)
+    if not outputs:
+        wanted = "'outputs'" if method == "regress" else "'classes' and/or 'scores'"
+        raise FailedPrecondition(
+            f"signature '{sig.name}' cannot {method}: it needs output {wanted}, it has "
+            f"{_names(sig.outputs)}"
+        )
+    return strings[0].name, outputs
+
+
 def unknown_signature(name: str, available: Iterable[str]) -> FailedPrecondition:
     """The error for a signature the version does not have (TF Serving's code for it)."""
     return FailedPrecondition(

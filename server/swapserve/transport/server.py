@@ -7,12 +7,33 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import (
+    model_service_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2,
+    prediction_service_pb2_grpc,
+)
+from tritonclient.grpc import service_pb2 as v2_pb2
+from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
 
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import Settings, SettingsError
+from swapserve.transport.health import HealthReporter
+from swapserve.transport.kserve_v2 import KServeV2Servicer
 from swapserve.transport.prediction import PredictionServicer
-from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
+from swapserve.transport.tfserving import TFServingModelServicer, TFServingPredictionServicer
+from swapserve_client._proto.swapserve.v1 import prediction_pb2, prediction_pb2_grpc
+
+#: Every API served on the port, by full gRPC service name.
+SERVICES = (
+    prediction_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
+    prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
+    model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +46,7 @@ class SwapServer:
     port: int
     registry: ModelRegistry
     settings: Settings
+    health: HealthReporter
 
     def start(self) -> None:
         """Starts watching export roots and answering RPCs."""
@@ -35,6 +57,7 @@ class SwapServer:
     def stop(self, grace: float | None = None) -> None:
         """Stops accepting RPCs, lets in-flight ones finish within ``grace``, then unloads."""
         grace = self.settings.grace_seconds if grace is None else grace
+        self.health.shutdown()
         self.server.stop(grace).wait()
         self.registry.close(timeout=grace)
         log.info("stopped")
@@ -56,9 +79,23 @@ def create_server(settings: Settings) -> SwapServer:
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        PredictionServicer(registry, settings.allow_remote_admin), server
+    admin = settings.allow_remote_admin
+    prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        PredictionServicer(registry, admin), server
     )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        TFServingPredictionServicer(registry), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        TFServingModelServicer(registry, admin), server
+    )
+    v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        KServeV2Servicer(registry, admin), server
+    )
+    health = HealthReporter(registry, SERVICES)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    reflection.enable_server_reflection((*SERVICES, health_name, reflection.SERVICE_NAME), server)
     host = settings.host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
@@ -69,4 +106,4 @@ def create_server(settings: Settings) -> SwapServer:
         raise SettingsError(f"cannot listen on {address}: {err}") from None
     if port == 0:
         raise SettingsError(f"cannot listen on {address}")
-    return SwapServer(server, port, registry, settings)
+    return SwapServer(server, port, registry, settings, health)

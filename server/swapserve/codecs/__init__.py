@@ -1,0 +1,1 @@
+"""Conversions between other protocols' messages and numpy. No grpc here either."""

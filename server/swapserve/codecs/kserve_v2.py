@@ -1,0 +1,150 @@
+"""KServe V2 / Open Inference Protocol tensors <-> numpy.
+
+Datatypes are the protocol's strings ("FP32", "INT64", "BYTES", ...). Tensors arrive either as
+typed ``contents`` or as ``raw_input_contents`` (little-endian, row-major; BYTES elements each
+prefixed by a 4-byte little-endian length), and the element count is checked against the shape
+before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import numpy as np
+
+from swapserve.model.signature import TensorSpec
+from swapserve_client.tensors import TensorError
+
+# V2 datatype <-> numpy (wire byte order) and the typed contents field that carries it.
+_V2: dict[str, tuple[np.dtype[Any], str]] = {
+    "BOOL": (np.dtype(np.bool_), "bool_contents"),
+    "UINT8": (np.dtype("u1"), "uint_contents"),
+    "UINT16": (np.dtype("<u2"), "uint_contents"),
+    "UINT32": (np.dtype("<u4"), "uint_contents"),
+    "UINT64": (np.dtype("<u8"), "uint64_contents"),
+    "INT8": (np.dtype("i1"), "int_contents"),
+    "INT16": (np.dtype("<i2"), "int_contents"),
+    "INT32": (np.dtype("<i4"), "int_contents"),
+    "INT64": (np.dtype("<i8"), "int64_contents"),
+    "FP16": (np.dtype("<f2"), ""),  # raw only: the protocol has no typed field for it
+    "FP32": (np.dtype("<f4"), "fp32_contents"),
+    "FP64": (np.dtype("<f8"), "fp64_contents"),
+    "BYTES": (np.dtype(object), "bytes_contents"),
+}
+# TensorFlow DataType number -> V2 datatype.
+_FROM_TF = {
+    1: "FP32", 2: "FP64", 3: "INT32", 4: "UINT8", 5: "INT16", 6: "INT8", 7: "BYTES",
+    9: "INT64", 10: "BOOL", 14: "BF16", 17: "UINT16", 19: "FP16", 22: "UINT32", 23: "UINT64",
+}  # fmt: skip
+_MAX_ELEMENTS = 1 << 31
+
+
+def datatype_of_spec(spec: TensorSpec) -> str:
+    """The V2 datatype of a signature tensor ("FP32", ...)."""
+    return _FROM_TF.get(spec.dtype, f"DT_{spec.dtype}")
+
+
+def shape_of_spec(spec: TensorSpec) -> list[int]:
+    """The V2 shape of a signature tensor: -1 for any size; [-1] for unknown rank."""
+    return [-1] if spec.shape is None else list(spec.shape)
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The V2 datatype of an array."""
+    if array.dtype.kind in "OSU":
+        return "BYTES"
+    for name, (dtype, _) in _V2.items():
+        if dtype.kind == array.dtype.kind and dtype.itemsize == array.dtype.itemsize:
+            return name
+    raise TensorError(f"numpy dtype {array.dtype} has no V2 datatype")
+
+
+def _check_shape(datatype: str, shape: list[int]) -> tuple[np.dtype[Any], str, int]:
+    if datatype not in _V2:
+        raise TensorError(f"unsupported datatype {datatype!r}; supported: {', '.join(_V2)}")
+    if any(d < 0 for d in shape):
+        raise TensorError(f"shape {shape} has a negative dimension")
+    count = math.prod(shape)
+    if count > _MAX_ELEMENTS:
+        raise TensorError(f"shape {shape} has too many elements ({count})")
+    dtype, field = _V2[datatype]
+    return dtype, field, count
+
+
+def decode_contents(datatype: str, shape: list[int], contents: Any) -> np.ndarray:
+    """A tensor from typed ``InferTensorContents``."""
+    dtype, field, count = _check_shape(datatype, shape)
+    if not field:
+        raise TensorError(f"{datatype} tensors must be sent in raw_input_contents")
+    values = getattr(contents, field)
+    if len(values) != count:
+        raise TensorError(f"shape {shape} needs {count} values in {field}, got {len(values)}")
+    if datatype == "BYTES":
+        out = np.empty(count, dtype=object)
+        out[:] = list(values)
+        return out.reshape(shape)
+    try:
+        return np.array(values, dtype=dtype.newbyteorder("=")).reshape(shape)
+    except OverflowError as err:
+        raise TensorError(f"a value does not fit {datatype}: {err}") from None
+
+
+def decode_raw(datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
+    """A tensor from one ``raw_input_contents`` entry."""
+    dtype, _, count = _check_shape(datatype, shape)
+    if datatype != "BYTES":
+        if len(raw) != count * dtype.itemsize:
+            raise TensorError(
+                f"raw content has {len(raw)} bytes but shape {shape} of {datatype} needs "
+                f"{count * dtype.itemsize}"
+            )
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return array.astype(dtype.newbyteorder("="), copy=False)
+    items = []
+    offset = 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise TensorError("raw BYTES content ends inside a length prefix")
+        (size,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise TensorError("raw BYTES content ends inside an element")
+        items.append(raw[offset : offset + size])
+        offset += size
+    if len(items) != count:
+        raise TensorError(
+            f"shape {shape} needs {count} BYTES elements, raw content has {len(items)}"
+        )
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out.reshape(shape)
+
+
+def encode_raw(array: np.ndarray) -> bytes:
+    """One ``raw_output_contents`` entry."""
+    if array.dtype.kind in "OSU":
+        parts = []
+        for item in array.reshape(-1):
+            value = item if isinstance(item, bytes) else str(item).encode()
+            parts.append(struct.pack("<I", len(value)))
+            parts.append(value)
+        return b"".join(parts)
+    wire = array.dtype.newbyteorder("<") if array.dtype.byteorder != "|" else array.dtype
+    return np.ascontiguousarray(array, dtype=wire).tobytes()
+
+
+def encode_contents(array: np.ndarray, contents: Any) -> None:
+    """Fills typed ``InferTensorContents`` (FP16 has no typed field: use raw)."""
+    datatype = datatype_of(array)
+    field = _V2[datatype][1]
+    if not field:
+        raise TensorError(f"{datatype} outputs can only be returned raw")
+    flat = array.reshape(-1)
+    if datatype == "BYTES":
+        getattr(contents, field).extend(
+            x if isinstance(x, bytes) else str(x).encode() for x in flat
+        )
+    else:
+        getattr(contents, field).extend(flat.tolist())

@@ -1,0 +1,47 @@
+"""``grpc.health.v1.Health`` (grpcio-health-checking) kept in step with the registry.
+
+Every service, and the overall "" entry, is NOT_SERVING until every configured model has a
+version serving, and again once shutdown begins.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from grpc_health.v1 import health, health_pb2
+
+from swapserve.model.registry import ModelRegistry
+
+
+class HealthReporter:
+    """Owns the health servicer and sets its statuses from the registry's state."""
+
+    def __init__(self, registry: ModelRegistry, services: Iterable[str]) -> None:
+        self.servicer = health.HealthServicer(experimental_non_blocking=True)
+        self._registry = registry
+        self._services = ["", *services]
+        self._lock = threading.Lock()
+        self._shutting_down = False
+        registry.subscribe(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recomputes the status of every service."""
+        with self._lock:
+            if self._shutting_down:
+                return
+            serving = self._registry.all_serving()
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in self._services:
+                self.servicer.set(name, status)
+
+    def shutdown(self) -> None:
+        """Marks everything NOT_SERVING for good (load balancers drain us)."""
+        with self._lock:
+            self._shutting_down = True
+            self.servicer.enter_graceful_shutdown()
