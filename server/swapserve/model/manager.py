@@ -454,6 +454,7 @@ class ModelManager:
                 self._records[old.loaded.version].state = State.UNLOADING
                 if old.inflight == 0:
                     old.idle.set()
+        self._notify()
         if old is None:
             log.info(
                 "model %s: version %d serving (loaded in %.3fs)",
