@@ -64,5 +64,6 @@ lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-bench: $(STAMP)  ## latency before/during hot swaps -> docs/benchmarks/swap_latency.{json,md}
+bench: $(STAMP)  ## latency per protocol and before/during hot swaps -> docs/benchmarks/
+	$(BIN)/python bench/protocols.py
 	$(BIN)/python bench/swap_latency.py

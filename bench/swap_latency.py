@@ -15,10 +15,6 @@ import json
 import logging
 import os
 import platform
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,77 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import REPO, export_versions, publish, start_server, wait_serving
 
 from swapserve_client import Client
 
-REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "benchmarks"
 log = logging.getLogger("bench")
-
-
-def export_versions(root: Path, staging: Path) -> list[Path]:
-    """Trains the seed model on y = 2x and y = 3x once; new versions are copies of these."""
-    sources = []
-    for slope in (2, 3):
-        subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "examples/seed/train.py"),
-                "--export-root",
-                str(staging),
-                "--slope",
-                str(slope),
-                "--steps",
-                "300",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    sources = sorted(staging.iterdir(), key=lambda p: int(p.name))
-    publish(sources[0], root, 1)
-    return sources
-
-
-def publish(src: Path, root: Path, version: int) -> None:
-    tmp = root / f"temp-{version}"
-    shutil.copytree(src, tmp)
-    os.rename(tmp, root / str(version))
-
-
-def start_server(root: Path, poll: float) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "swapserve"),
-            "--model-name",
-            "seed",
-            "--export-root",
-            str(root),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--poll-seconds",
-            str(poll),
-            "--log-level",
-            "INFO",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert proc.stderr is not None
-    stderr = proc.stderr
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = stderr.readline()
-        if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
-            # Keep draining the log so the server never blocks on a full pipe.
-            threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def drive(target: str, seconds: float, clients: int) -> list[tuple[float, float, int, bool]]:
@@ -226,12 +157,7 @@ def main() -> None:
         proc, port = start_server(root, poll=0.25)
         target = f"127.0.0.1:{port}"
         try:
-            with Client(target) as c:
-                deadline = time.monotonic() + 60
-                while not [s for s in c.status("seed") if s.serving]:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("no version served")
-                    time.sleep(0.1)
+            wait_serving(target)
             version = 2
             for clients in args.clients:
                 result, version = run_scenario(
