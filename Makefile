@@ -67,3 +67,4 @@ clean:  ## remove the virtualenv and caches (keeps models/)
 bench: $(STAMP)  ## latency per protocol and before/during hot swaps -> docs/benchmarks/
 	$(BIN)/python bench/protocols.py
 	$(BIN)/python bench/swap_latency.py
+	$(BIN)/python bench/update_readme.py
