@@ -13,7 +13,13 @@ from pathlib import Path
 from types import FrameType
 
 from swapserve import __version__
-from swapserve.settings import ModelSettings, SessionSettings, Settings, SettingsError
+from swapserve.settings import (
+    BatchingSettings,
+    ModelSettings,
+    SessionSettings,
+    Settings,
+    SettingsError,
+)
 
 log = logging.getLogger("swapserve")
 
@@ -69,6 +75,42 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="serve new versions without a warm-up run",
     )
+    b = BatchingSettings()
+    p.add_argument(
+        "--enable-batching",
+        action="store_true",
+        help="batch concurrent requests into one model run (dynamic batching)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=b.max_batch_size,
+        help="most rows per batched run; larger requests are rejected (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-timeout-micros",
+        type=int,
+        default=b.batch_timeout_micros,
+        help="how long a batch waits to fill up (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-enqueued-batches",
+        type=int,
+        default=b.max_enqueued_batches,
+        help="batches that may wait; beyond, RESOURCE_EXHAUSTED (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-batch-threads",
+        type=int,
+        default=b.num_batch_threads,
+        help="threads running batches (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allowed-batch-sizes",
+        default="",
+        help="comma-separated sizes batches are padded to, e.g. 8,16,32 (the last must equal "
+        "--max-batch-size)",
+    )
     p.add_argument(
         "--grpc-threads",
         type=int,
@@ -115,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise SettingsError(
+            f"--allowed-batch-sizes {text!r}: expected numbers like 8,16,32"
+        ) from None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Turns parsed flags into validated settings."""
     model = ModelSettings(
@@ -124,6 +175,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settle_seconds=args.settle_seconds,
         reload_settle_seconds=args.reload_settle_seconds,
         warm_up=args.warm_up,
+        batching=BatchingSettings(
+            enabled=args.enable_batching,
+            max_batch_size=args.max_batch_size,
+            batch_timeout_micros=args.batch_timeout_micros,
+            max_enqueued_batches=args.max_enqueued_batches,
+            num_batch_threads=args.num_batch_threads,
+            allowed_batch_sizes=_sizes(args.allowed_batch_sizes),
+        ),
     )
     return Settings(
         models=(model,),

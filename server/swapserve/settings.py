@@ -29,6 +29,51 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class BatchingSettings:
+    """Dynamic batching of concurrent requests (names as in TF Serving's batching config)."""
+
+    enabled: bool = False
+    """Batch concurrent requests to this model (opt-in)."""
+    max_batch_size: int = 32
+    """Most rows (dim 0) in one model run; a larger request is rejected with INVALID_ARGUMENT."""
+    batch_timeout_micros: int = 1000
+    """How long the first request of a batch waits for others before the batch runs."""
+    max_enqueued_batches: int = 64
+    """Batches (open or waiting) per version; past it requests get RESOURCE_EXHAUSTED at once."""
+    num_batch_threads: int = 2
+    """Threads running batches concurrently (each version has its own)."""
+    allowed_batch_sizes: tuple[int, ...] = ()
+    """If set, batches are padded up to the next of these sizes (the last must equal
+    max_batch_size), so the model only ever sees these shapes."""
+
+    def validate(self) -> None:
+        """Raises SettingsError naming the first bad field."""
+        if self.max_batch_size < 1:
+            raise SettingsError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.batch_timeout_micros < 0:
+            raise SettingsError(
+                f"batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}"
+            )
+        if self.max_enqueued_batches < 1:
+            raise SettingsError(
+                f"max_enqueued_batches must be >= 1, got {self.max_enqueued_batches}"
+            )
+        if self.num_batch_threads < 1:
+            raise SettingsError(f"num_batch_threads must be >= 1, got {self.num_batch_threads}")
+        sizes = self.allowed_batch_sizes
+        if sizes:
+            if list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
+                raise SettingsError(
+                    f"allowed_batch_sizes must be increasing positive sizes, got {list(sizes)}"
+                )
+            if sizes[-1] != self.max_batch_size:
+                raise SettingsError(
+                    f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
+                    f"max_batch_size ({self.max_batch_size})"
+                )
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """One served model."""
 
@@ -45,6 +90,8 @@ class ModelSettings:
     """Reload's own settle check: a version is scanned twice this far apart before loading."""
     warm_up: bool = True
     """Warm up each version before it serves (TF Serving warm-up records, or a zero batch)."""
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    """Dynamic batching (off by default)."""
 
     @property
     def effective_settle_seconds(self) -> float:
@@ -99,6 +146,7 @@ class Settings:
                 raise SettingsError(f"poll seconds must be > 0, got {m.poll_seconds}")
             if m.settle_seconds is not None and m.settle_seconds < 0:
                 raise SettingsError(f"settle seconds must be >= 0, got {m.settle_seconds}")
+            m.batching.validate()
             if m.reload_settle_seconds < 0:
                 raise SettingsError(
                     f"reload settle seconds must be >= 0, got {m.reload_settle_seconds}"

@@ -132,28 +132,42 @@ class LoadedVersion:
         Raises:
             SwapserveError: a precise status for a bad request or a failed run.
         """
+        sig, wanted = self.prepare(signature_name, inputs, output_filter)
+        return sig.name, self.execute(sig, wanted, inputs)
+
+    def prepare(
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> tuple[SignatureSpec, tuple[str, ...]]:
+        """Validates a request; returns its signature and the outputs to fetch."""
         name = signature_name or DEFAULT_SIGNATURE
         sig = self.signatures.get(name)
         if sig is None:
             raise unknown_signature(name, self.signatures)
         sig.validate(inputs)
-        wanted = sig.select_outputs(output_filter)
-        key = (name, wanted)
-        fn = self._callables.get(key)
+        return sig, sig.select_outputs(output_filter)
+
+    def execute(
+        self, sig: SignatureSpec, wanted: tuple[str, ...], inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Runs validated inputs (see ``prepare``); the batcher calls this with whole batches."""
+        fn = self._callables.get((sig.name, wanted))
         fetched = wanted
         if fn is None:
             if len(self._callables) < _MAX_CACHED_CALLABLES:
                 fn = self._callable(sig, wanted)
             else:
                 fetched = tuple(sig.outputs)
-                fn = self._callables[(name, fetched)]
+                fn = self._callables[(sig.name, fetched)]
         feeds = [_feedable(inputs[n]) for n in sig.inputs]
         try:
             values = fn(*feeds)
         except tf.errors.OpError as err:
             raise ModelRunError(_run_error_message(err.message), err.error_code) from None
         out = dict(zip(fetched, values, strict=True))
-        return name, {n: np.asarray(out[n]) for n in wanted}
+        return {n: np.asarray(out[n]) for n in wanted}
 
     def run_examples(
         self, signature_name: str, serialized: np.ndarray, method: str

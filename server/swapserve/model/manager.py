@@ -28,6 +28,7 @@ from swapserve.errors import (
     Unavailable,
 )
 from swapserve.model import discovery
+from swapserve.model.batching import Batcher, batchable
 from swapserve.model.loaded import LoadedVersion
 from swapserve.model.signature import SignatureSpec
 from swapserve.settings import ModelSettings, SessionSettings
@@ -100,8 +101,9 @@ class _Record:
 class _Handle:
     """A loaded version plus its in-flight count; ``idle`` is set once retired and drained."""
 
-    def __init__(self, loaded: LoadedVersion) -> None:
+    def __init__(self, loaded: LoadedVersion, batcher: Batcher | None) -> None:
         self.loaded = loaded
+        self.batcher = batcher
         self.inflight = 0
         self.retired = False
         self.idle = threading.Event()
@@ -161,8 +163,13 @@ class ModelManager:
         """Runs a request on the served version (``version=0``) or on a loaded ``version``."""
         handle = self._acquire(version)
         try:
-            name, outputs = handle.loaded.run(signature, inputs, output_filter)
-            return Prediction(handle.loaded.version, name, outputs)
+            loaded = handle.loaded
+            sig, wanted = loaded.prepare(signature, inputs, output_filter)
+            if handle.batcher is not None and batchable(sig, inputs):
+                outputs = handle.batcher.submit(sig, wanted, inputs)
+            else:
+                outputs = loaded.execute(sig, wanted, inputs)
+            return Prediction(loaded.version, sig.name, outputs)
         finally:
             self._release(handle)
 
@@ -443,7 +450,8 @@ class ModelManager:
             log.error("model %s: version %d failed to load: %s", self.name, cand.version, err)
             raise
         self._tracker.clear_failed(cand.version)
-        new = _Handle(loaded)
+        batching = self.settings.batching
+        new = _Handle(loaded, Batcher(loaded, batching, self.name) if batching.enabled else None)
         with self._lock:
             old, self._served = self._served, new
             rec = self._records.setdefault(cand.version, _Record(State.AVAILABLE))
@@ -487,6 +495,8 @@ class ModelManager:
     def _reap(self, handle: _Handle) -> None:
         handle.idle.wait()
         version = handle.loaded.version
+        if handle.batcher is not None:
+            handle.batcher.stop()
         handle.loaded.close()
         with self._lock:
             rec = self._records.get(version)

@@ -1,0 +1,215 @@
+"""Dynamic batching: concurrent requests run as one model call, each caller gets its rows.
+
+One ``Batcher`` belongs to one loaded version, so a batch always runs on exactly one version
+and every reply can say which. Requests are grouped by batch key -- signature, requested
+outputs, and each input's dtype and non-batch dimensions -- and an open batch closes when it
+is full (``max_batch_size`` rows) or its first request has waited ``batch_timeout_micros``.
+Closed batches run on ``num_batch_threads`` threads. At most ``max_enqueued_batches`` batches
+may be open or waiting; past that a request is refused at once with RESOURCE_EXHAUSTED, so an
+overload never turns into unbounded memory or latency. Requests are validated before they are
+queued, so one bad request never fails a batch; an error raised by the model run itself fails
+every request of that batch (as in TF Serving).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swapserve.errors import (
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+    SwapserveError,
+    Unavailable,
+)
+from swapserve.model.loaded import LoadedVersion
+from swapserve.model.signature import SignatureSpec
+from swapserve.settings import BatchingSettings
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, tuple[str, ...], tuple[tuple[str, str, tuple[int, ...]], ...]]
+
+
+@dataclass
+class _Task:
+    inputs: Mapping[str, np.ndarray]
+    rows: int
+    done: threading.Event = field(default_factory=threading.Event)
+    outputs: dict[str, np.ndarray] | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Batch:
+    key: _Key
+    sig: SignatureSpec
+    wanted: tuple[str, ...]
+    deadline: float
+    tasks: list[_Task] = field(default_factory=list)
+    rows: int = 0
+
+
+def batchable(sig: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> bool:
+    """True when the request can join a batch: every input has a variable dim 0 and all
+    inputs agree on it (others run alone, unchanged)."""
+    if not inputs:
+        return False
+    rows = {a.shape[0] if a.ndim else -1 for a in inputs.values()}
+    if len(rows) != 1 or -1 in rows:
+        return False
+    return all(
+        spec.shape is None or (len(spec.shape) > 0 and spec.shape[0] == -1)
+        for spec in sig.inputs.values()
+    )
+
+
+class Batcher:
+    """Batches requests for one loaded version."""
+
+    def __init__(self, loaded: LoadedVersion, settings: BatchingSettings, model: str) -> None:
+        self._loaded = loaded
+        self._settings = settings
+        self._timeout = settings.batch_timeout_micros / 1e6
+        self._cv = threading.Condition()
+        self._open: dict[_Key, _Batch] = {}
+        self._ready: collections.deque[_Batch] = collections.deque()
+        self._batches = 0  # open + ready, bounded by max_enqueued_batches
+        self._stopping = False
+        self._threads = [
+            threading.Thread(
+                target=self._work, name=f"batch-{model}-{loaded.version}-{i}", daemon=True
+            )
+            for i in range(settings.num_batch_threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(
+        self, sig: SignatureSpec, wanted: tuple[str, ...], inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Queues a validated, ``batchable`` request and waits for its rows of the result."""
+        rows = next(iter(inputs.values())).shape[0]
+        limit = self._settings.max_batch_size
+        if rows > limit:
+            raise InvalidArgument(
+                f"request has {rows} rows but this model batches at most {limit} "
+                "(max_batch_size); split it into smaller requests"
+            )
+        key: _Key = (
+            sig.name,
+            wanted,
+            tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
+        )
+        task = _Task(inputs, rows)
+        with self._cv:
+            if self._stopping:
+                raise Unavailable("this model version is being unloaded; retry")
+            batch = self._open.get(key)
+            if batch is not None and batch.rows + rows > limit:
+                self._close(batch)
+                batch = None
+            if batch is None:
+                if self._batches >= self._settings.max_enqueued_batches:
+                    raise ResourceExhausted(
+                        f"batch queue is full ({self._settings.max_enqueued_batches} batches "
+                        "waiting); retry later"
+                    )
+                batch = _Batch(key, sig, wanted, time.monotonic() + self._timeout)
+                self._open[key] = batch
+                self._batches += 1
+            batch.tasks.append(task)
+            batch.rows += rows
+            if batch.rows >= limit or self._timeout <= 0:
+                self._close(batch)
+            self._cv.notify()
+        task.done.wait()
+        if task.error is not None:
+            raise task.error
+        assert task.outputs is not None
+        return task.outputs
+
+    def stop(self) -> None:
+        """Runs what is queued, then stops the threads (called once the version is idle)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+
+    def _close(self, batch: _Batch) -> None:
+        del self._open[batch.key]
+        self._ready.append(batch)
+
+    def _next(self) -> _Batch | None:
+        with self._cv:
+            while True:
+                now = time.monotonic()
+                for batch in [b for b in self._open.values() if b.deadline <= now]:
+                    self._close(batch)
+                if self._ready:
+                    self._batches -= 1
+                    return self._ready.popleft()
+                if self._stopping and not self._open:
+                    return None
+                wait = min((b.deadline for b in self._open.values()), default=None)
+                self._cv.wait(None if wait is None else max(0.0, wait - now))
+
+    def _work(self) -> None:
+        while (batch := self._next()) is not None:
+            self._run(batch)
+
+    def _run(self, batch: _Batch) -> None:
+        tasks = batch.tasks
+        try:
+            inputs = self._merge(batch)
+            outputs = self._loaded.execute(batch.sig, batch.wanted, inputs)
+            padded = next(iter(inputs.values())).shape[0]
+            offset = 0
+            for task in tasks:
+                task.outputs = {}
+                for name, value in outputs.items():
+                    if value.ndim == 0 or value.shape[0] != padded:
+                        raise Internal(
+                            f"output '{name}' of signature '{batch.sig.name}' has shape "
+                            f"{list(value.shape)}, not one row per input row; this model cannot "
+                            "be batched (disable batching for it)"
+                        )
+                    task.outputs[name] = value[offset : offset + task.rows]
+                offset += task.rows
+        except SwapserveError as err:
+            for task in tasks:
+                task.error = err
+        except Exception:
+            log.exception("batch of %d requests failed", len(tasks))
+            for task in tasks:
+                task.error = Internal("batched model run failed")
+        finally:
+            for task in tasks:
+                task.done.set()
+
+    def _merge(self, batch: _Batch) -> dict[str, np.ndarray]:
+        tasks = batch.tasks
+        names = list(tasks[0].inputs)
+        if len(tasks) == 1:
+            merged = dict(tasks[0].inputs)
+        else:
+            merged = {n: np.concatenate([t.inputs[n] for t in tasks]) for n in names}
+        sizes = self._settings.allowed_batch_sizes
+        if sizes:
+            target = sizes[bisect.bisect_left(sizes, batch.rows)]
+            if target > batch.rows:
+                # Pad with copies of the last row: real values, so no op sees unusual data.
+                merged = {
+                    n: np.concatenate([a, np.repeat(a[-1:], target - batch.rows, axis=0)])
+                    for n, a in merged.items()
+                }
+        return merged
