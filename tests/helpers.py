@@ -115,3 +115,71 @@ def serving(
 
 def half_plus_two(x: np.ndarray) -> np.ndarray:
     return 0.5 * x + 2.0
+
+
+class ServerProcess:
+    """``swapserve`` run as its own process; its log is collected on a thread."""
+
+    def __init__(self, *args: str) -> None:
+        import re
+        import subprocess
+        import sys
+        import threading
+
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "swapserve"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *args,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        match = wait_for(
+            lambda: (
+                next(
+                    (
+                        m
+                        for line in list(self.lines)
+                        if (m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line))
+                    ),
+                    None,
+                )
+                or (self.proc.poll() is not None and "exited")
+            ),
+            timeout=120,
+            what="the server to listen",
+        )
+        assert match != "exited", self.log
+        self.port = int(match.group(1))  # type: ignore[union-attr]
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, timeout: float = 60) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(5)

@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT), each with its own model copy "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -209,6 +216,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = settings_from_args(args)
     except SettingsError as err:
         parser.error(str(err))
+
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1:
+        from swapserve.cluster import run_workers  # noqa: PLC0415
+
+        sys.exit(run_workers(settings, args.workers, args.log_level))
 
     # Imported after flag checks: TensorFlow takes seconds to import.
     from swapserve.transport.server import create_server  # noqa: PLC0415

@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from swapserve.errors import InvalidArgument, NotFound
-from swapserve.model.manager import ModelManager
+from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.watcher import Watcher
+
+
+class Coordinator(Protocol):
+    """Carries out admin changes: in one process directly; across workers, on every worker."""
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """Reloads (version 0) or pins ``version``; returns once it serves."""
+        ...
+
+    def unload(self, manager: ModelManager) -> int:
+        """Stops serving the model until the next reload."""
+        ...
+
+
+class LocalCoordinator:
+    """This process only."""
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """See ``ModelManager.reload``."""
+        return manager.reload(version)
+
+    def unload(self, manager: ModelManager) -> int:
+        """See ``ModelManager.unload``."""
+        return manager.unload()
 
 
 class ModelRegistry:
@@ -15,6 +40,15 @@ class ModelRegistry:
     def __init__(self, managers: Iterable[ModelManager]) -> None:
         self._managers = {m.name: m for m in managers}
         self._watchers = [Watcher(m) for m in self._managers.values()]
+        self.coordinator: Coordinator = LocalCoordinator()
+
+    def reload(self, manager: ModelManager, version: int = 0) -> ReloadOutcome:
+        """The admin reload path every protocol uses (through the coordinator)."""
+        return self.coordinator.reload(manager, version)
+
+    def unload(self, manager: ModelManager) -> int:
+        """The admin unload path every protocol uses (through the coordinator)."""
+        return self.coordinator.unload(manager)
 
     def get(self, name: str) -> ModelManager:
         """The manager for ``name``.

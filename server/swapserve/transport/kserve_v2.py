@@ -184,7 +184,7 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelLoadRequest, context: grpc.ServicerContext
     ) -> pb.RepositoryModelLoadResponse:
         check_admin("RepositoryModelLoad", context.peer(), self._allow_remote_admin)
-        self._registry.get(request.model_name).reload(0)
+        self._registry.reload(self._registry.get(request.model_name), 0)
         return pb.RepositoryModelLoadResponse()
 
     @grpc_errors
@@ -192,7 +192,7 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.ServicerContext
     ) -> pb.RepositoryModelUnloadResponse:
         check_admin("RepositoryModelUnload", context.peer(), self._allow_remote_admin)
-        self._registry.get(request.model_name).unload()
+        self._registry.unload(self._registry.get(request.model_name))
         return pb.RepositoryModelUnloadResponse()
 
 

@@ -41,7 +41,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
     ) -> pb.ReloadResponse:
         check_admin("Reload", context.peer(), self._allow_remote_admin)
         manager = self._registry.get(request.model_name)
-        outcome = manager.reload(request.version)
+        outcome = self._registry.reload(manager, request.version)
         return pb.ReloadResponse(
             model_name=manager.name,
             previous_version=outcome.previous_version,

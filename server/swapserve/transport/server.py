@@ -63,8 +63,13 @@ class SwapServer:
         log.info("stopped")
 
 
-def create_server(settings: Settings) -> SwapServer:
+def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     """Builds (but does not start) a server for ``settings``; port 0 binds a free port.
+
+    Args:
+        settings: the server's settings.
+        reuse_port: share the port with other processes (``--workers``); off otherwise, so
+            that a second server on a taken port fails instead of silently sharing it.
 
     Raises:
         SettingsError: invalid settings or an address that cannot be bound.
@@ -76,7 +81,7 @@ def create_server(settings: Settings) -> SwapServer:
         options=[
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     admin = settings.allow_remote_admin

@@ -217,7 +217,7 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         check_admin("HandleReloadConfigRequest", context.peer(), self._allow_remote_admin)
         plan = self._plan(request.config)
         for manager, version in plan:
-            manager.reload(version)
+            self._registry.reload(manager, version)
         return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto())
 
     def _plan(
