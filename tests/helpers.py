@@ -183,3 +183,5 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
             self._reader.join(5)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
