@@ -47,27 +47,18 @@ def publish(src: Path, root: Path, version: int) -> None:
     os.rename(tmp, root / str(version))
 
 
-def start_server(root: Path, poll: float) -> tuple[subprocess.Popen[str], int]:
+def start_server(root: Path, *args: str, model: str = "seed") -> tuple[subprocess.Popen[str], int]:
+    """Starts ``swapserve`` for one model on 127.0.0.1 and a port the OS picks."""
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "swapserve"),
-            "--model-name",
-            "seed",
-            "--export-root",
-            str(root),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--poll-seconds",
-            str(poll),
-            "--log-level",
-            "INFO",
+            "--model-name", model, "--export-root", str(root),
+            "--host", "127.0.0.1", "--port", "0", "--log-level", "INFO", *args,
         ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    )  # fmt: skip
     assert proc.stderr is not None
     stderr = proc.stderr
     deadline = time.monotonic() + 120
@@ -81,6 +72,24 @@ def start_server(root: Path, poll: float) -> tuple[subprocess.Popen[str], int]:
             break
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then wait."""
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def wait_serving(target: str, model: str = "seed", timeout: float = 60.0) -> None:

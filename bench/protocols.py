@@ -59,7 +59,7 @@ def main() -> None:
         root, staging = Path(tmp) / "root", Path(tmp) / "staging"
         root.mkdir()
         export_versions(root, staging)
-        proc, port = start_server(root, poll=1.0)
+        proc, port = start_server(root)
         target = f"127.0.0.1:{port}"
         try:
             wait_serving(target)

@@ -76,8 +76,8 @@ def summarize(samples: list[tuple[float, float, int, bool]], seconds: float) -> 
 
 def in_process(path: Path, calls: int = 3000) -> dict[str, Any]:
     """The floor: the same request through ``LoadedVersion.run`` with no gRPC in between."""
-    from swapserve.model.loaded import LoadedVersion  # noqa: PLC0415 (imports TensorFlow)
-    from swapserve.settings import SessionSettings  # noqa: PLC0415
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
 
     loaded = LoadedVersion.load(1, path, SessionSettings())
     x = {"number": np.array([[100.0]], np.float32)}
@@ -154,7 +154,7 @@ def main() -> None:
         sources = export_versions(root, staging)
         floor = in_process(sources[0])
         log.info("in-process: %s", json.dumps(floor))
-        proc, port = start_server(root, poll=0.25)
+        proc, port = start_server(root, "--poll-seconds", "0.25")
         target = f"127.0.0.1:{port}"
         try:
             wait_serving(target)

@@ -1,0 +1,226 @@
+"""A closed-loop gRPC load generator for swapserve, TF Serving's API, KServe V2 and an echo.
+
+Each of ``processes`` processes runs ``grpc.aio`` coroutines on its own channel; every coroutine
+sends its next request as soon as the previous one returns (closed loop), so ``clients`` is the
+concurrency. Requests are serialized once up front and sent as bytes, keeping the client's own
+CPU cost low -- it shares the machine with the server, and its CPU use is reported. Results
+come back per request (start time, latency, status, version) for histograms and time series.
+Bounded by ``duration`` (and optionally ``max_requests``); loopback targets only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import numpy as np
+
+PATHS = {
+    "swapserve": "/swapserve.v1.PredictionService/Predict",
+    "tfserving": "/tensorflow.serving.PredictionService/Predict",
+    "v2": "/inference.GRPCInferenceService/ModelInfer",
+    "echo": "/bench.Echo/Echo",
+}
+
+
+def build_request(protocol: str, model: str, inputs: dict[str, np.ndarray]) -> bytes:
+    """One serialized request for ``protocol``."""
+    if protocol in ("swapserve", "echo"):
+        from swapserve_client import tensors
+        from swapserve_client._proto.swapserve.v1 import prediction_pb2
+
+        request = prediction_pb2.PredictRequest(model_name=model)
+        tensors.encode_map(inputs, request.inputs)
+        return request.SerializeToString()
+    if protocol == "tfserving":
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        tf_request = predict_pb2.PredictRequest()
+        tf_request.model_spec.name = model
+        for name, array in inputs.items():
+            tf_request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+        return tf_request.SerializeToString()
+    if protocol == "v2":
+        from tritonclient.grpc import service_pb2
+
+        v2_request = service_pb2.ModelInferRequest(model_name=model)
+        for name, array in inputs.items():
+            v2_request.inputs.add(
+                name=name, datatype={"float32": "FP32"}[str(array.dtype)], shape=array.shape
+            )
+            v2_request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+        return v2_request.SerializeToString()
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def _version_of(protocol: str) -> Any:
+    """A function reading the answering version from a response's bytes (0 if unknown)."""
+    if protocol == "swapserve":
+        from swapserve_client._proto.swapserve.v1 import prediction_pb2
+
+        return lambda raw: prediction_pb2.PredictResponse.FromString(raw).version
+    if protocol == "v2":
+        from tritonclient.grpc import service_pb2
+
+        return lambda raw: int(service_pb2.ModelInferResponse.FromString(raw).model_version or 0)
+    return lambda raw: 0
+
+
+@dataclass
+class Load:
+    """What to send, how hard and for how long."""
+
+    target: str
+    protocol: str
+    payload: bytes
+    clients: int = 1
+    processes: int = 1
+    duration: float = 5.0
+    warmup: float = 1.0
+    max_requests: int = 0  # 0: no cap besides the duration
+    track_versions: bool = False
+
+
+@dataclass
+class Result:
+    """Aggregated measurements of one load run."""
+
+    requests: int
+    errors: dict[str, int]
+    seconds: float
+    latencies: np.ndarray  # seconds, successful requests
+    starts: np.ndarray  # seconds since the measured phase began, successful requests
+    versions: np.ndarray  # answering version per successful request (0 if not tracked)
+    client_cpu_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Throughput, percentiles (ms), errors and client CPU, JSON-ready."""
+        ms = self.latencies * 1000 if len(self.latencies) else np.zeros(1)
+        return {
+            "requests": self.requests,
+            "errors": sum(self.errors.values()),
+            "error_codes": self.errors,
+            "throughput_rps": round(self.requests / self.seconds, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p90_ms": round(float(np.percentile(ms, 90)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "p999_ms": round(float(np.percentile(ms, 99.9)), 3),
+            "max_ms": round(float(ms.max()), 3),
+            "client_cpu_percent": round(100 * self.client_cpu_seconds / self.seconds, 1),
+        }
+
+
+async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict[str, Any]:
+    path = PATHS[load.protocol]
+    version_of = _version_of(load.protocol) if load.track_versions else None
+    measure_from = begin + load.warmup
+    stop_at = measure_from + load.duration
+    starts: list[float] = []
+    latencies: list[float] = []
+    versions: list[int] = []
+    errors: Counter[str] = Counter()
+    count = 0
+    options = [("grpc.max_receive_message_length", 256 << 20)]
+    async with grpc.aio.insecure_channel(load.target, options=options) as channel:
+        call = channel.unary_unary(path)  # bytes in, bytes out: no client-side (de)serialization
+
+        async def loop() -> None:
+            nonlocal count
+            while (t0 := time.perf_counter()) < stop_at and (not cap or count < cap):
+                try:
+                    raw = await call(load.payload, timeout=30)
+                    ok = True
+                except grpc.aio.AioRpcError as err:
+                    ok = False
+                    code = err.code().name
+                t1 = time.perf_counter()
+                if t0 < measure_from:
+                    continue
+                count += 1
+                if ok:
+                    starts.append(t0 - measure_from)
+                    latencies.append(t1 - t0)
+                    versions.append(version_of(raw) if version_of else 0)
+                else:
+                    errors[code] += 1
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        cpu = time.process_time() - cpu0
+    return {
+        "starts": starts,
+        "latencies": latencies,
+        "versions": versions,
+        "errors": dict(errors),
+        "count": count,
+        "cpu": cpu,
+    }
+
+
+def _process_main(load: Load, clients: int, begin: float, cap: int, conn: Any) -> None:
+    conn.send(asyncio.run(_run_process(load, clients, begin, cap)))
+    conn.close()
+
+
+def run(load: Load) -> Result:
+    """Runs the load and aggregates every process's measurements."""
+    ctx = mp.get_context("spawn")
+    shares = [
+        load.clients // load.processes + (i < load.clients % load.processes)
+        for i in range(load.processes)
+    ]
+    shares = [s for s in shares if s]
+    begin = time.perf_counter() + 2.0  # lets every process start before the clock runs
+    cap = -(-load.max_requests // len(shares)) if load.max_requests else 0
+    pipes, procs = [], []
+    for share in shares:
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_process_main, args=(load, share, begin, cap, child))
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    parts = [p.recv() for p in pipes]
+    for proc in procs:
+        proc.join()
+    errors: Counter[str] = Counter()
+    for part in parts:
+        errors.update(part["errors"])
+    order = np.argsort(np.concatenate([p["starts"] for p in parts]))
+    return Result(
+        requests=sum(p["count"] for p in parts),
+        errors=dict(errors),
+        seconds=load.duration,
+        latencies=np.concatenate([p["latencies"] for p in parts])[order],
+        starts=np.concatenate([p["starts"] for p in parts])[order],
+        versions=np.concatenate([p["versions"] for p in parts])[order].astype(np.int64),
+        client_cpu_seconds=sum(p["cpu"] for p in parts),
+    )
+
+
+class EchoServer:
+    """A bare Python gRPC server that returns each request's bytes: the transport floor."""
+
+    def __init__(self, threads: int = 16) -> None:
+        from concurrent import futures
+
+        def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+            return request
+
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(threads))
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stops at once."""
+        self.server.stop(0).wait()

@@ -1,0 +1,266 @@
+"""Markdown and PNG plots from the suite's results (``docs/benchmarks/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _goal(name: str, target: str, measured: str, met: bool | None) -> str:
+    verdict = "n/a" if met is None else ("met" if met else "**not met**")
+    return f"| {name} | {target} | {measured} | {verdict} |"
+
+
+def goals(r: dict[str, Any]) -> list[str]:
+    rows = ["| goal | target | measured | |", "|---|---|---|---|"]
+    if single := r.get("single"):
+        rows.append(
+            _goal(
+                "single request vs floor",
+                "p50 ≤ 1.25 × (in-process + gRPC echo)",
+                f"{single['protocols']['swapserve']['p50_ms']} ms vs floor {single['floor_ms']} ms "
+                f"= {single['floor_ratio']}×",
+                single["floor_ratio"] <= 1.25,
+            )
+        )
+        speedup = single.get("speedup_vs_estimator")
+        est = single.get("estimator", {})
+        rows.append(
+            _goal(
+                "vs `estimator.predict` per call",
+                "≥ 100× faster",
+                f"{est.get('p50_ms')} ms vs {single['protocols']['swapserve']['p50_ms']} ms = {speedup}×"
+                if speedup
+                else f"not run ({est.get('skipped') or est.get('failed')})",
+                None if speedup is None else speedup >= 100,
+            )
+        )
+    if mlp := r.get("mlp"):
+        rows.append(
+            _goal(
+                "MLP, 64 clients: batching throughput",
+                "≥ 3 × without batching",
+                f"{mlp['batching']['throughput_rps']} vs {mlp['no_batching']['throughput_rps']} req/s "
+                f"= {mlp['throughput_ratio']}×",
+                mlp["throughput_ratio"] >= 3,
+            )
+        )
+        rows.append(
+            _goal(
+                "MLP with batching: p99",
+                "≤ batch timeout + 2 model calls at max batch",
+                f"{mlp['batching']['p99_ms']} ms vs bound {mlp['p99_bound_ms']} ms",
+                bool(mlp["p99_within_bound"]),
+            )
+        )
+    if swap := r.get("swap"):
+        errors = swap["during_swaps"]["errors"]
+        rows.append(
+            _goal(
+                "p99 during hot swaps (every 2 s)",
+                "≤ 1.5 × steady p99, 0 failed",
+                f"{swap['during_swaps']['p99_ms']} vs {swap['steady']['p99_ms']} ms = "
+                f"{swap['p99_ratio']}×, {errors} failed, {swap['swaps']} swaps",
+                swap["p99_ratio"] <= 1.5 and errors == 0,
+            )
+        )
+    if rss := r.get("rss"):
+        marks = rss["rss_mib"]
+        rows.append(
+            _goal(
+                f"RSS after {rss['swaps']} swaps",
+                "within 10% of RSS after 2 swaps",
+                f"{marks[str(rss['swaps'])] if str(rss['swaps']) in marks else marks[rss['swaps']]} vs "
+                f"{marks.get('2', marks.get(2))} MiB = {rss['ratio']}×",
+                rss["ratio"] <= 1.10,
+            )
+        )
+    if mls := r.get("mlserver"):
+        rows.append(
+            _goal(
+                "vs MLServer (same model, V2, same load)",
+                "higher throughput, lower p99",
+                mls.get("summary", "not run"),
+                mls.get("met"),
+            )
+        )
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> list[str]:
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(row.get(c, "")) for c in cols) + " |" for row in rows]
+    return out
+
+
+def write(r: dict[str, Any], out: Path) -> None:
+    m = r["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{r['command']}` on {m['cpus']} CPUs ({m['processor']}, {m['platform']}, "
+        f"Python {m['python']}). Server and load generator share the machine; the load generator "
+        "(`bench/loadgen.py`: closed loop, `grpc.aio`, pre-serialized requests, 1–2 processes) "
+        "reports its own CPU use. Raw data: `results.json`.",
+        "",
+        "## Goals",
+        "",
+        *goals(r),
+        "",
+    ]
+    if single := r.get("single"):
+        lines += ["## Single request (seed model)", ""]
+        rows = [
+            {
+                "path": "in-process `LoadedVersion.run`",
+                "p50 ms": single["in_process"]["p50_ms"],
+                "p99 ms": single["in_process"]["p99_ms"],
+            },
+            {
+                "path": "bare Python gRPC echo, same payload",
+                "p50 ms": single["grpc_echo"]["p50_ms"],
+                "p99 ms": single["grpc_echo"]["p99_ms"],
+            },
+        ]
+        for proto, s in single["protocols"].items():
+            rows.append(
+                {
+                    "path": f"swapserve, {proto} protocol",
+                    "p50 ms": s["p50_ms"],
+                    "p99 ms": s["p99_ms"],
+                    "client CPU %": s["client_cpu_percent"],
+                }
+            )
+        est = single.get("estimator", {})
+        if est.get("p50_ms"):
+            rows.append(
+                {
+                    "path": "`estimator.predict`, one-example input_fn per call (TF 2.15)",
+                    "p50 ms": est["p50_ms"],
+                    "p99 ms": est.get("p99_ms", ""),
+                }
+            )
+        lines += [*_table(rows, ["path", "p50 ms", "p99 ms", "client CPU %"]), ""]
+    if sweep := r.get("sweep"):
+        lines += [
+            "## Concurrency sweep (seed model, swapserve protocol)",
+            "",
+            "![latency vs concurrency](latency_vs_concurrency.png)",
+            "",
+        ]
+        lines += [
+            *_table(
+                sweep["rows"],
+                [
+                    "workers",
+                    "batching",
+                    "clients",
+                    "throughput_rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "errors",
+                    "client_cpu_percent",
+                ],
+            ),
+            "",
+        ]
+        _plot_sweep(sweep["rows"], out / "latency_vs_concurrency.png")
+    if swap := r.get("swap"):
+        lines += [
+            f"## Hot swap every {swap['swap_every_s']} s under load ({swap['clients']} clients)",
+            "",
+            "![latency over time](latency_during_swaps.png)",
+            "",
+        ]
+        rows = [
+            {"phase": "steady", **swap["steady"]},
+            {"phase": f"{swap['swaps']} swaps", **swap["during_swaps"]},
+        ]
+        lines += [
+            *_table(
+                rows,
+                [
+                    "phase",
+                    "requests",
+                    "errors",
+                    "throughput_rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "p999_ms",
+                    "max_ms",
+                ],
+            ),
+            "",
+        ]
+        _plot_swap(swap, out / "latency_during_swaps.png")
+    if rss := r.get("rss"):
+        lines += [
+            "## Memory across swaps",
+            "",
+            *_table(
+                [{"after swaps": k, "RSS MiB": v} for k, v in rss["rss_mib"].items()],
+                ["after swaps", "RSS MiB"],
+            ),
+            "",
+        ]
+    if mlp := r.get("mlp"):
+        lines += [
+            f"## MLP 256→1024→1024→1024 ({mlp['weights_mib']} MiB of weights), "
+            f"{mlp['clients']} clients",
+            "",
+        ]
+        rows = [{"batching": "off", **mlp["no_batching"]}, {"batching": "on", **mlp["batching"]}]
+        lines += [
+            *_table(
+                rows,
+                ["batching", "throughput_rps", "p50_ms", "p99_ms", "errors", "client_cpu_percent"],
+            ),
+            "",
+            f"In-process model call: {', '.join(f'batch {k}: {v:.2f} ms' for k, v in mlp['in_process_call_ms'].items())}. "
+            f"Load + warm-up of version 1: {mlp.get('load_seconds_v1', 0):.3f} s; a swap's "
+            f"load under load: {mlp.get('swap_load_seconds')} s.",
+            "",
+        ]
+    if mls := r.get("mlserver"):
+        lines += ["## Peer: MLServer", "", mls.get("markdown", mls.get("summary", "")), ""]
+    (out / "results.md").write_text("\n".join(lines))
+
+
+def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for workers in sorted({row["workers"] for row in rows}):
+        for batching in (False, True):
+            sel = [row for row in rows if row["workers"] == workers and row["batching"] == batching]
+            if not sel:
+                continue
+            label = f"{workers} worker{'s' if workers > 1 else ''}, batching {'on' if batching else 'off'}"
+            xs = [row["clients"] for row in sel]
+            axes[0].plot(xs, [row["p99_ms"] for row in sel], marker="o", label=label)
+            axes[1].plot(xs, [row["throughput_rps"] for row in sel], marker="o", label=label)
+    axes[0].set(xscale="log", xlabel="concurrent clients", ylabel="p99 latency (ms)")
+    axes[1].set(xscale="log", xlabel="concurrent clients", ylabel="throughput (req/s)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("seed model: latency and throughput vs concurrency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_swap(swap: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    series = swap["series"]
+    ax.plot([p["t"] for p in series], [p["p99_ms"] for p in series], label="p99 (0.5 s buckets)")
+    ax.plot([p["t"] for p in series], [p["p50_ms"] for p in series], label="p50")
+    ax.axhline(swap["steady"]["p99_ms"], color="gray", linestyle="--", label="steady p99")
+    for i, t in enumerate(swap["published_at_s"]):
+        ax.axvline(t, color="red", alpha=0.3, label="new version exported" if i == 0 else None)
+    ax.set(xlabel="seconds", ylabel="latency (ms)", title="Predict latency across hot swaps")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,392 @@
+"""The benchmark suite behind ``make bench``: every scenario, one JSON, one Markdown, PNG plots.
+
+Scenarios (each starts its own ``swapserve`` process on 127.0.0.1; load from ``loadgen``):
+  single   -- the seed model one request at a time: in-process call, a bare gRPC echo of the
+              same payload, swapserve over each protocol, and the floor ratio; plus the
+              ``estimator.predict`` baseline when its side virtualenv exists (``make bench-setup``).
+  sweep    -- concurrency 1/4/16/64, batching off/on, 1 and 2 workers.
+  swap     -- a new version every 2 s under load: latency over time, p99 vs steady p99.
+  rss      -- resident memory after 2 and after 50 swaps.
+  mlp      -- the 256->1024->1024->1024 MLP at 64 clients, batching off/on; load and swap cost.
+
+    .venv/bin/python bench/suite.py                 # everything (about 10 minutes)
+    .venv/bin/python bench/suite.py --quick --out /tmp/b   # the tiny run `make test` checks
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import loadgen
+import numpy as np
+from common import REPO, export_versions, publish, rss_mib, start_server, stop_server, wait_serving
+
+from swapserve_client import Client
+
+log = logging.getLogger("bench")
+OUT = REPO / "docs" / "benchmarks"
+SEED_X = {"number": np.array([[100.0]], np.float32)}
+ESTIMATOR_PYTHON = REPO / ".venv-estimator" / "bin" / "python"
+
+
+class Suite:
+    """Shared state of one run: sizes, the seed model's exports, results."""
+
+    def __init__(self, out: Path, quick: bool, tmp: Path) -> None:
+        self.out, self.quick, self.tmp = out, quick, tmp
+        self.seconds = 1.0 if quick else 5.0
+        self.warmup = 0.5 if quick else 1.0
+        self.results: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+            },
+            "command": "make bench" if not quick else "bench/suite.py --quick",
+        }
+        self.staging = tmp / "seed-staging"
+        self.sources = export_versions(tmp / "seed-unused", self.staging)
+
+    def root(self, name: str, versions: int = 1) -> Path:
+        """A fresh export root with the seed model's first ``versions`` versions."""
+        root = self.tmp / name
+        root.mkdir()
+        for v in range(1, versions + 1):
+            publish(self.sources[(v - 1) % 2], root, v)
+        return root
+
+    def load(self, port: int, protocol: str, clients: int, **kw: Any) -> loadgen.Result:
+        payload = loadgen.build_request(protocol, kw.pop("model", "seed"), kw.pop("x", SEED_X))
+        return loadgen.run(
+            loadgen.Load(
+                target=f"127.0.0.1:{port}",
+                protocol=protocol,
+                payload=payload,
+                clients=clients,
+                processes=min(2, clients),
+                duration=kw.pop("duration", self.seconds),
+                warmup=self.warmup,
+                **kw,
+            )
+        )
+
+
+def in_process_p50(path: Path, x: dict[str, np.ndarray], calls: int) -> dict[str, float]:
+    """The floor without gRPC: ``LoadedVersion.run`` in this process."""
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    loaded = LoadedVersion.load(1, path, SessionSettings())
+    try:
+        for _ in range(max(50, calls // 10)):
+            loaded.run("", x)
+        lat = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            loaded.run("", x)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        loaded.close()
+    ms = np.array(lat) * 1000
+    return {
+        "calls": calls,
+        "p50_ms": round(float(np.median(ms)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+    }
+
+
+def scenario_single(s: Suite) -> dict[str, Any]:
+    calls = 300 if s.quick else 3000
+    out: dict[str, Any] = {"in_process": in_process_p50(s.sources[0], SEED_X, calls)}
+    echo = loadgen.EchoServer()
+    try:
+        payload = loadgen.build_request("echo", "seed", SEED_X)
+        out["grpc_echo"] = loadgen.run(
+            loadgen.Load(
+                f"127.0.0.1:{echo.port}", "echo", payload, duration=s.seconds, warmup=s.warmup
+            )
+        ).summary()
+    finally:
+        echo.stop()
+    proc, port = start_server(s.root("single"))
+    try:
+        wait_serving(f"127.0.0.1:{port}")
+        out["protocols"] = {
+            p: s.load(port, p, 1).summary() for p in ("swapserve", "tfserving", "v2")
+        }
+    finally:
+        stop_server(proc)
+    floor = out["in_process"]["p50_ms"] + out["grpc_echo"]["p50_ms"]
+    ours = out["protocols"]["swapserve"]["p50_ms"]
+    out["floor_ms"] = round(floor, 4)
+    out["floor_ratio"] = round(ours / floor, 3)
+    out["estimator"] = estimator_baseline(s)
+    if out["estimator"].get("p50_ms"):
+        out["speedup_vs_estimator"] = round(out["estimator"]["p50_ms"] / ours, 1)
+    return out
+
+
+def estimator_baseline(s: Suite) -> dict[str, Any]:
+    """``estimator.predict`` per call, run in its own virtualenv (TF 2.15 + estimator)."""
+    if not ESTIMATOR_PYTHON.exists():
+        return {"skipped": "no .venv-estimator: run `make bench-setup` first"}
+    calls = 5 if s.quick else 30
+    proc = subprocess.run(
+        [
+            str(ESTIMATOR_PYTHON),
+            str(REPO / "bench" / "estimator_baseline.py"),
+            "--calls",
+            str(calls),
+            "--model-dir",
+            str(s.tmp / "estimator"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if proc.returncode != 0:
+        return {"failed": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def scenario_sweep(s: Suite) -> dict[str, Any]:
+    rows = []
+    levels = (1, 4) if s.quick else (1, 4, 16, 64)
+    configs = [(1, False), (1, True)] if s.quick else [(1, False), (1, True), (2, False), (2, True)]
+    for workers, batching in configs:
+        args = ["--workers", str(workers)]
+        if batching:
+            args += ["--enable-batching", "--max-batch-size", "64", "--batch-timeout-micros", "500"]
+        proc, port = start_server(s.root(f"sweep-{workers}-{batching}"), *args)
+        try:
+            wait_serving(f"127.0.0.1:{port}")
+            time.sleep(1.0 if workers > 1 else 0)  # let every worker load
+            for clients in levels:
+                r = s.load(port, "swapserve", clients).summary()
+                rows.append({"workers": workers, "batching": batching, "clients": clients, **r})
+                log.info("sweep %s", rows[-1])
+        finally:
+            stop_server(proc)
+    return {"rows": rows}
+
+
+def scenario_swap(s: Suite) -> dict[str, Any]:
+    clients = 4 if s.quick else 16
+    steady_s, swap_s, every = (2.0, 4.0, 1.0) if s.quick else (10.0, 20.0, 2.0)
+    root = s.root("swap")
+    proc, port = start_server(root, "--poll-seconds", "0.25")
+    try:
+        wait_serving(f"127.0.0.1:{port}")
+        steady = s.load(port, "swapserve", clients, duration=steady_s, track_versions=True)
+        published: list[float] = []
+        stop = threading.Event()
+        t_begin = [0.0]
+
+        def exporter() -> None:
+            version = 2
+            # The load's measured phase starts ~2 s (process start) + warm-up after run().
+            time.sleep(2.0 + s.warmup)
+            t_begin[0] = time.perf_counter()
+            while not stop.wait(every):
+                publish(s.sources[version % 2], root, version)
+                published.append(time.perf_counter() - t_begin[0])
+                version += 1
+
+        t = threading.Thread(target=exporter)
+        t.start()
+        during = s.load(port, "swapserve", clients, duration=swap_s, track_versions=True)
+        stop.set()
+        t.join()
+    finally:
+        stop_server(proc)
+    st, du = steady.summary(), during.summary()
+    buckets = np.arange(0, swap_s + 0.5, 0.5)
+    series = []
+    for lo, hi in itertools.pairwise(buckets):
+        sel = (during.starts >= lo) & (during.starts < hi)
+        if sel.any():
+            lat = during.latencies[sel] * 1000
+            series.append(
+                {
+                    "t": float(lo),
+                    "p50_ms": float(np.median(lat)),
+                    "p99_ms": float(np.percentile(lat, 99)),
+                    "requests": int(sel.sum()),
+                }
+            )
+    return {
+        "clients": clients,
+        "swap_every_s": every,
+        "steady": st,
+        "during_swaps": du,
+        "swaps": len(published),
+        "versions_answered": len(set(during.versions.tolist())),
+        "p99_ratio": round(du["p99_ms"] / st["p99_ms"], 3),
+        "published_at_s": [round(x, 2) for x in published],
+        "series": series,
+    }
+
+
+def scenario_rss(s: Suite) -> dict[str, Any]:
+    swaps = 6 if s.quick else 50
+    root = s.root("rss")
+    proc, port = start_server(root, "--poll-seconds", "600")
+    target = f"127.0.0.1:{port}"
+    marks: dict[int, float] = {}
+    try:
+        wait_serving(target)
+        with Client(target, timeout=120) as client:
+            for i in range(1, swaps + 1):
+                publish(s.sources[i % 2], root, i + 1)
+                client.reload("seed")
+                for _ in range(20):
+                    client.predict("seed", SEED_X)
+                if i in (2, swaps) or i % 10 == 0:
+                    time.sleep(0.5)  # the old version is released on its reaper thread
+                    marks[i] = round(rss_mib(proc.pid), 1)
+    finally:
+        stop_server(proc)
+    return {"swaps": swaps, "rss_mib": marks, "ratio": round(marks[swaps] / marks[2], 3)}
+
+
+def export_mlp(root: Path, version: int, seed: int) -> Path:
+    import tensorflow as tf
+
+    from swapserve.export import export_model
+
+    rng = np.random.default_rng(seed)
+
+    class MLP(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            sizes = [256, 1024, 1024, 1024]
+            self.w = [
+                tf.Variable(rng.normal(0, 0.05, (a, b)).astype(np.float32))
+                for a, b in itertools.pairwise(sizes)
+            ]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            for w in self.w:
+                x = tf.nn.relu(tf.matmul(x, w))
+            return {"y": x}
+
+    module = MLP()
+    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)
+
+
+def scenario_mlp(s: Suite) -> dict[str, Any]:
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    root = s.tmp / "mlp"
+    path = export_mlp(root, 1, seed=1)
+    staged = export_mlp(s.tmp / "mlp-next", 2, seed=2)
+    clients, max_batch, timeout_us = (8, 8, 2000) if s.quick else (64, 64, 2000)
+    loaded = LoadedVersion.load(1, path, SessionSettings())
+    try:
+        call_ms = {}
+        for rows in (1, max_batch):
+            x = {"x": np.ones([rows, 256], np.float32)}
+            for _ in range(20):
+                loaded.run("", x)
+            t0 = time.perf_counter()
+            for _ in range(50):
+                loaded.run("", x)
+            call_ms[rows] = (time.perf_counter() - t0) / 50 * 1000
+    finally:
+        loaded.close()
+    x1 = {"x": np.random.default_rng(0).normal(size=(1, 256)).astype(np.float32)}
+    out: dict[str, Any] = {
+        "clients": clients,
+        "in_process_call_ms": call_ms,
+        "weights_mib": round(
+            sum(f.stat().st_size for f in (path / "variables").iterdir()) / 2**20, 2
+        ),
+    }
+    for batching in (False, True):
+        args = (
+            [
+                "--enable-batching",
+                "--max-batch-size",
+                str(max_batch),
+                "--batch-timeout-micros",
+                str(timeout_us),
+                "--num-batch-threads",
+                "2",
+            ]
+            if batching
+            else []
+        )
+        proc, port = start_server(root, *args, model="mlp")
+        try:
+            wait_serving(f"127.0.0.1:{port}", model="mlp")
+            r = s.load(port, "swapserve", clients, model="mlp", x=x1, duration=s.seconds * 2)
+            out["batching" if batching else "no_batching"] = r.summary()
+            if batching:
+                with Client(f"127.0.0.1:{port}", timeout=120) as client:
+                    shutil.copytree(staged, root / "2")
+                    swap = client.reload("mlp")
+                    out["load_seconds_v1"] = next(
+                        v.load_seconds for v in client.status("mlp") if v.version == 1
+                    )
+                    out["swap_load_seconds"] = round(swap.load_seconds, 3)
+        finally:
+            stop_server(proc)
+            shutil.rmtree(root / "2", ignore_errors=True)
+    on, off = out["batching"], out["no_batching"]
+    out["throughput_ratio"] = round(on["throughput_rps"] / off["throughput_rps"], 2)
+    out["p99_bound_ms"] = round(timeout_us / 1000 + 2 * call_ms[max_batch], 2)
+    out["p99_within_bound"] = on["p99_ms"] <= out["p99_bound_ms"]
+    return out
+
+
+SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
+    "single": scenario_single,
+    "sweep": scenario_sweep,
+    "swap": scenario_swap,
+    "rss": scenario_rss,
+    "mlp": scenario_mlp,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the harness test)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", nargs="*", choices=list(SCENARIOS), help="run these scenarios")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = Suite(args.out, args.quick, Path(tmp))
+        for name in args.only or SCENARIOS:
+            log.info("scenario %s", name)
+            t0 = time.monotonic()
+            suite.results[name] = SCENARIOS[name](suite)
+            suite.results[name]["wall_seconds"] = round(time.monotonic() - t0, 1)
+    (args.out / "results.json").write_text(json.dumps(suite.results, indent=2) + "\n")
+    import report
+
+    report.write(suite.results, args.out)
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
