@@ -9,7 +9,7 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup protos serve retrain predict status test lint typecheck bench clean
+.PHONY: help setup protos serve retrain predict status test lint typecheck bench bench-setup clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,7 +64,24 @@ lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-bench: $(STAMP)  ## latency per protocol and before/during hot swaps -> docs/benchmarks/
-	$(BIN)/python bench/protocols.py
-	$(BIN)/python bench/swap_latency.py
+ESTIMATOR_VENV := .venv-estimator
+$(ESTIMATOR_VENV)/.installed:
+	$(PYTHON) -m venv $(ESTIMATOR_VENV)
+	$(ESTIMATOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(ESTIMATOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r bench/requirements-estimator.txt
+	touch $@
+
+MLSERVER_VENV := .venv-mlserver
+$(MLSERVER_VENV)/.installed:
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r bench/requirements-mlserver.txt
+	touch $@
+
+bench-setup: $(STAMP) $(ESTIMATOR_VENV)/.installed $(MLSERVER_VENV)/.installed  ## side virtualenvs: estimator baseline, MLServer
+
+bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 10 minutes)
+	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/update_readme.py

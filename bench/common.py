@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swapserve_client import Client
+from swapserve_client import Client, SwapserveError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,8 +95,13 @@ def rss_mib(pid: int) -> float:
 def wait_serving(target: str, model: str = "seed", timeout: float = 60.0) -> None:
     """Waits until the server serves a version of ``model``."""
     deadline = time.monotonic() + timeout
-    with Client(target) as client:
-        while not [s for s in client.status(model) if s.serving]:
+    with Client(target, timeout=5) as client:
+        while True:
+            try:
+                if [s for s in client.status(model) if s.serving]:
+                    return
+            except SwapserveError:
+                pass  # workers still starting: the port refuses connections until they listen
             if time.monotonic() > deadline:
                 raise RuntimeError("no version served")
             time.sleep(0.1)

@@ -186,7 +186,12 @@ def run(load: Load) -> Result:
         proc.start()
         pipes.append(parent)
         procs.append(proc)
-    parts = [p.recv() for p in pipes]
+    parts = []
+    for pipe, proc in zip(pipes, procs, strict=True):
+        while not pipe.poll(0.5):
+            if not proc.is_alive():
+                raise RuntimeError(f"load process {proc.pid} died (exit code {proc.exitcode})")
+        parts.append(pipe.recv())
     for proc in procs:
         proc.join()
     errors: Counter[str] = Counter()

@@ -227,7 +227,25 @@ def write(r: dict[str, Any], out: Path) -> None:
             "",
         ]
     if mls := r.get("mlserver"):
-        lines += ["## Peer: MLServer", "", mls.get("markdown", mls.get("summary", "")), ""]
+        lines += ["## Peer: MLServer (same model, same V2 load generator)", ""]
+        if mls.get("rows"):
+            lines += [
+                *_table(
+                    mls["rows"],
+                    [
+                        "model",
+                        "server",
+                        "clients",
+                        "batching",
+                        "throughput_rps",
+                        "p50_ms",
+                        "p99_ms",
+                        "errors",
+                    ],
+                ),
+                "",
+            ]
+        lines += [mls["summary"], ""]
     (out / "results.md").write_text("\n".join(lines))
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -172,7 +173,16 @@ def scenario_sweep(s: Suite) -> dict[str, Any]:
     for workers, batching in configs:
         args = ["--workers", str(workers)]
         if batching:
-            args += ["--enable-batching", "--max-batch-size", "64", "--batch-timeout-micros", "500"]
+            # A request waiting for its batch holds an RPC thread: allow a full batch of them.
+            args += [
+                "--enable-batching",
+                "--max-batch-size",
+                "64",
+                "--batch-timeout-micros",
+                "500",
+                "--grpc-threads",
+                "80",
+            ]
         proc, port = start_server(s.root(f"sweep-{workers}-{batching}"), *args)
         try:
             wait_serving(f"127.0.0.1:{port}")
@@ -330,6 +340,8 @@ def scenario_mlp(s: Suite) -> dict[str, Any]:
                 str(timeout_us),
                 "--num-batch-threads",
                 "2",
+                "--grpc-threads",
+                str(clients + 16),
             ]
             if batching
             else []
@@ -357,12 +369,135 @@ def scenario_mlp(s: Suite) -> dict[str, Any]:
     return out
 
 
+MLSERVER = REPO / ".venv-mlserver" / "bin" / "mlserver"
+
+
+def _free_port() -> int:
+    # MLServer cannot bind port 0 and report it, so the bench picks ports for it (loopback).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_mlserver(model_dir: Path, name: str, work: Path, batch: int) -> tuple[Any, int]:
+    """MLServer serving ``model_dir`` through bench/mlserver_runtime; returns (process, port)."""
+    folder = work / f"mlserver-{name}"
+    folder.mkdir()
+    grpc_port = _free_port()
+    (folder / "settings.json").write_text(
+        json.dumps(
+            {
+                "grpc_port": grpc_port,
+                "http_port": _free_port(),
+                "metrics_port": _free_port(),
+                "host": "127.0.0.1",
+                "parallel_workers": 0,
+                "debug": False,
+            }
+        )
+    )
+    model: dict[str, Any] = {
+        "name": name,
+        "implementation": "savedmodel_runtime.SavedModelRuntime",
+        "parameters": {"uri": str(model_dir)},
+    }
+    if batch > 1:  # MLServer's adaptive batching, its counterpart of ours
+        model.update(max_batch_size=batch, max_batch_time=0.002)
+    (folder / "model-settings.json").write_text(json.dumps(model))
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(REPO / "bench" / "mlserver_runtime"),
+    }
+    proc = subprocess.Popen(
+        [str(MLSERVER), "start", str(folder)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    deadline = time.monotonic() + 180
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                if stub.ModelReady(service_pb2.ModelReadyRequest(name=name), timeout=2).ready:
+                    return proc, grpc_port
+            except grpc.RpcError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("MLServer did not become ready")
+
+
+def scenario_mlserver(s: Suite) -> dict[str, Any]:
+    """The same model, the same V2 load: swapserve vs MLServer."""
+    if not MLSERVER.exists():
+        return {"summary": "not run: no .venv-mlserver (make bench-setup)", "met": None}
+    cases = [("seed", s.sources[0], 16, 1, SEED_X)]
+    mlp_root = s.tmp / "mlp-peer"
+    mlp = export_mlp(mlp_root, 1, seed=1)
+    cases.append(("mlp", mlp, 64, 64, {"x": np.ones([1, 256], np.float32)}))
+    rows = []
+    for name, path, wanted_clients, batch, x in cases:
+        clients = min(wanted_clients, 4) if s.quick else wanted_clients
+        root = s.tmp / f"peer-{name}"
+        shutil.copytree(path, root / "1")
+        args = ["--grpc-threads", str(clients + 16)]
+        if batch > 1:
+            args += [
+                "--enable-batching",
+                "--max-batch-size",
+                str(batch),
+                "--batch-timeout-micros",
+                "2000",
+            ]
+        for server in ("swapserve", "mlserver"):
+            if server == "swapserve":
+                proc, port = start_server(root, *args, model=name)
+                wait_serving(f"127.0.0.1:{port}", model=name)
+            else:
+                proc, port = start_mlserver(path, name, s.tmp, batch)
+            try:
+                r = s.load(port, "v2", clients, model=name, x=x).summary()
+            finally:
+                stop_server(proc)
+            rows.append(
+                {"model": name, "server": server, "clients": clients, "batching": batch > 1, **r}
+            )
+            log.info("peer %s", rows[-1])
+    ratios = []
+    for name, *_ in cases:
+        ours = next(r for r in rows if r["model"] == name and r["server"] == "swapserve")
+        theirs = next(r for r in rows if r["model"] == name and r["server"] == "mlserver")
+        ratios.append(
+            {
+                "model": name,
+                "throughput_ratio": round(
+                    ours["throughput_rps"] / max(theirs["throughput_rps"], 1e-9), 2
+                ),
+                "p99_ratio": round(ours["p99_ms"] / theirs["p99_ms"], 2),
+            }
+        )
+    met = all(r["throughput_ratio"] > 1 and r["p99_ratio"] < 1 for r in ratios)
+    summary = "; ".join(
+        f"{r['model']}: throughput ×{r['throughput_ratio']}, p99 ×{r['p99_ratio']} (swapserve/MLServer)"
+        for r in ratios
+    )
+    return {"rows": rows, "ratios": ratios, "met": met, "summary": summary}
+
+
 SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "single": scenario_single,
     "sweep": scenario_sweep,
     "swap": scenario_swap,
     "rss": scenario_rss,
     "mlp": scenario_mlp,
+    "mlserver": scenario_mlserver,
 }
 
 
