@@ -226,6 +226,27 @@ def write(r: dict[str, Any], out: Path) -> None:
             f"load under load: {mlp.get('swap_load_seconds')} s.",
             "",
         ]
+    if svc := r.get("servicer"):
+        lines += [
+            "## Servicer model: sync thread pool vs grpc.aio",
+            "",
+            "Minimal servers whose one method runs the seed model and echoes the request "
+            "(`bench/servicer_models.py`).",
+            "",
+            *_table(
+                svc["rows"],
+                [
+                    "servicer",
+                    "clients",
+                    "throughput_rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "errors",
+                    "client_cpu_percent",
+                ],
+            ),
+            "",
+        ]
     if mls := r.get("mlserver"):
         lines += ["## Peer: MLServer (same model, same V2 load generator)", ""]
         if mls.get("rows"):

@@ -369,6 +369,13 @@ def scenario_mlp(s: Suite) -> dict[str, Any]:
     return out
 
 
+def scenario_servicer(s: Suite) -> dict[str, Any]:
+    """Sync thread pool vs grpc.aio for a server whose handler runs the seed model."""
+    import servicer_models
+
+    return {"rows": servicer_models.measure(s.sources[0], s.seconds, s.warmup)}
+
+
 MLSERVER = REPO / ".venv-mlserver" / "bin" / "mlserver"
 
 
@@ -497,6 +504,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "swap": scenario_swap,
     "rss": scenario_rss,
     "mlp": scenario_mlp,
+    "servicer": scenario_servicer,
     "mlserver": scenario_mlserver,
 }
 
