@@ -64,23 +64,14 @@ lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-ESTIMATOR_VENV := .venv-estimator
-$(ESTIMATOR_VENV)/.installed:
-	$(PYTHON) -m venv $(ESTIMATOR_VENV)
-	$(ESTIMATOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(ESTIMATOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		-r bench/requirements-estimator.txt
+# Side virtualenvs for the benchmark's baseline and peer (their pins differ from ours).
+.venv-%/.installed: bench/requirements-%.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
+	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-MLSERVER_VENV := .venv-mlserver
-$(MLSERVER_VENV)/.installed:
-	$(PYTHON) -m venv $(MLSERVER_VENV)
-	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		-r bench/requirements-mlserver.txt
-	touch $@
-
-bench-setup: $(STAMP) $(ESTIMATOR_VENV)/.installed $(MLSERVER_VENV)/.installed  ## side virtualenvs: estimator baseline, MLServer
+bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed  ## side virtualenvs: estimator baseline, MLServer
 
 bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 10 minutes)
 	$(BIN)/python bench/suite.py

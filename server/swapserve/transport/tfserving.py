@@ -16,6 +16,7 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    input_pb2,
     model_management_pb2,
     model_pb2,
     model_service_pb2_grpc,
@@ -28,7 +29,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from swapserve.codecs import tfserving as codec
 from swapserve.errors import InvalidArgument, NotFound
-from swapserve.model.manager import ModelManager, State
+from swapserve.model.manager import ModelManager, Prediction, State
 from swapserve.model.registry import ModelRegistry
 from swapserve.model.signature import DEFAULT_SIGNATURE
 from swapserve.transport.admin import check_admin
@@ -91,29 +92,28 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
     def Classify(  # noqa: N802
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        manager = self._registry.get(request.model_spec.name)
-        examples = codec.serialize_examples(request.input)
-        result = manager.predict_examples(
-            _version(request.model_spec), request.model_spec.signature_name, examples, "classify"
-        )
+        spec, result, rows = self._examples(request.model_spec, request.input, "classify")
         return classification_pb2.ClassificationResponse(
-            model_spec=_spec(manager.name, result.version, result.signature),
-            result=codec.classification_result(result.outputs, len(examples)),
+            model_spec=spec, result=codec.classification_result(result.outputs, rows)
         )
 
     @grpc_errors
     def Regress(  # noqa: N802
         self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        manager = self._registry.get(request.model_spec.name)
-        examples = codec.serialize_examples(request.input)
-        result = manager.predict_examples(
-            _version(request.model_spec), request.model_spec.signature_name, examples, "regress"
-        )
+        spec, result, rows = self._examples(request.model_spec, request.input, "regress")
         return regression_pb2.RegressionResponse(
-            model_spec=_spec(manager.name, result.version, result.signature),
-            result=codec.regression_result(result.outputs, len(examples)),
+            model_spec=spec, result=codec.regression_result(result.outputs, rows)
         )
+
+    def _examples(
+        self, spec: model_pb2.ModelSpec, inputs: input_pb2.Input, method: str
+    ) -> tuple[model_pb2.ModelSpec, Prediction, int]:
+        """Runs a classify/regress request; returns the answering spec, outputs and row count."""
+        manager = self._registry.get(spec.name)
+        examples = codec.serialize_examples(inputs)
+        result = manager.predict_examples(_version(spec), spec.signature_name, examples, method)
+        return _spec(manager.name, result.version, result.signature), result, len(examples)
 
     @grpc_errors
     def MultiInference(  # noqa: N802
