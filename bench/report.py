@@ -247,6 +247,25 @@ def write(r: dict[str, Any], out: Path) -> None:
             ),
             "",
         ]
+    if caller := r.get("caller"):
+        lines += [
+            "## `--run-in-caller-thread` A/B (seed model)",
+            "",
+            "Both servers up at once, runs interleaved; medians over rounds.",
+            "",
+            *_table(
+                caller["rows"],
+                [
+                    "run",
+                    "clients",
+                    "rounds",
+                    "median_p50_ms",
+                    "median_p99_ms",
+                    "median_throughput_rps",
+                ],
+            ),
+            "",
+        ]
     if mls := r.get("mlserver"):
         lines += ["## Peer: MLServer (same model, same V2 load generator)", ""]
         if mls.get("rows"):

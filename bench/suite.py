@@ -376,6 +376,43 @@ def scenario_servicer(s: Suite) -> dict[str, Any]:
     return {"rows": servicer_models.measure(s.sources[0], s.seconds, s.warmup)}
 
 
+def scenario_caller(s: Suite) -> dict[str, Any]:
+    """A/B of --run-in-caller-thread on the seed model: both servers up, runs interleaved."""
+    servers = {}
+    for name, args in (
+        ("inter-op pool (default)", []),
+        ("caller thread", ["--run-in-caller-thread"]),
+    ):
+        proc, port = start_server(s.root(f"caller-{len(servers)}"), *args)
+        wait_serving(f"127.0.0.1:{port}")
+        servers[name] = (proc, port)
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    try:
+        for _ in range(2 if s.quick else 4):
+            for name, (_, port) in servers.items():
+                for clients in (1, 16):
+                    r = s.load(port, "swapserve", clients, duration=s.seconds * 0.6).summary()
+                    runs.setdefault((name, clients), []).append(r)
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
+    rows = []
+    for (name, clients), rs in runs.items():
+        rows.append(
+            {
+                "run": name,
+                "clients": clients,
+                "rounds": len(rs),
+                "median_p50_ms": round(float(np.median([r["p50_ms"] for r in rs])), 3),
+                "median_p99_ms": round(float(np.median([r["p99_ms"] for r in rs])), 3),
+                "median_throughput_rps": round(
+                    float(np.median([r["throughput_rps"] for r in rs])), 1
+                ),
+            }
+        )
+    return {"rows": rows}
+
+
 MLSERVER = REPO / ".venv-mlserver" / "bin" / "mlserver"
 
 
@@ -505,6 +542,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "rss": scenario_rss,
     "mlp": scenario_mlp,
     "servicer": scenario_servicer,
+    "caller": scenario_caller,
     "mlserver": scenario_mlserver,
 }
 
@@ -517,13 +555,20 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "results.json"
     with tempfile.TemporaryDirectory() as tmp:
         suite = Suite(args.out, args.quick, Path(tmp))
+        if args.only and previous.exists():
+            # Re-running some scenarios keeps the others' last results.
+            kept = json.loads(previous.read_text())
+            suite.results = {**kept, **{k: v for k, v in suite.results.items() if k != "command"}}
         for name in args.only or SCENARIOS:
             log.info("scenario %s", name)
             t0 = time.monotonic()
             suite.results[name] = SCENARIOS[name](suite)
             suite.results[name]["wall_seconds"] = round(time.monotonic() - t0, 1)
+            if args.only:
+                suite.results[name]["command"] = "bench/suite.py --only " + " ".join(args.only)
     (args.out / "results.json").write_text(json.dumps(suite.results, indent=2) + "\n")
     import report
 

@@ -131,6 +131,21 @@ def test_estimator_style_export(tmp_path: Path) -> None:
         np.testing.assert_allclose(out["output"], [[200.0]], rtol=1e-6)
 
 
+def test_run_in_caller_thread(tmp_path: Path) -> None:
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    path = estimator_version(tmp_path, 1, weight=1.0)
+    loaded = LoadedVersion.load(1, path, SessionSettings(run_in_caller_thread=True))
+    try:
+        for batch in (1, 64):
+            x = np.linspace(-5, 5, batch, dtype=np.float32).reshape(batch, 1)
+            _, out = loaded.run("", {"number": x}, ["output"])
+            np.testing.assert_allclose(out["output"], 2 * x, rtol=1e-6)
+    finally:
+        loaded.close()
+
+
 def test_stateful_counter_signatures_without_inputs(tmp_path: Path) -> None:
     copy_version(COUNTER, tmp_path, 1)
     with serving(tmp_path) as server, Client(f"127.0.0.1:{server.port}") as client:

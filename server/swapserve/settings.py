@@ -26,6 +26,9 @@ class SessionSettings:
     """Threads for one op's inner parallelism; 0 lets TensorFlow choose (one per core)."""
     inter_op_threads: int = 0
     """Threads running independent ops concurrently; 0 lets TensorFlow choose."""
+    run_in_caller_thread: bool = False
+    """Run each request's graph in the RPC thread (RunOptions.inter_op_thread_pool = -1): saves
+    a thread hand-off per request for small, sequential graphs; loses inter-op parallelism."""
 
 
 @dataclass(frozen=True)

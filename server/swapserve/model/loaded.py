@@ -9,6 +9,7 @@ signature parsing. The graph is finalized after loading so nothing can add to it
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -70,6 +71,7 @@ class LoadedVersion:
         signatures: Mapping[str, SignatureSpec],
         *,
         signature_defs: Mapping[str, Any] | None = None,
+        run_in_caller_thread: bool = False,
     ) -> None:
         self.version = version
         self.path = path
@@ -81,6 +83,9 @@ class LoadedVersion:
         self._session: tf.compat.v1.Session | None = session
         self._callables: dict[tuple[str, tuple[str, ...]], Callable[..., Any]] = {}
         self._callables_lock = threading.Lock()
+        self._run_options = (
+            tf.compat.v1.RunOptions(inter_op_thread_pool=-1) if run_in_caller_thread else None
+        )
 
     @classmethod
     def load(
@@ -102,7 +107,13 @@ class LoadedVersion:
             if not signatures:
                 raise LoadError("the SavedModel has no usable signature")
             loaded = cls(
-                version, path, graph, session, signatures, signature_defs=meta_graph.signature_def
+                version,
+                path,
+                graph,
+                session,
+                signatures,
+                signature_defs=meta_graph.signature_def,
+                run_in_caller_thread=settings.run_in_caller_thread,
             )
             for sig in signatures.values():  # every signature must be callable before serving
                 loaded._callable(sig, tuple(sig.outputs))
@@ -208,7 +219,10 @@ class LoadedVersion:
                 fn = self._session.make_callable(
                     [sig.outputs[o].tensor_name for o in outputs],
                     feed_list=[sig.inputs[i].tensor_name for i in sig.inputs],
+                    accept_options=self._run_options is not None,
                 )
+                if self._run_options is not None:
+                    fn = functools.partial(fn, options=self._run_options)
                 self._callables[key] = fn
             return fn
 
