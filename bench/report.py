@@ -251,7 +251,8 @@ def write(r: dict[str, Any], out: Path) -> None:
         lines += [
             "## `--run-in-caller-thread` A/B (seed model)",
             "",
-            "Both servers up at once, runs interleaved; medians over rounds.",
+            "Both servers up at once, runs interleaved; medians over rounds"
+            + (f" (produced by `{caller['command']}`)." if caller.get("command") else "."),
             "",
             *_table(
                 caller["rows"],
