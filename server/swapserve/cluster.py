@@ -27,12 +27,14 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swapserve.errors import FailedPrecondition, SwapserveError, Unavailable
-from swapserve.model.manager import ModelManager, ReloadOutcome
-from swapserve.model.registry import ModelRegistry
 from swapserve.settings import Settings
+
+if TYPE_CHECKING:  # the supervisor process never imports TensorFlow
+    from swapserve.model.manager import ModelManager, ReloadOutcome
+    from swapserve.model.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
