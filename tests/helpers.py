@@ -92,7 +92,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = ""
 
 @contextmanager
 def serving(
-    root: Path, name: str = "m", wait: bool = True, **model_kwargs: Any
+    root: Path,
+    name: str = "m",
+    wait: bool = True,
+    metrics_port: int | None = None,
+    **model_kwargs: Any,
 ) -> Iterator[SwapServer]:
     """A started server on 127.0.0.1:<free port> for one model; stopped on exit."""
     model_kwargs.setdefault("poll_seconds", 0.1)
@@ -101,6 +105,7 @@ def serving(
         host="127.0.0.1",
         port=0,
         grace_seconds=5.0,
+        metrics_port=metrics_port,
     )
     server = create_server(settings)
     server.start()

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to listen on (0: any free) (default: %(default)s)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off; 0: any port)",
+    )
+    p.add_argument(
         "--poll-seconds",
         type=float,
         default=m.poll_seconds,
@@ -201,6 +207,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         models=(model,),
         host=args.host,
         port=args.port,
+        metrics_port=args.metrics_port,
         grpc_threads=args.grpc_threads,
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,

@@ -177,6 +177,8 @@ def _worker_main(settings: Settings, worker: int, state: ClusterState, level: st
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+    if settings.metrics_port:  # one metrics endpoint per worker: port, port + 1, ...
+        settings = replace(settings, metrics_port=settings.metrics_port + worker)
     server = create_server(settings, reuse_port=True)
     coordinator = ClusterCoordinator(state, worker, server.registry)
     server.registry.coordinator = coordinator

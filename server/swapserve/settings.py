@@ -112,6 +112,8 @@ class Settings:
     """Address to listen on."""
     port: int = 8500
     """Port to listen on; 0 picks a free one (tests)."""
+    metrics_port: int | None = None
+    """Port of the Prometheus ``/metrics`` endpoint on ``host``; None: off, 0: any free port."""
     grpc_threads: int = 16
     """Threads serving RPCs; TensorFlow releases the GIL, so model runs overlap."""
     max_message_bytes: int = 256 * 1024 * 1024
@@ -156,6 +158,8 @@ class Settings:
                 )
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port must be 0-65535, got {self.port}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(f"metrics port must be 0-65535, got {self.metrics_port}")
         if self.grpc_threads < 1:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
         if self.max_message_bytes < 1024:

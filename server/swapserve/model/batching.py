@@ -30,6 +30,7 @@ from swapserve.errors import (
     SwapserveError,
     Unavailable,
 )
+from swapserve.metrics import Metrics
 from swapserve.model.loaded import LoadedVersion
 from swapserve.model.signature import SignatureSpec
 from swapserve.settings import BatchingSettings
@@ -43,6 +44,7 @@ _Key = tuple[str, tuple[str, ...], tuple[tuple[str, str, tuple[int, ...]], ...]]
 class _Task:
     inputs: Mapping[str, np.ndarray]
     rows: int
+    queued: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
     outputs: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
@@ -75,8 +77,16 @@ def batchable(sig: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> bool:
 class Batcher:
     """Batches requests for one loaded version."""
 
-    def __init__(self, loaded: LoadedVersion, settings: BatchingSettings, model: str) -> None:
+    def __init__(
+        self,
+        loaded: LoadedVersion,
+        settings: BatchingSettings,
+        model: str,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._loaded = loaded
+        self._model = model
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._timeout = settings.batch_timeout_micros / 1e6
         self._cv = threading.Condition()
@@ -169,10 +179,17 @@ class Batcher:
 
     def _run(self, batch: _Batch) -> None:
         tasks = batch.tasks
+        metrics, model = self._metrics, self._model
+        started = time.perf_counter()
+        for task in tasks:
+            metrics.batch_queue_seconds.labels(model).observe(started - task.queued)
         try:
             inputs = self._merge(batch)
             outputs = self._loaded.execute(batch.sig, batch.wanted, inputs)
             padded = next(iter(inputs.values())).shape[0]
+            metrics.model_run_seconds.labels(model).observe(time.perf_counter() - started)
+            metrics.model_runs.labels(model, str(self._loaded.version)).inc()
+            metrics.batch_size.labels(model).observe(padded)
             offset = 0
             for task in tasks:
                 task.outputs = {}

@@ -27,6 +27,7 @@ from swapserve.errors import (
     NotFound,
     Unavailable,
 )
+from swapserve.metrics import Metrics
 from swapserve.model import discovery
 from swapserve.model.batching import Batcher, batchable
 from swapserve.model.loaded import LoadedVersion
@@ -123,8 +124,10 @@ class ModelManager:
         settings: ModelSettings,
         session: SessionSettings,
         loader: Loader = LoadedVersion.load,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.name = settings.name
         self._session_settings = session
         self._loader = loader
@@ -168,7 +171,12 @@ class ModelManager:
             if handle.batcher is not None and batchable(sig, inputs):
                 outputs = handle.batcher.submit(sig, wanted, inputs)
             else:
+                start = time.perf_counter()
                 outputs = loaded.execute(sig, wanted, inputs)
+                self.metrics.model_run_seconds.labels(self.name).observe(
+                    time.perf_counter() - start
+                )
+                self.metrics.model_runs.labels(self.name, str(loaded.version)).inc()
             return Prediction(loaded.version, sig.name, outputs)
         finally:
             self._release(handle)
@@ -218,9 +226,11 @@ class ModelManager:
                     f"version {handle.loaded.version} is serving"
                 )
             handle.inflight += 1
-            return handle
+        self.metrics.inflight.labels(self.name).inc()
+        return handle
 
     def _release(self, handle: _Handle) -> None:
+        self.metrics.inflight.labels(self.name).dec()
         with self._lock:
             handle.inflight -= 1
             if handle.retired and handle.inflight == 0:
@@ -445,13 +455,22 @@ class ModelManager:
                 cand.version, cand.path, self._session_settings, self.settings.warm_up
             )
         except LoadError as err:
+            self.metrics.loads.labels(self.name, "failure").inc()
             self._tracker.mark_failed(cand, str(err))
             self._set(cand.version, State.FAILED, error=str(err))
             log.error("model %s: version %d failed to load: %s", self.name, cand.version, err)
             raise
         self._tracker.clear_failed(cand.version)
+        metrics = self.metrics
+        metrics.loads.labels(self.name, "success").inc()
+        metrics.load_seconds.labels(self.name).observe(loaded.load_seconds)
+        metrics.loaded_versions.labels(self.name).inc()
+        metrics.served_version.labels(self.name).set(cand.version)
         batching = self.settings.batching
-        new = _Handle(loaded, Batcher(loaded, batching, self.name) if batching.enabled else None)
+        new = _Handle(
+            loaded,
+            Batcher(loaded, batching, self.name, metrics) if batching.enabled else None,
+        )
         with self._lock:
             old, self._served = self._served, new
             rec = self._records.setdefault(cand.version, _Record(State.AVAILABLE))
@@ -478,6 +497,7 @@ class ModelManager:
                 cand.version,
                 loaded.load_seconds,
             )
+            metrics.swaps.labels(self.name).inc()
             self._start_reaper(old)
         return loaded.load_seconds
 
@@ -498,6 +518,8 @@ class ModelManager:
         if handle.batcher is not None:
             handle.batcher.stop()
         handle.loaded.close()
+        self.metrics.unloads.labels(self.name).inc()
+        self.metrics.loaded_versions.labels(self.name).dec()
         with self._lock:
             rec = self._records.get(version)
             if rec is not None and rec.state is State.UNLOADING:
@@ -534,6 +556,7 @@ class ModelManager:
                     old.idle.set()
         if old is None:
             return 0
+        self.metrics.served_version.labels(self.name).set(0)
         self._start_reaper(old)
         self._notify()
         return old.loaded.version

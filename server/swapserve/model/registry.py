@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from swapserve.errors import InvalidArgument, NotFound
+from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.watcher import Watcher
 
@@ -37,8 +38,9 @@ class LocalCoordinator:
 class ModelRegistry:
     """Holds one ``ModelManager`` (and its watcher) per configured model."""
 
-    def __init__(self, managers: Iterable[ModelManager]) -> None:
+    def __init__(self, managers: Iterable[ModelManager], metrics: Metrics | None = None) -> None:
         self._managers = {m.name: m for m in managers}
+        self.metrics = metrics or Metrics()
         self._watchers = [Watcher(m) for m in self._managers.values()]
         self.coordinator: Coordinator = LocalCoordinator()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,20 +18,44 @@ log = logging.getLogger(__name__)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _model_of(request: Any) -> str:
+    """The model a request names, whatever the protocol calls the field."""
+    for field in ("model_name", "name"):
+        value = getattr(request, field, None)
+        if isinstance(value, str):
+            return value
+    spec = getattr(request, "model_spec", None)
+    return spec.name if spec is not None else ""
+
+
 def grpc_errors(method: _F) -> _F:
     """Wraps a servicer method: domain errors abort with their status and message; anything
-    unexpected is logged with its traceback and the client gets a generic INTERNAL."""
+    unexpected is logged with its traceback and the client gets a generic INTERNAL. Every call is
+    counted and timed (``swapserve_requests_total``, ``swapserve_request_seconds``)."""
+    name = method.__name__
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        start = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
         try:
             return method(self, request, context)
         except SwapserveError as err:
-            context.abort(grpc.StatusCode[err.status], err.message)
+            code, message = grpc.StatusCode[err.status], err.message
         except TensorError as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(err)
         except Exception:
             log.exception("unexpected error in %s", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal server error (see the server log)")
+            code, message = grpc.StatusCode.INTERNAL, "internal server error (see the server log)"
+        finally:
+            registry = self._registry
+            model = _model_of(request)
+            model = model if registry.find(model) is not None else ""  # bounded label values
+            protocol = self.PROTOCOL
+            registry.metrics.requests.labels(model, protocol, name, code.name).inc()
+            registry.metrics.request_seconds.labels(model, protocol, name).observe(
+                time.perf_counter() - start
+            )
+        context.abort(code, message)
 
     return wrapper  # type: ignore[return-value]

@@ -56,6 +56,8 @@ def _signature(manager: ModelManager, version: int, name: str) -> tuple[int, Sig
 class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     """``inference.GRPCInferenceService``: health, metadata, inference, repository."""
 
+    PROTOCOL = "kserve_v2"
+
     def __init__(self, registry: ModelRegistry, allow_remote_admin: bool) -> None:
         self._registry = registry
         self._allow_remote_admin = allow_remote_admin

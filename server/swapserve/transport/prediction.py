@@ -16,6 +16,8 @@ from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 class PredictionServicer(pb_grpc.PredictionServiceServicer):
     """Thin adapter from the swapserve.v1 API to ``ModelRegistry``."""
 
+    PROTOCOL = "swapserve"
+
     def __init__(self, registry: ModelRegistry, allow_remote_admin: bool) -> None:
         self._registry = registry
         self._allow_remote_admin = allow_remote_admin

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,6 +19,7 @@ from tensorflow_serving.apis import (
 from tritonclient.grpc import service_pb2 as v2_pb2
 from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
 
+from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import Settings, SettingsError
@@ -48,9 +50,17 @@ class SwapServer:
     settings: Settings
     health: HealthReporter
 
+    metrics_port: int | None = None
+    _metrics_http: Any = None
+
     def start(self) -> None:
-        """Starts watching export roots and answering RPCs."""
+        """Starts watching export roots, the metrics endpoint, and answering RPCs."""
         self.registry.start()
+        if self.settings.metrics_port is not None:
+            self._metrics_http, _, self.metrics_port = self.registry.metrics.serve(
+                self.settings.host, self.settings.metrics_port
+            )
+            log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
         self.server.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
 
@@ -60,6 +70,9 @@ class SwapServer:
         self.health.shutdown()
         self.server.stop(grace).wait()
         self.registry.close(timeout=grace)
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
         log.info("stopped")
 
 
@@ -75,7 +88,10 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
         SettingsError: invalid settings or an address that cannot be bound.
     """
     settings.validate()
-    registry = ModelRegistry(ModelManager(m, settings.session) for m in settings.models)
+    metrics = Metrics()
+    registry = ModelRegistry(
+        (ModelManager(m, settings.session, metrics=metrics) for m in settings.models), metrics
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
         options=[

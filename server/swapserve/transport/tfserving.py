@@ -68,6 +68,8 @@ def _spec(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
 class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``."""
 
+    PROTOCOL = "tfserving"
+
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
@@ -180,6 +182,8 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
 class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """``tensorflow.serving.ModelService``: status, and config reload mapped onto Reload."""
+
+    PROTOCOL = "tfserving"
 
     def __init__(self, registry: ModelRegistry, allow_remote_admin: bool) -> None:
         self._registry = registry

@@ -1,0 +1,103 @@
+"""Prometheus metrics (prometheus-client), served on ``--metrics-port``.
+
+Each server owns its own ``CollectorRegistry`` so several servers (tests) never collide. Labels are
+kept to bounded sets: model, protocol, method, status code; only ``swapserve_model_runs_total``
+carries the version, since every export adds a version.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+)  # fmt: skip
+_LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    """Every metric swapserve exports (names and meanings are listed in README)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "swapserve_requests_total",
+            "RPCs answered, by model, protocol, method and gRPC status code.",
+            ["model", "protocol", "method", "code"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "swapserve_request_seconds",
+            "Time from receiving an RPC to its answer, in the servicer.",
+            ["model", "protocol", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "swapserve_inflight_requests", "Requests running on a model now.", ["model"], registry=r
+        )
+        self.model_runs = Counter(
+            "swapserve_model_runs_total",
+            "TensorFlow runs (a batch counts once), by model and version.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.model_run_seconds = Histogram(
+            "swapserve_model_run_seconds",
+            "Time inside the TensorFlow session per run.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "swapserve_batch_size",
+            "Rows per batched run (after padding).",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_queue_seconds = Histogram(
+            "swapserve_batch_queue_seconds",
+            "Time a request waited for its batch to start running.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.served_version = Gauge(
+            "swapserve_served_version", "Version answering version-0 requests (0: none).",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.loaded_versions = Gauge(
+            "swapserve_loaded_versions",
+            "Versions in memory (the served one plus any still finishing requests).",
+            ["model"],
+            registry=r,
+        )
+        self.loads = Counter(
+            "swapserve_version_loads_total",
+            "Version loads, by outcome (success, failure).",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.load_seconds = Histogram(
+            "swapserve_version_load_seconds",
+            "Time to load, validate and warm up a version.",
+            ["model"],
+            buckets=_LOAD_BUCKETS,
+            registry=r,
+        )
+        self.swaps = Counter(
+            "swapserve_swaps_total", "Served-version changes.", ["model"], registry=r
+        )
+        self.unloads = Counter(
+            "swapserve_unloads_total", "Versions released.", ["model"], registry=r
+        )
+
+    def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
+        """Starts the ``/metrics`` HTTP endpoint; returns the server, its thread, the bound port."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        return server, thread, int(server.server_port)

@@ -1,0 +1,99 @@
+"""Prometheus metrics on --metrics-port, scraped over HTTP and parsed."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers import BAD, estimator_version, serving, wait_for
+from swapserve.settings import BatchingSettings
+from swapserve_client import Client, SwapserveError
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_request_model_and_version_metrics(tmp_path: Path) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    with (
+        serving(tmp_path, poll_seconds=600, metrics_port=0) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
+        assert server.metrics_port
+        x = {"number": np.ones([2, 1], np.float32)}
+        for _ in range(3):
+            client.predict("m", x)
+        with pytest.raises(SwapserveError):
+            client.predict("m", {"bad": np.ones([1, 1], np.float32)})
+        with pytest.raises(SwapserveError):
+            client.predict("no-such-model", x)
+        estimator_version(tmp_path, 2, weight=2.0)
+        client.reload("m")
+        shutil.copytree(BAD, tmp_path / "3")
+        (tmp_path / "3" / "saved_model.pb").write_bytes(b"junk")
+        with pytest.raises(SwapserveError):
+            client.reload("m", version=3)
+        server.registry.get("m").wait_unloaded(10)
+        s = scrape(server.metrics_port)
+
+    labels = {"model": "m", "protocol": "swapserve", "method": "Predict"}
+    assert value(s, "swapserve_requests_total", **labels, code="OK") == 3
+    assert value(s, "swapserve_requests_total", **labels, code="INVALID_ARGUMENT") == 1
+    # Unknown model names are not turned into label values (bounded cardinality).
+    assert (
+        value(
+            s,
+            "swapserve_requests_total",
+            model="",
+            protocol="swapserve",
+            method="Predict",
+            code="NOT_FOUND",
+        )
+        == 1
+    )
+    assert value(s, "swapserve_request_seconds_count", **labels) == 4  # 3 OK + 1 bad input
+    assert value(s, "swapserve_model_runs_total", model="m", version="1") == 3
+    assert value(s, "swapserve_version_loads_total", model="m", outcome="success") == 2
+    assert value(s, "swapserve_version_loads_total", model="m", outcome="failure") == 1
+    assert value(s, "swapserve_swaps_total", model="m") == 1
+    assert value(s, "swapserve_unloads_total", model="m") == 1
+    assert value(s, "swapserve_served_version", model="m") == 2
+    assert value(s, "swapserve_loaded_versions", model="m") == 1
+    assert value(s, "swapserve_inflight_requests", model="m") == 0
+    assert value(s, "swapserve_version_load_seconds_count", model="m") == 2
+
+
+def test_batching_metrics(tmp_path: Path) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    settings = BatchingSettings(
+        enabled=True, max_batch_size=8, batch_timeout_micros=0, allowed_batch_sizes=(4, 8)
+    )
+    with (
+        serving(tmp_path, batching=settings, metrics_port=0) as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
+        client.predict("m", {"number": np.ones([3, 1], np.float32)})
+        s = wait_for(
+            lambda: (
+                (r := scrape(server.metrics_port))
+                and value(r, "swapserve_batch_size_count", model="m") == 1
+                and r
+            )
+        )
+    assert value(s, "swapserve_batch_size_sum", model="m") == 4  # padded to 4
+    assert value(s, "swapserve_batch_queue_seconds_count", model="m") == 1
