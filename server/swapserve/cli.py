@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from swapserve import __version__
+from swapserve import __version__, logs
 from swapserve.settings import (
     BatchingSettings,
     ModelSettings,
@@ -22,8 +21,6 @@ from swapserve.settings import (
 )
 
 log = logging.getLogger("swapserve")
-
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text lines, or one JSON object per line (default: %(default)s)",
+    )
+    p.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -222,11 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parses flags, serves until SIGTERM/SIGINT, then shuts down gracefully."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
-    if args.log_level != "DEBUG":
-        # TensorFlow's own INFO/WARNING chatter (C++ and Python) drowns ours; errors still show.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logs.configure(args.log_level, args.log_format)
     try:
         settings = settings_from_args(args)
     except SettingsError as err:
@@ -237,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.workers > 1:
         from swapserve.cluster import run_workers  # noqa: PLC0415
 
-        sys.exit(run_workers(settings, args.workers, args.log_level))
+        sys.exit(run_workers(settings, args.workers, args.log_level, args.log_format))
 
     # Imported after flag checks: TensorFlow takes seconds to import.
     from swapserve.transport.server import create_server  # noqa: PLC0415

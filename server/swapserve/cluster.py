@@ -29,6 +29,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from swapserve import logs
 from swapserve.errors import FailedPrecondition, SwapserveError, Unavailable
 from swapserve.settings import Settings
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 _UNLOAD = -1  # broadcast target meaning "unload"
 _POLL = 0.05
 _CONVERGE_SECONDS = 300.0
-_LOG_FORMAT = "%(asctime)s %(levelname)s [worker {worker}] %(name)s: %(message)s"
 
 
 class ClusterState:
@@ -168,10 +168,10 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(settings: Settings, worker: int, state: ClusterState, level: str) -> None:
-    logging.basicConfig(level=level, format=_LOG_FORMAT.format(worker=worker))
-    if level != "DEBUG":
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+def _worker_main(
+    settings: Settings, worker: int, state: ClusterState, level: str, log_format: str
+) -> None:
+    logs.configure(level, log_format, worker=worker)
     from swapserve.transport.server import create_server  # noqa: PLC0415 (after logging setup)
 
     stopping = threading.Event()
@@ -190,7 +190,7 @@ def _worker_main(settings: Settings, worker: int, state: ClusterState, level: st
     server.stop()
 
 
-def run_workers(settings: Settings, workers: int, log_level: str) -> int:
+def run_workers(settings: Settings, workers: int, log_level: str, log_format: str = "text") -> int:
     """Runs and supervises ``workers`` server processes until SIGTERM/SIGINT; returns the exit
     code."""
     ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
@@ -210,7 +210,7 @@ def run_workers(settings: Settings, workers: int, log_level: str) -> int:
         def spawn(worker: int) -> multiprocessing.context.SpawnProcess:
             proc = ctx.Process(
                 target=_worker_main,
-                args=(settings, worker, state, log_level),
+                args=(settings, worker, state, log_level, log_format),
                 name=f"swapserve-worker-{worker}",
             )
             proc.start()

@@ -147,6 +147,10 @@ class ModelManager:
         """Calls ``listener()`` (on the loading thread) whenever the served version changes."""
         self._listeners.append(listener)
 
+    def _event(self, version: int, event: str, **fields: Any) -> dict[str, Any]:
+        """Structured fields for a model event's log record (JSON logs show them)."""
+        return {"model": self.name, "version": version, "event": event, **fields}
+
     def _notify(self) -> None:
         for listener in self._listeners:
             try:
@@ -419,11 +423,20 @@ class ModelManager:
         for version, cand in candidates.items():
             rec = self._records.get(version)
             if rec is None:
-                log.info("model %s: discovered version %d at %s", self.name, version, cand.path)
+                log.info(
+                    "model %s: discovered version %d at %s",
+                    self.name,
+                    version,
+                    cand.path,
+                    extra=self._event(version, "discovered"),
+                )
                 self._set(version, State.START)
             elif rec.state is State.FAILED and self._tracker.failed_error(version) is None:
                 log.info(
-                    "model %s: files of failed version %d changed; will retry", self.name, version
+                    "model %s: files of failed version %d changed; will retry",
+                    self.name,
+                    version,
+                    extra=self._event(version, "retry"),
                 )
                 self._set(version, State.START)
         with self._lock:
@@ -449,7 +462,13 @@ class ModelManager:
             LoadError: the version is marked FAILED and the served version is untouched.
         """
         self._set(cand.version, State.LOADING)
-        log.info("model %s: loading version %d from %s", self.name, cand.version, cand.path)
+        log.info(
+            "model %s: loading version %d from %s",
+            self.name,
+            cand.version,
+            cand.path,
+            extra=self._event(cand.version, "loading"),
+        )
         try:
             loaded = self._loader(
                 cand.version, cand.path, self._session_settings, self.settings.warm_up
@@ -458,7 +477,13 @@ class ModelManager:
             self.metrics.loads.labels(self.name, "failure").inc()
             self._tracker.mark_failed(cand, str(err))
             self._set(cand.version, State.FAILED, error=str(err))
-            log.error("model %s: version %d failed to load: %s", self.name, cand.version, err)
+            log.error(
+                "model %s: version %d failed to load: %s",
+                self.name,
+                cand.version,
+                err,
+                extra=self._event(cand.version, "failed"),
+            )
             raise
         self._tracker.clear_failed(cand.version)
         metrics = self.metrics
@@ -488,6 +513,7 @@ class ModelManager:
                 self.name,
                 cand.version,
                 loaded.load_seconds,
+                extra=self._event(cand.version, "serving", load_seconds=loaded.load_seconds),
             )
         else:
             log.info(
@@ -496,6 +522,12 @@ class ModelManager:
                 old.loaded.version,
                 cand.version,
                 loaded.load_seconds,
+                extra=self._event(
+                    cand.version,
+                    "swapped",
+                    previous_version=old.loaded.version,
+                    load_seconds=loaded.load_seconds,
+                ),
             )
             metrics.swaps.labels(self.name).inc()
             self._start_reaper(old)
@@ -524,7 +556,12 @@ class ModelManager:
             rec = self._records.get(version)
             if rec is not None and rec.state is State.UNLOADING:
                 rec.state, rec.updated_unix = State.END, time.time()
-        log.info("model %s: unloaded version %d", self.name, version)
+        log.info(
+            "model %s: unloaded version %d",
+            self.name,
+            version,
+            extra=self._event(version, "unloaded"),
+        )
 
     def wait_unloaded(self, timeout: float | None = None) -> bool:
         """Waits for retired versions to be released; True if all were."""
