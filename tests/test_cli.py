@@ -49,12 +49,32 @@ def test_client_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert out["version"] == 1795300999  # type: ignore[index]
         code, out, _ = run_client(capsys, target, "status", "seed")
         assert code == 0
+        assert (out["serving_version"], out["pinned_version"]) == (1795300999, 0)  # type: ignore[index]
         assert [(v["version"], v["state"], v["serving"]) for v in out["versions"]] == [  # type: ignore[index]
             (1795300999, "AVAILABLE", True),
             (1795300968, "END", False),
         ]
         code, out, _ = run_client(capsys, target, "predict", "seed", "--input=number=[[100.0]]")
         assert out["outputs"] == {"output": [[300.0]]}  # type: ignore[index]
+
+
+def test_client_cli_status_watch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    estimator_version(tmp_path, 2, weight=2.0)
+    with serving(tmp_path, name="seed", poll_seconds=600) as server:
+        target = f"--target=127.0.0.1:{server.port}"
+        assert client_cli.run([target, "reload", "seed", "--version", "1"]) == 0
+        capsys.readouterr()
+        code = client_cli.run([target, "status", "seed", "--watch", "0.05", "--count", "2"])
+        out = capsys.readouterr().out
+    assert code == 0
+    frames = [f for f in out.split("\n\n") if f.strip()]
+    assert len(frames) == 2
+    lines = frames[0].splitlines()
+    assert lines[0] == "model seed: serving 1, pinned to 1"
+    assert lines[1].split() == ["VERSION", "STATE", "SERVING", "LOAD", "s", "SINCE", "ERROR"]
+    assert lines[2].split()[:2] == ["2", "END"]
+    assert lines[3].split()[:3] == ["1", "AVAILABLE", "*"]
 
 
 def test_client_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from swapserve_client.client import (
     Client,
     ModelMetadata,
+    ModelStatus,
     PredictResult,
     ReloadResult,
     SignatureInfo,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client",
     "ModelMetadata",
+    "ModelStatus",
     "PredictResult",
     "ReloadResult",
     "SignatureInfo",

@@ -11,12 +11,13 @@ import base64
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from swapserve_client.client import Client, ModelMetadata
+from swapserve_client.client import Client, ModelMetadata, ModelStatus
 from swapserve_client.errors import SwapserveError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="every version of a model and its state")
     p.add_argument("model")
+    p.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="show a table refreshed every SECONDS until Ctrl-C, instead of JSON once",
+    )
+    p.add_argument("--count", type=int, default=0, help="with --watch: stop after N refreshes")
 
     p = sub.add_parser("metadata", help="the signatures of a model version")
     p.add_argument("model")
@@ -120,6 +128,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with Client(args.target, timeout=args.timeout) as client:
+            if args.command == "status" and args.watch:
+                return _watch(client, args.model, args.watch, args.count)
             result = _dispatch(client, args)
     except UsageError as err:
         print(f"swapserve-client: error: {err}", file=sys.stderr)
@@ -159,8 +169,11 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "pinned": r.pinned,
         }
     if args.command == "status":
+        status = client.model_status(args.model)
         return {
-            "model": args.model,
+            "model": status.model,
+            "serving_version": status.serving_version,
+            "pinned_version": status.pinned_version,
             "versions": [
                 {
                     "version": v.version,
@@ -169,7 +182,7 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
                     "load_seconds": round(v.load_seconds, 3),
                     **({"error": v.error} if v.error else {}),
                 }
-                for v in client.status(args.model)
+                for v in status.versions
             ],
         }
     meta = client.metadata(args.model, version=args.version)
@@ -185,6 +198,41 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             for name, sig in sorted(meta.signatures.items())
         },
     }
+
+
+def status_table(status: ModelStatus, now: float) -> str:
+    """A human-readable view of a model's versions (``status --watch``)."""
+    pin = f", pinned to {status.pinned_version}" if status.pinned_version else ""
+    lines = [
+        f"model {status.model}: serving {status.serving_version or 'nothing'}{pin}",
+        f"{'VERSION':>12}  {'STATE':<10} {'SERVING':<7} {'LOAD s':>7} {'SINCE':>8}  ERROR",
+    ]
+    for v in status.versions:
+        since = f"{max(0.0, now - v.updated_unix):.0f}s" if v.updated_unix else "-"
+        lines.append(
+            f"{v.version:>12}  {v.state:<10} {'*' if v.serving else '':<7} "
+            f"{v.load_seconds:>7.3f} {since:>8}  {v.error[:80]}"
+        )
+    return "\n".join(lines)
+
+
+def _watch(client: Client, model: str, seconds: float, count: int) -> int:
+    shown = 0
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    try:
+        while True:
+            try:
+                text = status_table(client.model_status(model), time.time())
+            except SwapserveError as err:
+                text = f"{err.code.name}: {err.message}"
+            sys.stdout.write(f"{clear}{text}\n\n")
+            sys.stdout.flush()
+            shown += 1
+            if count and shown >= count:
+                return 0
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _info_json(info: Any) -> dict[str, Any]:

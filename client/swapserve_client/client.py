@@ -19,6 +19,7 @@ from swapserve_client.errors import SwapserveError
 __all__ = [
     "Client",
     "ModelMetadata",
+    "ModelStatus",
     "PredictResult",
     "ReloadResult",
     "SignatureInfo",
@@ -61,6 +62,16 @@ class VersionStatus:
     serving: bool
     load_seconds: float
     updated_unix: float
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Every version of a model (newest first), the served version and the pin (0: none)."""
+
+    model: str
+    serving_version: int
+    pinned_version: int
+    versions: list[VersionStatus]
 
 
 @dataclass(frozen=True)
@@ -219,10 +230,14 @@ class Client:
 
     def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:
         """Every version the server knows for ``model``, newest first."""
+        return self.model_status(model, timeout=timeout).versions
+
+    def model_status(self, model: str, *, timeout: float | None = None) -> ModelStatus:
+        """``status`` plus the served and pinned versions."""
         response: pb.GetModelStatusResponse = self._call(
             self._stub.GetModelStatus, pb.GetModelStatusRequest(model_name=model), timeout
         )
-        return [
+        versions = [
             VersionStatus(
                 version=v.version,
                 state=pb.ModelVersionStatus.State.Name(v.state),
@@ -233,6 +248,12 @@ class Client:
             )
             for v in response.versions
         ]
+        return ModelStatus(
+            model=response.model_name,
+            serving_version=response.serving_version,
+            pinned_version=response.pinned_version,
+            versions=versions,
+        )
 
     def metadata(
         self, model: str, *, version: int = 0, timeout: float | None = None
