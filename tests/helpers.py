@@ -96,6 +96,8 @@ def serving(
     name: str = "m",
     wait: bool = True,
     metrics_port: int | None = None,
+    admin_token: str | None = None,
+    token: str | None = None,
     **model_kwargs: Any,
 ) -> Iterator[SwapServer]:
     """A started server on 127.0.0.1:<free port> for one model; stopped on exit."""
@@ -106,6 +108,8 @@ def serving(
         port=0,
         grace_seconds=5.0,
         metrics_port=metrics_port,
+        admin_token=admin_token,
+        token=token,
     )
     server = create_server(settings)
     server.start()

@@ -120,6 +120,17 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
         ),
         (["--model-name", "bad name", "--export-root", str(tmp_path)], "model name 'bad name'"),
         (["--model-name", "m", "--export-root", str(tmp_path), "--port", "x"], "invalid int value"),
+        (
+            [
+                "--model-name",
+                "m",
+                "--export-root",
+                str(tmp_path),
+                "--admin-token-file",
+                str(tmp_path / "missing"),
+            ],
+            "cannot read token file",
+        ),
     ]
     for argv, message in cases:
         proc = subprocess.run(

@@ -10,6 +10,7 @@ import argparse
 import base64
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,16 @@ log = logging.getLogger(__name__)
 
 class UsageError(Exception):
     """A bad command-line argument (exit code 2)."""
+
+
+def _token(path: str | None) -> str | None:
+    if path:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError as err:
+            raise UsageError(f"cannot read --token-file {path}: {err.strerror}") from None
+    return os.environ.get("SWAPSERVE_TOKEN") or None
 
 
 def _parse_input(spec: str) -> tuple[str, Any]:
@@ -85,6 +96,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="deadline in seconds (default: %(default)s)"
     )
+    parser.add_argument(
+        "--token-file",
+        help="file holding the bearer token to send (default: $SWAPSERVE_TOKEN, if set)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="run a signature and print its outputs")
@@ -127,7 +142,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        with Client(args.target, timeout=args.timeout) as client:
+        token = _token(args.token_file)
+        metadata = [("authorization", f"Bearer {token}")] if token else []
+        with Client(args.target, timeout=args.timeout, metadata=metadata) as client:
             if args.command == "status" and args.watch:
                 return _watch(client, args.model, args.watch, args.count)
             result = _dispatch(client, args)

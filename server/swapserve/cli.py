@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -144,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept Reload from non-loopback peers (by default only loopback may reload)",
     )
     p.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="file holding the bearer token admin RPCs need (or set SWAPSERVE_ADMIN_TOKEN); "
+        "with it, admin RPCs are accepted from any peer that presents it",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the bearer token every other RPC needs (or set SWAPSERVE_TOKEN); "
+        "health checks and reflection stay open",
+    )
+    p.add_argument(
         "--intra-op-threads",
         type=int,
         default=s.intra_op_threads,
@@ -188,6 +201,15 @@ def _sizes(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _secret(path: Path | None, env: str) -> str | None:
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as err:
+            raise SettingsError(f"cannot read token file {path}: {err.strerror}") from None
+    return os.environ.get(env) or None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Turns parsed flags into validated settings."""
     model = ModelSettings(
@@ -215,6 +237,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
         allow_remote_admin=args.allow_remote_admin,
+        admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
+        token=_secret(args.token_file, "SWAPSERVE_TOKEN"),
         session=SessionSettings(
             args.intra_op_threads, args.inter_op_threads, args.run_in_caller_thread
         ),

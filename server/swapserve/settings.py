@@ -121,7 +121,11 @@ class Settings:
     grace_seconds: float = 10.0
     """On SIGTERM/SIGINT, how long in-flight requests may take to finish."""
     allow_remote_admin: bool = False
-    """Accept admin RPCs (Reload) from non-loopback peers."""
+    """Accept admin RPCs (Reload) from non-loopback peers without a token."""
+    admin_token: str | None = field(default=None, repr=False)
+    """Bearer token admin RPCs need (from any peer); None: loopback peers only."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token every other RPC needs (health and reflection excepted); None: open."""
     session: SessionSettings = field(default_factory=SessionSettings)
     """TensorFlow session options."""
 
@@ -164,6 +168,9 @@ class Settings:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
         if self.max_message_bytes < 1024:
             raise SettingsError(f"max message bytes must be >= 1024, got {self.max_message_bytes}")
+        for name, value in (("admin token", self.admin_token), ("token", self.token)):
+            if value is not None and (len(value) < 16 or not value.isprintable() or " " in value):
+                raise SettingsError(f"{name} must be at least 16 printable characters, no spaces")
         if self.grace_seconds < 0:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:

@@ -23,6 +23,7 @@ from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import Settings, SettingsError
+from swapserve.transport.auth import TokenInterceptor
 from swapserve.transport.health import HealthReporter
 from swapserve.transport.kserve_v2 import KServeV2Servicer
 from swapserve.transport.prediction import PredictionServicer
@@ -94,13 +95,15 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
+        interceptors=[TokenInterceptor(settings.admin_token, settings.token)],
         options=[
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
-    admin = settings.allow_remote_admin
+    # With an admin token the token is the gate, from any peer; without, loopback only.
+    admin = settings.allow_remote_admin or settings.admin_token is not None
     prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
         PredictionServicer(registry, admin), server
     )
