@@ -99,3 +99,14 @@ def test_ready_is_newest_first_and_forgets_removed(tmp_path: Path) -> None:
     assert [c.version for c in tracker.ready(found.values(), 1.0)] == [10, 3, 2]
     tracker.update({})
     assert tracker.age(10) == 0.0
+
+
+def test_symlinks_leading_outside_the_root_are_ignored(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = _version(tmp_path, "elsewhere")
+    inside = _version(root, "1")
+    (root / "2").symlink_to(outside, target_is_directory=True)
+    (root / "3").symlink_to(inside, target_is_directory=True)  # inside the root: allowed
+    (root / "4").symlink_to(root / ".." / "elsewhere", target_is_directory=True)
+    assert sorted(discovery.scan(root)) == [1, 3]

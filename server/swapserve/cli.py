@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads serving RPCs (default: %(default)s)",
     )
     p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=None,
+        help="RPCs handled at once; more get RESOURCE_EXHAUSTED at once (default: no limit)",
+    )
+    p.add_argument(
         "--max-message-bytes",
         type=int,
         default=d.max_message_bytes,
@@ -234,6 +240,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         port=args.port,
         metrics_port=args.metrics_port,
         grpc_threads=args.grpc_threads,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
         allow_remote_admin=args.allow_remote_admin,
@@ -274,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            log.warning("received %s again; exiting at once", signal.Signals(signum).name)
+            os._exit(1)
         log.info("received %s; shutting down", signal.Signals(signum).name)
         stopping.set()
 

@@ -114,6 +114,8 @@ class Settings:
     """Port to listen on; 0 picks a free one (tests)."""
     metrics_port: int | None = None
     """Port of the Prometheus ``/metrics`` endpoint on ``host``; None: off, 0: any free port."""
+    max_concurrent_rpcs: int | None = None
+    """RPCs handled at once; beyond it new RPCs get RESOURCE_EXHAUSTED at once. None: no limit."""
     grpc_threads: int = 16
     """Threads serving RPCs; TensorFlow releases the GIL, so model runs overlap."""
     max_message_bytes: int = 256 * 1024 * 1024
@@ -164,6 +166,8 @@ class Settings:
             raise SettingsError(f"port must be 0-65535, got {self.port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"metrics port must be 0-65535, got {self.metrics_port}")
+        if self.max_concurrent_rpcs is not None and self.max_concurrent_rpcs < 1:
+            raise SettingsError(f"max concurrent rpcs must be >= 1, got {self.max_concurrent_rpcs}")
         if self.grpc_threads < 1:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
         if self.max_message_bytes < 1024:

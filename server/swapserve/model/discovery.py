@@ -49,8 +49,12 @@ def scan(root: Path) -> dict[int, Candidate]:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
         return found
+    real_root = os.path.realpath(root)
     for entry in entries:
         if not _VERSION_DIR.match(entry.name) or not entry.is_dir():
+            continue
+        if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
+            log.warning("ignoring %s: a symlink leading outside the export root", entry.path)
             continue
         version = int(entry.name)
         if version == 0 or version in found:
@@ -65,6 +69,10 @@ def scan(root: Path) -> dict[int, Candidate]:
             complete=any(g in names for g in _GRAPH_FILES),
         )
     return found
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
 
 
 def _fingerprint(path: Path) -> Fingerprint:

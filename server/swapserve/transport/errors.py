@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from swapserve.errors import SwapserveError
+from swapserve.errors import DeadlineExceeded, SwapserveError
 from swapserve_client.tensors import TensorError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ def grpc_errors(method: _F) -> _F:
         start = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         try:
+            remaining = context.time_remaining() if hasattr(context, "time_remaining") else None
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded("the request's deadline passed before it could run")
             return method(self, request, context)
         except SwapserveError as err:
             code, message = grpc.StatusCode[err.status], err.message

@@ -96,6 +96,7 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
         interceptors=[TokenInterceptor(settings.admin_token, settings.token)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),

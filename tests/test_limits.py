@@ -1,0 +1,110 @@
+"""Deadlines, concurrency limits and signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import grpc
+import numpy as np
+import pytest
+
+from helpers import ServerProcess, estimator_version, wait_for
+from swapserve.model.manager import ModelManager
+from swapserve.model.registry import ModelRegistry
+from swapserve.settings import ModelSettings, SessionSettings, Settings
+from swapserve.transport.prediction import PredictionServicer
+from swapserve.transport.server import create_server
+from swapserve_client import Client, SwapserveError
+from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+
+X = {"number": np.ones([1, 1], np.float32)}
+
+
+class ExpiredContext:
+    code: grpc.StatusCode | None = None
+
+    def time_remaining(self) -> float:
+        return -0.5
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        self.code, self.details = code, details
+        raise RuntimeError("aborted")
+
+
+def test_expired_deadline_is_not_run(tmp_path: Path) -> None:
+    manager = ModelManager(ModelSettings("m", tmp_path), SessionSettings())
+    registry = ModelRegistry([manager], manager.metrics)
+    servicer = PredictionServicer(registry, allow_remote_admin=False)
+    context = ExpiredContext()
+    with pytest.raises(RuntimeError):
+        servicer.Predict(pb.PredictRequest(model_name="m"), context)  # type: ignore[arg-type]
+    assert context.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert context.details == "the request's deadline passed before it could run"
+
+
+def test_concurrency_limit_answers_resource_exhausted(tmp_path: Path) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    settings = Settings(
+        models=(ModelSettings("m", tmp_path, poll_seconds=600, reload_settle_seconds=3.0),),
+        host="127.0.0.1", port=0, max_concurrent_rpcs=1,
+    )  # fmt: skip
+    server = create_server(settings)
+    server.start()
+    try:
+        target = f"127.0.0.1:{server.port}"
+        with Client(target, timeout=30) as client:
+            wait_for(lambda: client.status("m") and client.status("m")[0].state == "AVAILABLE")
+            estimator_version(tmp_path, 2, weight=2.0)  # Reload will settle it for ~3 s
+            slow = threading.Thread(target=client.reload, args=("m",))
+            slow.start()
+            time.sleep(0.5)
+            with pytest.raises(SwapserveError) as exc:
+                client.predict("m", X)
+            assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            slow.join()
+            assert client.predict_full("m", X).version == 2
+    finally:
+        server.stop(grace=5)
+
+
+def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    server = ServerProcess(
+        "--model-name", "m", "--export-root", str(tmp_path), "--poll-seconds", "600",
+        "--reload-settle-seconds", "5", "--grace-seconds", "30",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "serving (loaded in" in server.log, timeout=60)
+        estimator_version(tmp_path, 2, weight=2.0)
+        client = Client(f"127.0.0.1:{server.port}", timeout=60)
+        failures: list[BaseException] = []
+
+        def in_flight_reload() -> None:
+            try:
+                client.reload("m")
+            except SwapserveError as err:  # the server went away under it, as intended
+                failures.append(err)
+
+        reload = threading.Thread(target=in_flight_reload)
+        reload.start()
+        time.sleep(0.5)  # the Reload is in flight, waiting out its settle period
+        start = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "shutting down" in server.log, timeout=10)
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(10)
+        assert time.monotonic() - start < 4  # not the 5 s the in-flight Reload still needs
+        assert code == 1
+        assert "again; exiting at once" in server.log
+        reload.join(10)
+        assert failures
+        client.close()
+    finally:
+        server.stop()
