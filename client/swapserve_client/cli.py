@@ -28,6 +28,16 @@ class UsageError(Exception):
     """A bad command-line argument (exit code 2)."""
 
 
+def _read(path: str | None, flag: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"cannot read {flag} {path}: {err.strerror}") from None
+
+
 def _token(path: str | None) -> str | None:
     if path:
         try:
@@ -96,6 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="deadline in seconds (default: %(default)s)"
     )
+    parser.add_argument("--tls-ca", help="PEM CA bundle: connect with TLS, verifying the server")
+    parser.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
         "--token-file",
         help="file holding the bearer token to send (default: $SWAPSERVE_TOKEN, if set)",
@@ -144,7 +157,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         token = _token(args.token_file)
         metadata = [("authorization", f"Bearer {token}")] if token else []
-        with Client(args.target, timeout=args.timeout, metadata=metadata) as client:
+        with Client(
+            args.target,
+            timeout=args.timeout,
+            metadata=metadata,
+            tls_ca=_read(args.tls_ca, "--tls-ca"),
+            tls_cert=_read(args.tls_cert, "--tls-cert"),
+            tls_key=_read(args.tls_key, "--tls-key"),
+        ) as client:
             if args.command == "status" and args.watch:
                 return _watch(client, args.model, args.watch, args.count)
             result = _dispatch(client, args)

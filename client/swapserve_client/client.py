@@ -115,6 +115,10 @@ class Client:
         timeout: default deadline of each call in seconds (``None``: no deadline).
         channel: an existing channel to use instead of opening one (it is not closed by us).
         metadata: extra gRPC metadata sent with every call (e.g. authorization headers).
+        tls_ca: PEM CA bundle to verify the server with; setting any ``tls_*`` argument makes the
+            channel TLS (with only ``tls_ca`` unset, the system's roots are used).
+        tls_cert: PEM client certificate chain, for servers requiring mutual TLS.
+        tls_key: PEM private key of ``tls_cert``.
     """
 
     def __init__(
@@ -124,15 +128,19 @@ class Client:
         timeout: float | None = 30.0,
         channel: grpc.Channel | None = None,
         metadata: Sequence[tuple[str, str]] = (),
+        tls_ca: bytes | None = None,
+        tls_cert: bytes | None = None,
+        tls_key: bytes | None = None,
     ) -> None:
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ]
+        if channel is None and (tls_ca or tls_cert or tls_key):
+            credentials = grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        self._channel = channel or grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.PredictionServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
         self._metadata = tuple(metadata)

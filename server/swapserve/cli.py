@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept Reload from non-loopback peers (by default only loopback may reload)",
     )
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS only")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA bundle: require client certificates it signed (mutual TLS)",
+    )
     p.add_argument(
         "--admin-token-file",
         type=Path,
@@ -245,6 +252,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         grace_seconds=args.grace_seconds,
         allow_remote_admin=args.allow_remote_admin,
         admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
         token=_secret(args.token_file, "SWAPSERVE_TOKEN"),
         session=SessionSettings(
             args.intra_op_threads, args.inter_op_threads, args.run_in_caller_thread

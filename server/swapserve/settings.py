@@ -128,6 +128,12 @@ class Settings:
     """Bearer token admin RPCs need (from any peer); None: loopback peers only."""
     token: str | None = field(default=None, repr=False)
     """Bearer token every other RPC needs (health and reflection excepted); None: open."""
+    tls_cert: Path | None = None
+    """PEM certificate chain of the server; with ``tls_key``, the port speaks TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
     session: SessionSettings = field(default_factory=SessionSettings)
     """TensorFlow session options."""
 
@@ -175,6 +181,17 @@ class Settings:
         for name, value in (("admin token", self.admin_token), ("token", self.token)):
             if value is not None and (len(value) < 16 or not value.isprintable() or " " in value):
                 raise SettingsError(f"{name} must be at least 16 printable characters, no spaces")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("TLS needs both a certificate and a key (--tls-cert, --tls-key)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key")
+        for name, tls_path in (
+            ("tls cert", self.tls_cert),
+            ("tls key", self.tls_key),
+            ("tls client ca", self.tls_client_ca),
+        ):
+            if tls_path is not None and not os.access(tls_path, os.R_OK):
+                raise SettingsError(f"{name} {tls_path} is not a readable file")
         if self.grace_seconds < 0:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:

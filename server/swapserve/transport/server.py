@@ -126,7 +126,16 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
         host = f"[{host}]"
     address = f"{host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            client_ca = settings.tls_client_ca
+            credentials = grpc.ssl_server_credentials(
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+                root_certificates=client_ca.read_bytes() if client_ca else None,
+                require_client_auth=client_ca is not None,
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as err:
         raise SettingsError(f"cannot listen on {address}: {err}") from None
     if port == 0:

@@ -1,0 +1,143 @@
+"""TLS and mutual TLS with certificates generated here (cryptography)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from helpers import estimator_version, wait_for
+from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.transport.server import SwapServer, create_server
+from swapserve_client import Client, SwapserveError
+from swapserve_client import cli as client_cli
+
+X = {"number": np.ones([1, 1], np.float32)}
+
+
+def _cert(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = issuer or (subject, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("test ca", ca_key, None, ca=True)
+    files = {"ca": _pem(ca)}
+    for name in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        files[f"{name}.crt"] = _pem(_cert(name, key, (ca.subject, ca_key)))
+        files[f"{name}.key"] = _key_pem(key)
+    paths = {}
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+        paths[name] = d / name
+    return paths
+
+
+def _start(settings: Settings) -> Iterator[SwapServer]:
+    server = create_server(settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=2)
+
+
+def _settings(root: Path, pki: dict[str, Path], mutual: bool) -> Settings:
+    return Settings(
+        models=(ModelSettings("m", root, poll_seconds=600),),
+        host="127.0.0.1",
+        port=0,
+        tls_cert=pki["server.crt"],
+        tls_key=pki["server.key"],
+        tls_client_ca=pki["ca"] if mutual else None,
+    )
+
+
+def test_tls(tmp_path: Path, pki: dict[str, Path]) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    for server in _start(_settings(tmp_path, pki, mutual=False)):
+        target = f"127.0.0.1:{server.port}"
+        with Client(target, tls_ca=pki["ca"].read_bytes(), timeout=10) as client:
+            wait_for(lambda: client.status("m")[0].state == "AVAILABLE")
+            assert client.predict_full("m", X).version == 1
+            assert client.reload("m").version == 1  # loopback admin still applies over TLS
+        with Client(target, timeout=3) as plain, pytest.raises(SwapserveError) as exc:
+            plain.predict("m", X)
+        assert exc.value.code == grpc.StatusCode.UNAVAILABLE
+        assert client_cli.run([f"--target={target}", f"--tls-ca={pki['ca']}", "status", "m"]) == 0
+
+
+def test_mutual_tls(tmp_path: Path, pki: dict[str, Path]) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    for server in _start(_settings(tmp_path, pki, mutual=True)):
+        target = f"127.0.0.1:{server.port}"
+        ca = pki["ca"].read_bytes()
+        with (
+            Client(target, tls_ca=ca, timeout=3) as anonymous,
+            pytest.raises(SwapserveError) as exc,
+        ):
+            anonymous.predict("m", X)
+        assert exc.value.code == grpc.StatusCode.UNAVAILABLE
+        with Client(
+            target, tls_ca=ca, tls_cert=pki["client.crt"].read_bytes(),
+            tls_key=pki["client.key"].read_bytes(), timeout=10,
+        ) as client:  # fmt: skip
+            wait_for(lambda: client.status("m")[0].state == "AVAILABLE")
+            assert client.predict_full("m", X).version == 1
+
+
+def test_tls_settings_are_checked(tmp_path: Path, pki: dict[str, Path]) -> None:
+    good = _settings(tmp_path, pki, mutual=True)
+    with pytest.raises(SettingsError, match="needs both a certificate and a key"):
+        replace(good, tls_key=None).validate()
+    with pytest.raises(SettingsError, match="is not a readable file"):
+        replace(good, tls_client_ca=tmp_path / "missing.pem").validate()
