@@ -9,7 +9,7 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup protos serve retrain predict status test lint typecheck bench bench-setup clean
+.PHONY: help setup protos serve retrain predict status test lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos
 
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+soak: $(STAMP)  ## 100 hot swaps under load on every protocol, then SIGTERM under load (minutes)
+	$(BIN)/python bench/soak.py
 
 # Side virtualenvs for the benchmark's baseline and peer (their pins differ from ours).
 .venv-%/.installed: bench/requirements-%.txt

@@ -98,6 +98,7 @@ class Result:
     starts: np.ndarray  # seconds since the measured phase began, successful requests
     versions: np.ndarray  # answering version per successful request (0 if not tracked)
     client_cpu_seconds: float
+    error_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict
     starts: list[float] = []
     latencies: list[float] = []
     versions: list[int] = []
+    error_starts: list[float] = []
     errors: Counter[str] = Counter()
     count = 0
     options = [("grpc.max_receive_message_length", 256 << 20)]
@@ -150,6 +152,7 @@ async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict
                     versions.append(version_of(raw) if version_of else 0)
                 else:
                     errors[code] += 1
+                    error_starts.append(t0 - measure_from)
 
         cpu0 = time.process_time()
         await asyncio.gather(*(loop() for _ in range(clients)))
@@ -159,6 +162,7 @@ async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict
         "latencies": latencies,
         "versions": versions,
         "errors": dict(errors),
+        "error_starts": error_starts,
         "count": count,
         "cpu": cpu,
     }
@@ -206,6 +210,7 @@ def run(load: Load) -> Result:
         starts=np.concatenate([p["starts"] for p in parts])[order],
         versions=np.concatenate([p["versions"] for p in parts])[order].astype(np.int64),
         client_cpu_seconds=sum(p["cpu"] for p in parts),
+        error_starts=np.sort(np.concatenate([p["error_starts"] for p in parts])),
     )
 
 
