@@ -7,6 +7,7 @@ carries the version, since every export adds a version.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from wsgiref.simple_server import WSGIServer
 
@@ -96,6 +97,12 @@ class Metrics:
         self.unloads = Counter(
             "swapserve_unloads_total", "Versions released.", ["model"], registry=r
         )
+
+    def forget_version(self, model: str, version: int) -> None:
+        """Drops a released version's series, so a long-lived server's metrics do not grow with
+        every export."""
+        with contextlib.suppress(KeyError):  # it never ran
+            self.model_runs.remove(model, str(version))
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint; returns the server, its thread, the bound port."""

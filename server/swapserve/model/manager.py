@@ -552,6 +552,7 @@ class ModelManager:
         handle.loaded.close()
         self.metrics.unloads.labels(self.name).inc()
         self.metrics.loaded_versions.labels(self.name).dec()
+        self.metrics.forget_version(self.name, version)
         with self._lock:
             rec = self._records.get(version)
             if rec is not None and rec.state is State.UNLOADING:
