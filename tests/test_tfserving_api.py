@@ -188,6 +188,26 @@ def test_typed_value_count_mismatch(hp2: Stubs) -> None:
     assert "float_val has 3 values but shape [2] holds 2 elements" in exc.value.details()
 
 
+def test_broadcast_cannot_ask_for_gigabytes(hp2: Stubs) -> None:
+    # One float_val with a [2^20, 2^10] shape would broadcast to 4 GiB.
+    request = predict_request()
+    t = request.inputs["x"]
+    t.dtype = tf.float32.as_datatype_enum
+    t.tensor_shape.dim.add(size=1 << 20)
+    t.tensor_shape.dim.add(size=1 << 10)
+    t.float_val.append(1.0)
+    with pytest.raises(grpc.RpcError) as exc:
+        hp2.predict.Predict(request, timeout=10)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "would take 4294967296 bytes, more than the 268435456 a request may use" in (
+        exc.value.details()
+    )
+    ok = hp2.predict.Predict(
+        predict_request(x=tf.make_tensor_proto(np.float32([[2.0]]))), timeout=10
+    )
+    np.testing.assert_allclose(tf.make_ndarray(ok.outputs["y"]), [[3.0]])
+
+
 def test_regress(hp2: Stubs) -> None:
     for signature, offset in (("regress_x_to_y", 2.0), ("regress_x_to_y2", 3.0)):
         request = regression_pb2.RegressionRequest(

@@ -40,8 +40,13 @@ _VALUE_FIELDS = {
 }
 
 
-def decode_tensor(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def decode_tensor(proto: tensor_pb2.TensorProto, max_bytes: int = 256 << 20) -> np.ndarray:
     """One TensorProto as a numpy array.
+
+    Args:
+        proto: the tensor.
+        max_bytes: the most memory the decoded array may take. Typed values are broadcast or
+            padded to the shape, so a few bytes on the wire could otherwise ask for gigabytes.
 
     Raises:
         TensorError: unsupported dtype, unknown or negative shape, or values not fitting it.
@@ -55,6 +60,12 @@ def decode_tensor(proto: tensor_pb2.TensorProto) -> np.ndarray:
     count = math.prod(shape)
     if count > _MAX_ELEMENTS:
         raise TensorError(f"shape {shape} has too many elements ({count})")
+    size = count * (dtype.itemsize if dtype.kind != "O" else 1)
+    if size > max_bytes:
+        raise TensorError(
+            f"shape {shape} of {dtype_name(proto.dtype)} would take {size} bytes, more than the "
+            f"{max_bytes} a request may use (--max-message-bytes)"
+        )
     if proto.tensor_content:
         if proto.dtype == _DT_STRING:
             raise TensorError("DT_STRING values go in string_val, not tensor_content")
@@ -81,12 +92,16 @@ def decode_tensor(proto: tensor_pb2.TensorProto) -> np.ndarray:
     return np.asarray(array)
 
 
-def decode_inputs(inputs: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
-    """Every input, an error naming the input it came from."""
+def decode_inputs(
+    inputs: Mapping[str, tensor_pb2.TensorProto], max_bytes: int = 256 << 20
+) -> dict[str, np.ndarray]:
+    """Every input, an error naming the input it came from; all together within ``max_bytes``."""
     out = {}
+    budget = max_bytes
     for name, proto in inputs.items():
         try:
-            out[name] = decode_tensor(proto)
+            out[name] = decode_tensor(proto, budget)
+            budget -= out[name].nbytes
         except TensorError as err:
             raise InvalidArgument(f"input '{name}': {err}") from None
     return out

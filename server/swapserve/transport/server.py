@@ -109,7 +109,7 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
         PredictionServicer(registry, admin), server
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        TFServingPredictionServicer(registry), server
+        TFServingPredictionServicer(registry, settings.max_message_bytes), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         TFServingModelServicer(registry, admin), server

@@ -70,8 +70,9 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     PROTOCOL = "tfserving"
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, max_bytes: int = 256 << 20) -> None:
         self._registry = registry
+        self._max_bytes = max_bytes
 
     @grpc_errors
     def Predict(  # noqa: N802
@@ -79,7 +80,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
     ) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         manager = self._registry.get(spec.name)
-        inputs = codec.decode_inputs(request.inputs)
+        inputs = codec.decode_inputs(request.inputs, self._max_bytes)
         result = manager.predict(
             _version(spec), spec.signature_name, inputs, list(request.output_filter)
         )
