@@ -145,11 +145,13 @@ class BlockingVersion:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.entered = threading.Event()
         self.calls: list[int] = []
 
     def execute(
         self, sig: SignatureSpec, wanted: tuple[str, ...], inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
+        self.entered.set()
         self.release.wait(10)
         x = inputs["x"]
         self.calls.append(x.shape[0])
@@ -184,10 +186,12 @@ def test_full_queue_is_refused_at_once(blocked: tuple[Batcher, BlockingVersion])
     batcher, version = blocked
     with ThreadPoolExecutor(4) as pool:
         # One batch runs (blocked), two more wait: the queue (2 batches) is then full.
-        running = [
-            pool.submit(batcher.submit, SIG, ("y",), {"x": np.float32([i] * 4)}) for i in range(3)
+        running = [pool.submit(batcher.submit, SIG, ("y",), {"x": np.float32([0] * 4)})]
+        assert version.entered.wait(10)
+        running += [
+            pool.submit(batcher.submit, SIG, ("y",), {"x": np.float32([i] * 4)}) for i in (1, 2)
         ]
-        wait_for(lambda: len(batcher._ready) == 2 or batcher._batches >= 2)
+        wait_for(lambda: batcher._batches == 2)
         with pytest.raises(ResourceExhausted) as exc:
             batcher.submit(SIG, ("y",), {"x": np.float32([9])})
         assert "batch queue is full (2 batches waiting)" in exc.value.message
