@@ -64,7 +64,8 @@ def test_concurrency_limit_answers_resource_exhausted(tmp_path: Path) -> None:
             estimator_version(tmp_path, 2, weight=2.0)  # Reload will settle it for ~3 s
             slow = threading.Thread(target=client.reload, args=("m",))
             slow.start()
-            time.sleep(0.5)
+            manager = server.registry.get("m")
+            wait_for(manager._load_lock.locked, what="the Reload to be in flight")
             with pytest.raises(SwapserveError) as exc:
                 client.predict("m", X)
             assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
