@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import HALF_PLUS_TWO, REPO, copy_version, estimator_version, serving, wait_for
+from helpers import HALF_PLUS_TWO, ServerProcess, copy_version, estimator_version, serving, wait_for
 from swapserve_client import cli as client_cli
 
 BIN = Path(sys.executable).parent
@@ -142,63 +139,24 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
 
 def test_server_process_serves_then_stops_on_sigterm(tmp_path: Path) -> None:
     copy_version(HALF_PLUS_TWO, tmp_path, 123)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(
-        [
-            str(BIN / "swapserve"),
-            "--model-name",
-            "hp2",
-            "--export-root",
-            str(tmp_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--poll-seconds",
-            "0.2",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
+    server = ServerProcess(
+        "--model-name", "hp2", "--export-root", str(tmp_path), "--poll-seconds", "0.2"
+    )  # fmt: skip
     try:
-        port = 0
-        deadline = time.monotonic() + 60
-        while not port and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
-                port = int(m.group(1))
-        assert port, "".join(lines)
 
         def predict() -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [
-                    str(BIN / "swapserve-client"),
-                    f"--target=127.0.0.1:{port}",
-                    "predict",
-                    "hp2",
-                    "--input",
-                    "x=[[1.0], [2.0]]",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+                [str(BIN / "swapserve-client"), f"--target=127.0.0.1:{server.port}", "predict",
+                 "hp2", "--input", "x=[[1.0], [2.0]]"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
 
         result = wait_for(lambda: (r := predict()).returncode == 0 and r, what="a prediction")
         assert json.loads(result.stdout)["outputs"] == {"y": [[2.5], [3.0]]}
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-        lines.append(rest)
-        assert proc.returncode == 0, "".join(lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code = server.stop()
+    assert code == 0, server.log
+    lines = server.lines
     log = "".join(lines)
     assert "discovered version 123" in log
     assert re.search(r"version 123 serving \(loaded in [0-9.]+s\)", log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import grpc
 import numpy as np
@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-_Resp = TypeVar("_Resp")
 
 
 @dataclass(frozen=True)

@@ -222,14 +222,16 @@ class ModelManager:
             raise InvalidArgument(f"version must be >= 0 (0: the served version), got {version}")
         with self._lock:
             handle = self._served
-            if handle is None:
-                raise Unavailable(self._unavailable_reason())
-            if version and handle.loaded.version != version:
-                raise NotFound(
-                    f"version {version} of model '{self.name}' is not loaded; "
-                    f"version {handle.loaded.version} is serving"
-                )
-            handle.inflight += 1
+            if handle is not None and (not version or handle.loaded.version == version):
+                handle.inflight += 1
+        if handle is None:
+            # Built outside the lock: the reason may look at the export root on disk.
+            raise Unavailable(self._unavailable_reason())
+        if version and handle.loaded.version != version:
+            raise NotFound(
+                f"version {version} of model '{self.name}' is not loaded; "
+                f"version {handle.loaded.version} is serving"
+            )
         self.metrics.inflight.labels(self.name).inc()
         return handle
 

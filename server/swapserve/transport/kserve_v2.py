@@ -141,22 +141,18 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         response = pb.ModelInferResponse(
             model_name=manager.name, model_version=str(result.version), id=request.id
         )
-        # Answer in the request's encoding: raw for raw (tritonclient), typed for typed.
-        for name in requested or sorted(result.outputs):
+        # Answer in the request's encoding: raw for raw (tritonclient), typed for typed. FP16
+        # has no typed field, and encodings may not be mixed, so any FP16 output makes all raw.
+        names = requested or sorted(result.outputs)
+        datatypes = {n: codec.datatype_of(result.outputs[n]) for n in names}
+        use_raw = bool(raw) or "FP16" in datatypes.values()
+        for name in names:
             array = result.outputs[name]
-            out = response.outputs.add(
-                name=name, datatype=codec.datatype_of(array), shape=list(array.shape)
-            )
-            if raw or codec.datatype_of(array) == "FP16":
+            out = response.outputs.add(name=name, datatype=datatypes[name], shape=list(array.shape))
+            if use_raw:
                 response.raw_output_contents.append(codec.encode_raw(array))
             else:
                 codec.encode_contents(array, out.contents)
-        if len(response.raw_output_contents) not in (0, len(response.outputs)):
-            # Mixed encodings are not allowed: fall back to raw for every output.
-            del response.raw_output_contents[:]
-            for out in response.outputs:
-                out.ClearField("contents")
-                response.raw_output_contents.append(codec.encode_raw(result.outputs[out.name]))
         return response
 
     @grpc_errors
