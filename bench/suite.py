@@ -382,6 +382,10 @@ def scenario_caller(s: Suite) -> dict[str, Any]:
     for name, args in (
         ("inter-op pool (default)", []),
         ("caller thread", ["--run-in-caller-thread"]),
+        (
+            "caller thread, 1 intra/inter thread",
+            ["--run-in-caller-thread", "--intra-op-threads", "1", "--inter-op-threads", "1"],
+        ),
     ):
         proc, port = start_server(s.root(f"caller-{len(servers)}"), *args)
         wait_serving(f"127.0.0.1:{port}")

@@ -131,17 +131,40 @@ def test_estimator_style_export(tmp_path: Path) -> None:
         np.testing.assert_allclose(out["output"], [[200.0]], rtol=1e-6)
 
 
-def test_run_in_caller_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("caller_thread", [False, True])
+@pytest.mark.parametrize("cpp_callable", [True, False])
+def test_callable_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller_thread: bool, cpp_callable: bool
+) -> None:
+    """The C++ callable and the public make_callable fallback (a TensorFlow without the private
+    API) give the same answers, in the inter-op pool or in the caller's thread."""
+    import tensorflow as tf
+
+    from swapserve.errors import ModelRunError
     from swapserve.model.loaded import LoadedVersion
     from swapserve.settings import SessionSettings
 
+    if not cpp_callable:
+        session_class = type(tf.compat.v1.Session())
+        for cls in session_class.__mro__:
+            if "_make_callable_from_options" in vars(cls):
+                monkeypatch.delattr(cls, "_make_callable_from_options")
     path = estimator_version(tmp_path, 1, weight=1.0)
-    loaded = LoadedVersion.load(1, path, SessionSettings(run_in_caller_thread=True))
+    loaded = LoadedVersion.load(1, path, SessionSettings(run_in_caller_thread=caller_thread))
     try:
         for batch in (1, 64):
             x = np.linspace(-5, 5, batch, dtype=np.float32).reshape(batch, 1)
             _, out = loaded.run("", {"number": x}, ["output"])
             np.testing.assert_allclose(out["output"], 2 * x, rtol=1e-6)
+        if not cpp_callable:
+            return  # Session.run casts the dtype itself
+        # A TensorFlow run error (here a dtype that validation would have refused) keeps its
+        # TensorFlow status and message.
+        sig = loaded.signatures["serving_default"]
+        with pytest.raises(ModelRunError) as exc:
+            loaded.execute(sig, ("output",), {"number": np.zeros((1, 1), np.float64)})
+        assert exc.value.status == "INVALID_ARGUMENT"
+        assert "double" in exc.value.message
     finally:
         loaded.close()
 

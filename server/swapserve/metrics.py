@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -18,6 +19,7 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 _LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_Labelled = Counter | Gauge | Histogram
 
 
 class Metrics:
@@ -25,6 +27,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "swapserve_requests_total",
             "RPCs answered, by model, protocol, method and gRPC status code.",
@@ -98,9 +101,19 @@ class Metrics:
             "swapserve_unloads_total", "Versions released.", ["model"], registry=r
         )
 
+    def child(self, metric: _Labelled, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: the request path records six series per request
+        and prometheus-client's ``labels`` (a lock and validation) costs a few microseconds."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def forget_version(self, model: str, version: int) -> None:
         """Drops a released version's series, so a long-lived server's metrics do not grow with
         every export."""
+        self._children.pop((id(self.model_runs), (model, str(version))), None)
         with contextlib.suppress(KeyError):  # it never ran
             self.model_runs.remove(model, str(version))
 

@@ -182,14 +182,14 @@ class Batcher:
         metrics, model = self._metrics, self._model
         started = time.perf_counter()
         for task in tasks:
-            metrics.batch_queue_seconds.labels(model).observe(started - task.queued)
+            metrics.child(metrics.batch_queue_seconds, model).observe(started - task.queued)
         try:
             inputs = self._merge(batch)
             outputs = self._loaded.execute(batch.sig, batch.wanted, inputs)
             padded = next(iter(inputs.values())).shape[0]
-            metrics.model_run_seconds.labels(model).observe(time.perf_counter() - started)
-            metrics.model_runs.labels(model, str(self._loaded.version)).inc()
-            metrics.batch_size.labels(model).observe(padded)
+            metrics.child(metrics.model_run_seconds, model).observe(time.perf_counter() - started)
+            metrics.child(metrics.model_runs, model, str(self._loaded.version)).inc()
+            metrics.child(metrics.batch_size, model).observe(padded)
             offset = 0
             for task in tasks:
                 task.outputs = {}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
 
 from swapserve.errors import InvalidArgument, LoadError, ModelRunError, SwapserveError
 from swapserve.model.signature import (
@@ -216,13 +217,12 @@ class LoadedVersion:
             if fn is None:
                 if self._session is None:
                     raise LoadError("version is closed")
-                fn = self._session.make_callable(
+                fn = _make_callable(
+                    self._session,
+                    [sig.inputs[i].tensor_name for i in sig.inputs],
                     [sig.outputs[o].tensor_name for o in outputs],
-                    feed_list=[sig.inputs[i].tensor_name for i in sig.inputs],
-                    accept_options=self._run_options is not None,
+                    self._run_options,
                 )
-                if self._run_options is not None:
-                    fn = functools.partial(fn, options=self._run_options)
                 self._callables[key] = fn
             return fn
 
@@ -295,6 +295,28 @@ def _tensor_spec(name: str, info: Any, graph: tf.Graph) -> TensorSpec:
     else:
         shape = None
     return TensorSpec(name=name, tensor_name=info.name, dtype=int(dtype), shape=shape)
+
+
+def _make_callable(
+    session: tf.compat.v1.Session,
+    feeds: list[str],
+    fetches: list[str],
+    run_options: Any,
+) -> Callable[..., Any]:
+    """A per-signature C++ callable (``Session::MakeCallable``, what TF Serving runs).
+
+    ``Session.make_callable`` with a feed list falls back to a full ``Session.run`` per call
+    (fetch handlers, feed dict, ~0.1 ms of Python); the C++ callable is ~10x cheaper. It is a
+    private TensorFlow API, so a TensorFlow without it gets the public, slower path.
+    """
+    make = getattr(session, "_make_callable_from_options", None)
+    if make is None:
+        fn = session.make_callable(fetches, feed_list=feeds, accept_options=run_options is not None)
+        return functools.partial(fn, options=run_options) if run_options is not None else fn
+    options = config_pb2.CallableOptions(feed=feeds, fetch=fetches)
+    if run_options is not None:
+        options.run_options.CopyFrom(run_options)
+    return make(options)  # type: ignore[no-any-return]
 
 
 def _feedable(array: np.ndarray) -> np.ndarray:

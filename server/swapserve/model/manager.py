@@ -177,10 +177,10 @@ class ModelManager:
             else:
                 start = time.perf_counter()
                 outputs = loaded.execute(sig, wanted, inputs)
-                self.metrics.model_run_seconds.labels(self.name).observe(
+                self.metrics.child(self.metrics.model_run_seconds, self.name).observe(
                     time.perf_counter() - start
                 )
-                self.metrics.model_runs.labels(self.name, str(loaded.version)).inc()
+                self.metrics.child(self.metrics.model_runs, self.name, str(loaded.version)).inc()
             return Prediction(loaded.version, sig.name, outputs)
         finally:
             self._release(handle)
@@ -232,11 +232,11 @@ class ModelManager:
                 f"version {version} of model '{self.name}' is not loaded; "
                 f"version {handle.loaded.version} is serving"
             )
-        self.metrics.inflight.labels(self.name).inc()
+        self.metrics.child(self.metrics.inflight, self.name).inc()
         return handle
 
     def _release(self, handle: _Handle) -> None:
-        self.metrics.inflight.labels(self.name).dec()
+        self.metrics.child(self.metrics.inflight, self.name).dec()
         with self._lock:
             handle.inflight -= 1
             if handle.retired and handle.inflight == 0:

@@ -54,9 +54,9 @@ def grpc_errors(method: _F) -> _F:
             registry = self._registry
             model = _model_of(request)
             model = model if registry.find(model) is not None else ""  # bounded label values
-            protocol = self.PROTOCOL
-            registry.metrics.requests.labels(model, protocol, name, code.name).inc()
-            registry.metrics.request_seconds.labels(model, protocol, name).observe(
+            m = registry.metrics
+            m.child(m.requests, model, self.PROTOCOL, name, code.name).inc()
+            m.child(m.request_seconds, model, self.PROTOCOL, name).observe(
                 time.perf_counter() - start
             )
         context.abort(code, message)
