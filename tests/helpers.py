@@ -111,12 +111,20 @@ def serving(
         admin_token=admin_token,
         token=token,
     )
+    with serving_settings(settings, wait) as server:
+        yield server
+
+
+@contextmanager
+def serving_settings(settings: Settings, wait: bool = True) -> Iterator[SwapServer]:
+    """A started server for ``settings`` (port 0 for tests); every model serves before it is
+    yielded unless ``wait`` is false."""
     server = create_server(settings)
     server.start()
     try:
         if wait:
-            manager = server.registry.get(name)
-            wait_for(lambda: manager.status().serving_version, what="a version to serve")
+            for manager in server.registry:
+                wait_for(lambda m=manager: m.status().serving_version, what="a version to serve")
         yield server
     finally:
         server.stop(grace=5.0)

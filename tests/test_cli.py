@@ -58,7 +58,8 @@ def test_client_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_client_cli_status_watch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     estimator_version(tmp_path, 1, weight=1.0)
     estimator_version(tmp_path, 2, weight=2.0)
-    with serving(tmp_path, name="seed", poll_seconds=600) as server:
+    labels = {"stable": 2}
+    with serving(tmp_path, name="seed", poll_seconds=600, labels=labels) as server:
         target = f"--target=127.0.0.1:{server.port}"
         assert client_cli.run([target, "reload", "seed", "--version", "1"]) == 0
         capsys.readouterr()
@@ -69,9 +70,13 @@ def test_client_cli_status_watch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(frames) == 2
     lines = frames[0].splitlines()
     assert lines[0] == "model seed: serving 1, pinned to 1"
-    assert lines[1].split() == ["VERSION", "STATE", "SERVING", "LOAD", "s", "SINCE", "ERROR"]
-    assert lines[2].split()[:2] == ["2", "END"]
+    header = ["VERSION", "STATE", "SERVING", "LOAD", "s", "SINCE", "LABELS", "ERROR"]
+    assert lines[1].split() == header
+    # Pinned to 1; 2 stays loaded because a label names it.
+    assert lines[2].split()[:2] == ["2", "AVAILABLE"]
+    assert lines[2].split()[-1] == "stable"
     assert lines[3].split()[:3] == ["1", "AVAILABLE", "*"]
+    assert lines[3].split()[-1] == "-"
 
 
 def test_client_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,8 +110,12 @@ def test_client_cli_unreachable_server(capsys: pytest.CaptureFixture[str]) -> No
 def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
+    config = tmp_path / "ok.yaml"
+    config.write_text(f"models:\n  - name: m\n    export_root: {tmp_path}\n")
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("models:\n  - name: m\n    export_rot: x\n")
     cases = [
-        (["--export-root", str(tmp_path)], "the following arguments are required: --model-name"),
+        (["--export-root", str(tmp_path)], "pass --config FILE, or --model-name and --export-root"),
         (
             ["--model-name", "m", "--export-root", str(tmp_path), "--poll-seconds", "0"],
             "poll seconds must be > 0, got 0.0",
@@ -128,6 +137,24 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
             ],
             "cannot read token file",
         ),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--label", "stable"],
+            "--label 'stable': expected NAME=VERSION",
+        ),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--label", "1x=3"],
+            "label '1x': use letters",
+        ),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--latest", "0"],
+            "versions.latest must be >= 1, got 0",
+        ),
+        (
+            ["--config", str(config), "--poll-seconds", "2"],
+            "--poll-seconds describes the one model of the flags",
+        ),
+        (["--config", str(tmp_path / "nope.yaml")], "cannot read config file"),
+        (["--config", str(bad_config)], "models[0]: unknown key 'export_rot'"),
     ]
     for argv, message in cases:
         proc = subprocess.run(

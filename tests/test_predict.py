@@ -283,7 +283,7 @@ X = np.zeros([2, 1], np.float32)
             {"x": X},
             {"version": 5},
             "NOT_FOUND",
-            "version 5 of model 'hp2' is not loaded; version 123 is serving",
+            "version 5 of model 'hp2' is not loaded (loaded: [123]; serving 123)",
         ),
         ({"x": X}, {"version": -1}, "INVALID_ARGUMENT", "version must be >= 0"),
     ],

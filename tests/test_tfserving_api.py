@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from helpers import BAD, HALF_PLUS_TWO, HALF_PLUS_TWO_TF2, copy_version, serving
+from helpers import BAD, HALF_PLUS_THREE, HALF_PLUS_TWO, HALF_PLUS_TWO_TF2, copy_version, serving
 
 
 class Stubs:
@@ -376,18 +376,60 @@ def test_failed_version_status_and_reload_config(tmp_path: Path) -> None:
         }
         assert states[1][:2] == (30, 0)
         assert states[3][0] == 50 and states[3][1] == 2 and states[3][2]
-        # Unknown models and other base paths are refused before anything changes.
-        entry.name = "other"
-        with pytest.raises(grpc.RpcError) as exc:
+
+        # Entries TF Serving would refuse are refused before anything changes.
+        def reload_error(config: model_server_config_pb2.ModelServerConfig) -> grpc.RpcError:
+            with pytest.raises(grpc.RpcError) as exc:
+                stubs.model.HandleReloadConfigRequest(
+                    model_management_pb2.ReloadConfigRequest(config=config), timeout=60
+                )
+            return exc.value
+
+        entry.model_version_policy.specific.versions[:] = [1]
+        entry.model_platform = "pytorch"
+        err = reload_error(config)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "model_platform 'pytorch' is not served here" in err.details()
+        entry.model_platform, entry.base_path = "tensorflow", ""
+        err = reload_error(config)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "name and base_path are required" in err.details()
+        # A new base_path with nothing loadable: the model keeps serving from the old one.
+        entry.base_path = str(tmp_path / "empty")
+        err = reload_error(config)
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "keeps its previous settings" in err.details()
+        assert stubs.predict.Predict(request, timeout=10).model_spec.version.value == 1
+        stubs.channel.close()
+
+
+def test_reload_config_adds_and_removes_models(tmp_path: Path) -> None:
+    """HandleReloadConfigRequest with a model list serves exactly that list, as TF Serving."""
+    copy_version(HALF_PLUS_TWO, tmp_path / "two", 1)
+    copy_version(HALF_PLUS_THREE, tmp_path / "three", 7)
+    with serving(tmp_path / "two", name="two", poll_seconds=600) as server:
+        stubs = Stubs(server.port)
+
+        def apply(*models: tuple[str, Path]) -> None:
+            config = model_server_config_pb2.ModelServerConfig()
+            for name, root in models:
+                config.model_config_list.config.add(name=name, base_path=str(root))
             stubs.model.HandleReloadConfigRequest(
                 model_management_pb2.ReloadConfigRequest(config=config), timeout=60
             )
+
+        def y(model: str) -> float:
+            request = predict_request(x=tf.make_tensor_proto(np.float32([[2.0]])))
+            request.model_spec.name = model
+            response = stubs.predict.Predict(request, timeout=10)
+            return float(tf.make_ndarray(response.outputs["y"]).item())
+
+        apply(("two", tmp_path / "two"), ("three", tmp_path / "three"))
+        assert (y("two"), y("three")) == (3.0, 4.0)  # the new model serves when the RPC returns
+        apply(("three", tmp_path / "three"))
+        with pytest.raises(grpc.RpcError) as exc:
+            y("two")
         assert exc.value.code() == grpc.StatusCode.NOT_FOUND
-        entry.name, entry.base_path = "half_plus_two", "/somewhere/else"
-        with pytest.raises(grpc.RpcError) as exc:
-            stubs.model.HandleReloadConfigRequest(
-                model_management_pb2.ReloadConfigRequest(config=config), timeout=60
-            )
-        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "changing its base_path" in exc.value.details()
+        assert "model 'two' is not served here (models: 'three')" in exc.value.details()
+        assert y("three") == 4.0
         stubs.channel.close()

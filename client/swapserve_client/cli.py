@@ -125,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="an input as JSON, cast to the signature's dtype; repeat for each input",
     )
     p.add_argument("--version", type=int, default=0, help="version to use (0: the served one)")
+    p.add_argument("--label", default="", help="a version label (e.g. stable) instead of --version")
     p.add_argument("--signature", default="", help="signature name (default: serving_default)")
     p.add_argument(
         "--output", action="append", default=[], metavar="NAME", help="only return these outputs"
@@ -147,6 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metadata", help="the signatures of a model version")
     p.add_argument("model")
     p.add_argument("--version", type=int, default=0, help="version (0: the served one)")
+    p.add_argument("--label", default="", help="a version label instead of --version")
     return parser
 
 
@@ -182,13 +184,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _dispatch(client: Client, args: argparse.Namespace) -> Any:
     if args.command == "predict":
         raw = dict(_parse_input(spec) for spec in args.input)
-        meta = client.metadata(args.model, version=args.version)
+        meta = client.metadata(args.model, version=args.version, label=args.label)
         res = client.predict_full(
             args.model,
             _typed_inputs(raw, meta, args.signature),
             version=args.version,
             signature=args.signature,
             output_filter=args.output,
+            label=args.label,
         )
         return {
             "model": res.model,
@@ -211,18 +214,20 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "model": status.model,
             "serving_version": status.serving_version,
             "pinned_version": status.pinned_version,
+            "labels": status.labels,
             "versions": [
                 {
                     "version": v.version,
                     "state": v.state,
                     "serving": v.serving,
+                    **({"labels": list(v.labels)} if v.labels else {}),
                     "load_seconds": round(v.load_seconds, 3),
                     **({"error": v.error} if v.error else {}),
                 }
                 for v in status.versions
             ],
         }
-    meta = client.metadata(args.model, version=args.version)
+    meta = client.metadata(args.model, version=args.version, label=args.label)
     return {
         "model": meta.model,
         "version": meta.version,
@@ -242,13 +247,14 @@ def status_table(status: ModelStatus, now: float) -> str:
     pin = f", pinned to {status.pinned_version}" if status.pinned_version else ""
     lines = [
         f"model {status.model}: serving {status.serving_version or 'nothing'}{pin}",
-        f"{'VERSION':>12}  {'STATE':<10} {'SERVING':<7} {'LOAD s':>7} {'SINCE':>8}  ERROR",
+        f"{'VERSION':>12}  {'STATE':<10} {'SERVING':<7} {'LOAD s':>7} {'SINCE':>8}  "
+        f"{'LABELS':<16} ERROR",
     ]
     for v in status.versions:
         since = f"{max(0.0, now - v.updated_unix):.0f}s" if v.updated_unix else "-"
         lines.append(
             f"{v.version:>12}  {v.state:<10} {'*' if v.serving else '':<7} "
-            f"{v.load_seconds:>7.3f} {since:>8}  {v.error[:80]}"
+            f"{v.load_seconds:>7.3f} {since:>8}  {','.join(v.labels) or '-':<16} {v.error[:80]}"
         )
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -61,16 +61,19 @@ class VersionStatus:
     serving: bool
     load_seconds: float
     updated_unix: float
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """Every version of a model (newest first), the served version and the pin (0: none)."""
+    """Every version of a model (newest first), the served version, the pin (0: none) and the
+    version labels."""
 
     model: str
     serving_version: int
     pinned_version: int
     versions: list[VersionStatus]
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class Client:
         signature: str = "",
         output_filter: Iterable[str] = (),
         *,
+        label: str = "",
         timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Runs a signature and returns its outputs by name.
@@ -178,6 +182,7 @@ class Client:
             version: 0 for the served version, else a loaded version.
             signature: the signature name; "" for ``serving_default``.
             output_filter: the outputs to compute; empty for all.
+            label: a version label (e.g. ``"stable"``) instead of ``version``.
             timeout: this call's deadline in seconds, overriding the client's default.
 
         Raises:
@@ -189,6 +194,7 @@ class Client:
             version=version,
             signature=signature,
             output_filter=output_filter,
+            label=label,
             timeout=timeout,
         ).outputs
 
@@ -200,6 +206,7 @@ class Client:
         signature: str = "",
         output_filter: Iterable[str] = (),
         *,
+        label: str = "",
         timeout: float | None = None,
     ) -> PredictResult:
         """Like ``predict`` but also reports the version and signature that answered."""
@@ -208,6 +215,7 @@ class Client:
             version=version,
             signature_name=signature,
             output_filter=list(output_filter),
+            version_label=label,
         )
         tensors.encode_map(inputs, request.inputs)
         response: pb.PredictResponse = self._call(self._stub.Predict, request, timeout)
@@ -219,7 +227,8 @@ class Client:
         )
 
     def reload(self, model: str, version: int = 0, *, timeout: float | None = None) -> ReloadResult:
-        """Loads the newest version (``version=0``, unpins) or loads and pins ``version``.
+        """Follows the version policy again (``version=0``, unpins: the newest version serves) or
+        loads, serves and pins ``version``.
 
         Returns once the version serves. A load failure raises ``SwapserveError`` with
         ``FAILED_PRECONDITION``; the previous version keeps serving.
@@ -252,6 +261,7 @@ class Client:
                 serving=v.serving,
                 load_seconds=v.load_seconds,
                 updated_unix=v.updated_unix,
+                labels=tuple(v.labels),
             )
             for v in response.versions
         ]
@@ -260,15 +270,16 @@ class Client:
             serving_version=response.serving_version,
             pinned_version=response.pinned_version,
             versions=versions,
+            labels=dict(response.version_labels),
         )
 
     def metadata(
-        self, model: str, *, version: int = 0, timeout: float | None = None
+        self, model: str, *, version: int = 0, label: str = "", timeout: float | None = None
     ) -> ModelMetadata:
-        """The signatures of a loaded version (the served one by default)."""
+        """The signatures of a loaded version (the served one by default, or a label's)."""
         response: pb.GetModelMetadataResponse = self._call(
             self._stub.GetModelMetadata,
-            pb.GetModelMetadataRequest(model_name=model, version=version),
+            pb.GetModelMetadataRequest(model_name=model, version=version, version_label=label),
             timeout,
         )
         return ModelMetadata(

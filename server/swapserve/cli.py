@@ -19,6 +19,7 @@ from swapserve.settings import (
     SessionSettings,
     Settings,
     SettingsError,
+    VersionPolicy,
 )
 
 log = logging.getLogger("swapserve")
@@ -33,12 +34,36 @@ def build_parser() -> argparse.ArgumentParser:
         "versions as they are exported.",
     )
     p.add_argument("--version", action="version", version=f"swapserve {__version__}")
-    p.add_argument("--model-name", required=True, help="name clients use for the model")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML file listing the models to serve (see README); re-read on SIGHUP and on "
+        "HandleReloadConfigRequest. Replaces the one-model flags below",
+    )
+    p.add_argument("--model-name", help="one model: the name clients use for it")
     p.add_argument(
         "--export-root",
-        required=True,
         type=Path,
-        help="directory of numeric version subdirectories (waited for if missing)",
+        help="one model: directory of numeric version subdirectories (waited for if missing)",
+    )
+    p.add_argument(
+        "--latest",
+        type=int,
+        default=m.versions.latest,
+        help="one model: serve the N newest versions; the newest answers requests without a "
+        "version (default: %(default)s)",
+    )
+    p.add_argument(
+        "--specific-versions",
+        default="",
+        help="one model: serve exactly these comma-separated versions instead of the newest",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VERSION",
+        help="one model: a version label clients may request (repeat for each label)",
     )
     p.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s)")
     p.add_argument(
@@ -205,13 +230,68 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def _sizes(text: str, flag: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise SettingsError(
-            f"--allowed-batch-sizes {text!r}: expected numbers like 8,16,32"
-        ) from None
+        raise SettingsError(f"{flag} {text!r}: expected numbers like 8,16,32") from None
+
+
+def _labels(specs: Sequence[str]) -> dict[str, int]:
+    labels = {}
+    for spec in specs:
+        name, sep, version = spec.partition("=")
+        if not sep or not version.strip().isdigit():
+            raise SettingsError(f"--label {spec!r}: expected NAME=VERSION, e.g. stable=3")
+        labels[name.strip()] = int(version)
+    return labels
+
+
+# Flags describing the one model; with --config they must stay at their defaults.
+_MODEL_FLAGS = (
+    "model_name", "export_root", "latest", "specific_versions", "label", "poll_seconds",
+    "settle_seconds", "reload_settle_seconds", "warm_up", "enable_batching", "max_batch_size",
+    "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads", "allowed_batch_sizes",
+)  # fmt: skip
+
+
+def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[ModelSettings, ...]:
+    if args.config is not None:
+        given = [f for f in _MODEL_FLAGS if getattr(args, f) != parser.get_default(f)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise SettingsError(
+                f"{flag} describes the one model of the flags; with --config, set it per model "
+                "in the config file"
+            )
+        from swapserve.config import load_models  # noqa: PLC0415 (only with --config)
+
+        return load_models(args.config)
+    if args.model_name is None or args.export_root is None:
+        raise SettingsError("pass --config FILE, or --model-name and --export-root")
+    return (
+        ModelSettings(
+            name=args.model_name,
+            export_root=args.export_root,
+            poll_seconds=args.poll_seconds,
+            settle_seconds=args.settle_seconds,
+            reload_settle_seconds=args.reload_settle_seconds,
+            warm_up=args.warm_up,
+            batching=BatchingSettings(
+                enabled=args.enable_batching,
+                max_batch_size=args.max_batch_size,
+                batch_timeout_micros=args.batch_timeout_micros,
+                max_enqueued_batches=args.max_enqueued_batches,
+                num_batch_threads=args.num_batch_threads,
+                allowed_batch_sizes=_sizes(args.allowed_batch_sizes, "--allowed-batch-sizes"),
+            ),
+            versions=VersionPolicy(
+                latest=args.latest,
+                specific=_sizes(args.specific_versions, "--specific-versions"),
+            ),
+            labels=_labels(args.label),
+        ),
+    )
 
 
 def _secret(path: Path | None, env: str) -> str | None:
@@ -223,26 +303,14 @@ def _secret(path: Path | None, env: str) -> str | None:
     return os.environ.get(env) or None
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Turns parsed flags into validated settings."""
-    model = ModelSettings(
-        name=args.model_name,
-        export_root=args.export_root,
-        poll_seconds=args.poll_seconds,
-        settle_seconds=args.settle_seconds,
-        reload_settle_seconds=args.reload_settle_seconds,
-        warm_up=args.warm_up,
-        batching=BatchingSettings(
-            enabled=args.enable_batching,
-            max_batch_size=args.max_batch_size,
-            batch_timeout_micros=args.batch_timeout_micros,
-            max_enqueued_batches=args.max_enqueued_batches,
-            num_batch_threads=args.num_batch_threads,
-            allowed_batch_sizes=_sizes(args.allowed_batch_sizes),
-        ),
-    )
+def settings_from_args(
+    args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+) -> Settings:
+    """Turns parsed flags (and the config file they name) into validated settings."""
+    parser = parser or build_parser()
     return Settings(
-        models=(model,),
+        models=_models(args, parser),
+        config_path=args.config,
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
@@ -268,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     try:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, parser)
     except SettingsError as err:
         parser.error(str(err))
 
@@ -297,8 +365,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info("received %s; shutting down", signal.Signals(signum).name)
         stopping.set()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        # Loading models takes a while: not in the signal handler.
+        threading.Thread(target=server.reload_config, name="config-reload", daemon=True).start()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if settings.config_path is not None:
+        signal.signal(signal.SIGHUP, on_hangup)
     server.start()
     for model in settings.models:
         log.info("serving model %s from %s", model.name, model.export_root)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from swapserve import logs
 from swapserve.errors import FailedPrecondition, SwapserveError, Unavailable
-from swapserve.settings import Settings
+from swapserve.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the supervisor process never imports TensorFlow
     from swapserve.model.manager import ModelManager, ReloadOutcome
@@ -68,7 +68,8 @@ class ClusterCoordinator:
         self._state = state
         self._worker = worker
         self._registry = registry
-        self._index = {m.name: i for i, m in enumerate(registry)}
+        # By name, so every worker agrees whatever order its config lists the models in.
+        self._index = {name: i for i, name in enumerate(sorted(m.name for m in registry))}
         self._seen = [0] * state.models
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="cluster", daemon=True)
@@ -179,15 +180,39 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
     if settings.metrics_port:  # one metrics endpoint per worker: port, port + 1, ...
         settings = replace(settings, metrics_port=settings.metrics_port + worker)
+    settings = _current_config(settings)
     server = create_server(settings, reuse_port=True)
+    server.registry.fixed_models = True  # the shared state has one slot per model at start
     coordinator = ClusterCoordinator(state, worker, server.registry)
     server.registry.coordinator = coordinator
+    if settings.config_path is not None:
+        signal.signal(
+            signal.SIGHUP,
+            lambda *_: threading.Thread(target=server.reload_config, daemon=True).start(),
+        )
     server.start()
     coordinator.start()
     log.info("worker %d serving (pid %d)", worker, os.getpid())
     stopping.wait()
     coordinator.stop()
     server.stop()
+
+
+def _current_config(settings: Settings) -> Settings:
+    """A (re)started worker takes the config file as it is now, if it lists the same models."""
+    if settings.config_path is None:
+        return settings
+    from swapserve.config import load_models  # noqa: PLC0415
+
+    try:
+        models = load_models(settings.config_path)
+    except SettingsError as err:
+        log.error("config file not usable (%s); starting with the config read at start", err)
+        return settings
+    if sorted(m.name for m in models) != sorted(m.name for m in settings.models):
+        log.error("the config file lists other models now; starting with the config read at start")
+        return settings
+    return replace(settings, models=models)
 
 
 def run_workers(settings: Settings, workers: int, log_level: str, log_format: str = "text") -> int:
@@ -218,6 +243,8 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
             return proc
 
         procs = [spawn(w) for w in range(workers)]
+        if settings.config_path is not None:
+            signal.signal(signal.SIGHUP, lambda *_: _forward(procs, signal.SIGHUP))
         log.info("listening on %s:%d (%d workers)", settings.host, port, workers)
         restarts: list[float] = []
         while not stopping.wait(0.2):
@@ -238,6 +265,13 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
                 procs[w] = spawn(w)
         _stop_all(procs, settings.grace_seconds)
     return 0 if len(restarts) <= 5 * workers else 1
+
+
+def _forward(procs: Sequence[multiprocessing.context.SpawnProcess], signum: int) -> None:
+    log.info("forwarding %s to the workers", signal.Signals(signum).name)
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signum)
 
 
 def _stop_all(procs: Sequence[multiprocessing.context.SpawnProcess], grace: float) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
 
 class SettingsError(ValueError):
@@ -77,6 +79,27 @@ class BatchingSettings:
 
 
 @dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions of a model are loaded (as TF Serving's model_version_policy)."""
+
+    latest: int = 1
+    """Serve the N newest loadable versions; the newest answers requests without a version and
+    clients may ask for any of them by number."""
+    specific: tuple[int, ...] = ()
+    """If set, exactly these versions (those present and loadable); the highest is the default."""
+
+    def validate(self, model: str) -> None:
+        """Raises SettingsError naming the bad field."""
+        if self.latest < 1:
+            raise SettingsError(f"model '{model}': versions.latest must be >= 1, got {self.latest}")
+        if any(v < 1 for v in self.specific):
+            raise SettingsError(
+                f"model '{model}': versions.specific must list versions >= 1, "
+                f"got {list(self.specific)}"
+            )
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """One served model."""
 
@@ -95,6 +118,45 @@ class ModelSettings:
     """Warm up each version before it serves (TF Serving warm-up records, or a zero batch)."""
     batching: BatchingSettings = field(default_factory=BatchingSettings)
     """Dynamic batching (off by default)."""
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
+    """Which versions are loaded (default: the newest one)."""
+    labels: Mapping[str, int] = field(default_factory=dict)
+    """Version labels (e.g. ``stable``/``canary``) clients may request instead of a number; a
+    labelled version is kept loaded whatever the version policy says."""
+
+    def validate(self) -> None:
+        """Raises SettingsError naming the model and its first bad setting."""
+        if not _MODEL_NAME.match(self.name):
+            raise SettingsError(
+                f"model name {self.name!r}: use 1-128 letters, digits, '_', '.', '-' "
+                "(starting with a letter or digit)"
+            )
+        where = f"model '{self.name}'"
+        root = self.export_root
+        if root.exists() and not root.is_dir():
+            raise SettingsError(f"{where}: export root {root} is not a directory")
+        if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+            raise SettingsError(f"{where}: export root {root} is not readable")
+        if not self.poll_seconds > 0:
+            raise SettingsError(f"{where}: poll seconds must be > 0, got {self.poll_seconds}")
+        if self.settle_seconds is not None and self.settle_seconds < 0:
+            raise SettingsError(f"{where}: settle seconds must be >= 0, got {self.settle_seconds}")
+        if self.reload_settle_seconds < 0:
+            raise SettingsError(
+                f"{where}: reload settle seconds must be >= 0, got {self.reload_settle_seconds}"
+            )
+        self.batching.validate()
+        self.versions.validate(self.name)
+        for label, version in self.labels.items():
+            if not _LABEL.match(label):
+                raise SettingsError(
+                    f"{where}: label {label!r}: use letters, digits, '_', '.', '-', starting "
+                    "with a letter (a label must not look like a version number)"
+                )
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise SettingsError(
+                    f"{where}: label {label!r} must name a version >= 1, got {version!r}"
+                )
 
     @property
     def effective_settle_seconds(self) -> float:
@@ -108,6 +170,8 @@ class Settings:
 
     models: tuple[ModelSettings, ...]
     """The models served."""
+    config_path: Path | None = None
+    """The config file the models came from (re-read on SIGHUP and HandleReloadConfigRequest)."""
     host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
     """Address to listen on."""
     port: int = 8500
@@ -144,30 +208,15 @@ class Settings:
             SettingsError: naming the first bad setting.
         """
         if not self.models:
-            raise SettingsError("no model configured: pass --model-name and --export-root")
+            raise SettingsError(
+                "no model configured: pass --config FILE, or --model-name and --export-root"
+            )
         names = set()
         for m in self.models:
-            if not _MODEL_NAME.match(m.name):
-                raise SettingsError(
-                    f"model name {m.name!r}: use 1-128 letters, digits, '_', '.', '-' "
-                    "(starting with a letter or digit)"
-                )
+            m.validate()
             if m.name in names:
                 raise SettingsError(f"model name {m.name!r} is configured twice")
             names.add(m.name)
-            if m.export_root.exists() and not m.export_root.is_dir():
-                raise SettingsError(f"export root {m.export_root} is not a directory")
-            if m.export_root.is_dir() and not os.access(m.export_root, os.R_OK | os.X_OK):
-                raise SettingsError(f"export root {m.export_root} is not readable")
-            if not m.poll_seconds > 0:
-                raise SettingsError(f"poll seconds must be > 0, got {m.poll_seconds}")
-            if m.settle_seconds is not None and m.settle_seconds < 0:
-                raise SettingsError(f"settle seconds must be >= 0, got {m.settle_seconds}")
-            m.batching.validate()
-            if m.reload_settle_seconds < 0:
-                raise SettingsError(
-                    f"reload settle seconds must be >= 0, got {m.reload_settle_seconds}"
-                )
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port must be 0-65535, got {self.port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,10 @@ class VersionStatus:
     state: State
     error: str
     serving: bool
+    """It answers requests that name no version."""
     load_seconds: float
     updated_unix: float
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class ModelStatus:
     versions: tuple[VersionStatus, ...]
     serving_version: int
     pinned_version: int
+    labels: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,9 @@ class ModelManager:
         self._loader = loader
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self._served: _Handle | None = None
+        self._handles: dict[int, _Handle] = {}  # every loaded version
+        self._served: _Handle | None = None  # the one answering requests without a version
+        self._labels: dict[str, int] = dict(settings.labels)
         self._pinned = 0
         self._records: dict[int, _Record] = {}
         self._tracker = discovery.Tracker()
@@ -166,9 +171,11 @@ class ModelManager:
         signature: str,
         inputs: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
+        label: str = "",
     ) -> Prediction:
-        """Runs a request on the served version (``version=0``) or on a loaded ``version``."""
-        handle = self._acquire(version)
+        """Runs a request on the served version (``version=0``), on a loaded ``version``, or on
+        the version a ``label`` names."""
+        handle = self._acquire(version, label)
         try:
             loaded = handle.loaded
             sig, wanted = loaded.prepare(signature, inputs, output_filter)
@@ -186,19 +193,19 @@ class ModelManager:
             self._release(handle)
 
     def predict_examples(
-        self, version: int, signature: str, serialized: np.ndarray, method: str
+        self, version: int, signature: str, serialized: np.ndarray, method: str, label: str = ""
     ) -> Prediction:
         """Runs a classify or regress signature on serialized tf.Example protos."""
-        handle = self._acquire(version)
+        handle = self._acquire(version, label)
         try:
             name, outputs = handle.loaded.run_examples(signature, serialized, method)
             return Prediction(handle.loaded.version, name, outputs)
         finally:
             self._release(handle)
 
-    def signature_defs(self, version: int = 0) -> tuple[int, Mapping[str, Any]]:
+    def signature_defs(self, version: int = 0, label: str = "") -> tuple[int, Mapping[str, Any]]:
         """The version's number and its MetaGraph SignatureDef protos."""
-        handle = self._acquire(version)
+        handle = self._acquire(version, label)
         try:
             return handle.loaded.version, handle.loaded.signature_defs
         finally:
@@ -209,31 +216,57 @@ class ModelManager:
         """The version answering version-0 requests; 0 if none."""
         return self._served_version()
 
-    def signatures(self, version: int = 0) -> tuple[int, Mapping[str, SignatureSpec]]:
+    def signatures(
+        self, version: int = 0, label: str = ""
+    ) -> tuple[int, Mapping[str, SignatureSpec]]:
         """The version's number and signatures (the served version for 0)."""
-        handle = self._acquire(version)
+        handle = self._acquire(version, label)
         try:
             return handle.loaded.version, handle.loaded.signatures
         finally:
             self._release(handle)
 
-    def _acquire(self, version: int) -> _Handle:
+    def _acquire(self, version: int, label: str = "") -> _Handle:
         if version < 0:
             raise InvalidArgument(f"version must be >= 0 (0: the served version), got {version}")
+        if version and label:
+            raise InvalidArgument("give a version or a version label, not both")
         with self._lock:
-            handle = self._served
-            if handle is not None and (not version or handle.loaded.version == version):
+            if label:
+                version = self._labels.get(label, -1)
+            handle = self._handles.get(version) if version else self._served
+            if handle is not None:
                 handle.inflight += 1
         if handle is None:
             # Built outside the lock: the reason may look at the export root on disk.
-            raise Unavailable(self._unavailable_reason())
-        if version and handle.loaded.version != version:
-            raise NotFound(
-                f"version {version} of model '{self.name}' is not loaded; "
-                f"version {handle.loaded.version} is serving"
-            )
+            raise self._not_available(version, label)
         self.metrics.child(self.metrics.inflight, self.name).inc()
         return handle
+
+    def _not_available(self, version: int, label: str) -> Exception:
+        with self._lock:
+            loaded = sorted(self._handles, reverse=True)
+            labels = dict(self._labels)
+            record = self._records.get(version)
+        if label and version < 0:
+            known = ", ".join(f"'{k}'" for k in sorted(labels)) or "none"
+            # INVALID_ARGUMENT and this wording, as TF Serving answers an unknown label.
+            return InvalidArgument(
+                f"Unrecognized servable version label: '{label}' (model '{self.name}' labels: "
+                f"{known})"
+            )
+        if not loaded:
+            return Unavailable(self._unavailable_reason())
+        what = f"version {version} (label '{label}')" if label else f"version {version}"
+        why = ""
+        if record is not None and record.state is State.FAILED:
+            why = f": it failed to load: {record.error}"
+        elif record is not None and record.state in (State.START, State.LOADING):
+            why = f": it is {record.state.name.lower()}"
+        return NotFound(
+            f"{what} of model '{self.name}' is not loaded{why} (loaded: {loaded or 'none'}; "
+            f"serving {self._served_version() or 'none'})"
+        )
 
     def _release(self, handle: _Handle) -> None:
         self.metrics.child(self.metrics.inflight, self.name).dec()
@@ -241,6 +274,10 @@ class ModelManager:
             handle.inflight -= 1
             if handle.retired and handle.inflight == 0:
                 handle.idle.set()
+
+    def unavailable_reason(self) -> str:
+        """Why nothing serves (for errors and status)."""
+        return self._unavailable_reason()
 
     def _unavailable_reason(self) -> str:
         if self._closed:
@@ -271,6 +308,9 @@ class ModelManager:
         """A consistent snapshot of every known version."""
         with self._lock:
             serving = self._served.loaded.version if self._served else 0
+            by_version: dict[int, list[str]] = {}
+            for label, v in sorted(self._labels.items()):
+                by_version.setdefault(v, []).append(label)
             versions = tuple(
                 VersionStatus(
                     version=v,
@@ -279,10 +319,17 @@ class ModelManager:
                     serving=v == serving,
                     load_seconds=r.load_seconds,
                     updated_unix=r.updated_unix,
+                    labels=tuple(by_version.get(v, ())),
                 )
                 for v, r in sorted(self._records.items(), reverse=True)
             )
-            return ModelStatus(versions, serving, self._pinned)
+            return ModelStatus(versions, serving, self._pinned, dict(self._labels))
+
+    @property
+    def loaded_versions(self) -> tuple[int, ...]:
+        """Every loaded version, newest first."""
+        with self._lock:
+            return tuple(sorted(self._handles, reverse=True))
 
     def _set(
         self,
@@ -300,7 +347,8 @@ class ModelManager:
     # ---- the swap path ------------------------------------------------------------------------
 
     def poll(self, initial: bool = False) -> None:
-        """One watcher tick: rescan, then move to the newest ready version unless pinned.
+        """One watcher tick: rescan, then load/release versions to match the version policy,
+        unless pinned.
 
         Args:
             initial: the first tick after start settles like Reload (two quick scans) rather
@@ -314,18 +362,10 @@ class ModelManager:
             candidates = self._scan_settled() if initial else self._scan()
             if self._pinned or self._unloaded:
                 return
-            served = self._served_version()
-            for cand in self._tracker.ready(candidates.values(), settle):
-                if cand.version == served:
-                    return
-                try:
-                    self._swap_to(cand)
-                    return
-                except LoadError:
-                    continue  # marked FAILED and logged; an older ready version may still do
+            self._converge(candidates, settle)
 
     def reload(self, version: int = 0) -> ReloadOutcome:
-        """Rescans now; loads the newest version (0, unpinning) or loads and pins ``version``.
+        """Rescans now; follows the version policy (0, unpinning) or loads and pins ``version``.
 
         Raises:
             NotFound: the version is not in the export root.
@@ -340,34 +380,207 @@ class ModelManager:
             candidates = self._scan_settled()
             previous = self._served_version()
             self._unloaded = False
-            if version == 0:
-                ready = self._tracker.ready(
-                    candidates.values(), self.settings.reload_settle_seconds, retry_failed=True
+            if version:
+                self._pin_target(candidates, version)  # raises unless loadable
+            pinned_before, self._pinned = self._pinned, version
+            settle = self.settings.reload_settle_seconds
+            failures = self._converge(candidates, settle, retry_failed=True)
+            served = self._served_version()
+            target = version or self._policy_default(candidates, settle)
+            if target in failures or (version and served != version):
+                keeps = (
+                    "nothing is serving"
+                    if not served
+                    else f"version {served} keeps serving"
+                    if served == previous
+                    else f"version {served} serves"
                 )
-                if not ready:
-                    if previous:
-                        self._pinned = 0
-                        return ReloadOutcome(previous, previous, 0.0, pinned=False)
-                    raise Unavailable(
-                        f"model '{self.name}' has no complete version in export root "
-                        f"{self.settings.export_root}"
-                    )
-                target = ready[0]
-            else:
-                target = self._pin_target(candidates, version)
-            if target.version == previous:
-                self._pinned = version
-                return ReloadOutcome(previous, previous, 0.0, pinned=bool(version))
-            try:
-                seconds = self._swap_to(target)
-            except LoadError as err:
-                keeps = f"version {previous} keeps serving" if previous else "nothing is serving"
+                if version:
+                    self._pinned = pinned_before
                 raise FailedPrecondition(
-                    f"version {target.version} of model '{self.name}' failed to load ({keeps}): "
-                    f"{err}"
-                ) from None
-            self._pinned = version
-            return ReloadOutcome(previous, target.version, seconds, pinned=bool(version))
+                    f"version {target} of model '{self.name}' failed to load ({keeps}): "
+                    f"{failures.get(target, 'unknown error')}"
+                )
+            if not served:
+                raise Unavailable(
+                    f"model '{self.name}' has no complete version in export root "
+                    f"{self.settings.export_root}"
+                )
+            seconds = self._records[served].load_seconds if served != previous else 0.0
+            return ReloadOutcome(previous, served, seconds, pinned=bool(version))
+
+    def reconfigure(self, settings: ModelSettings) -> None:
+        """Takes on new polling, warm-up, version policy and labels (a config reload), then
+        loads and releases versions to match them now. The export root and batching are fixed
+        for a manager's life (the registry builds a new one when they change)."""
+        with self._load_lock:
+            with self._lock:
+                self.settings = settings
+                self._labels = dict(settings.labels)
+            log.info("model %s: settings updated", self.name, extra=self._event(0, "updated"))
+            if not (self._closed or self._unloaded or self._pinned):
+                self._converge(self._scan(), settings.effective_settle_seconds)
+
+    def _policy_default(self, candidates: dict[int, discovery.Candidate], settle: float) -> int:
+        """The version the policy would serve by default: the newest wanted one on disk."""
+        ready = self._tracker.ready(candidates.values(), settle, retry_failed=True)
+        wanted = self._wanted(ready)
+        return max((c.version for c in wanted), default=0)
+
+    def _wanted(self, ready: list[discovery.Candidate]) -> list[discovery.Candidate]:
+        """The policy's versions in preference order (newest first); for ``latest: N`` every
+        ready version is listed and the first N that load are kept."""
+        if self._pinned:
+            return [c for c in ready if c.version == self._pinned]
+        specific = self.settings.versions.specific
+        if specific:
+            return [c for c in ready if c.version in specific]
+        return ready
+
+    def _converge(
+        self,
+        candidates: dict[int, discovery.Candidate],
+        settle: float,
+        retry_failed: bool = False,
+    ) -> dict[int, str]:
+        """Loads what the policy, the pin and the labels want, makes the default version serve,
+        then releases the rest; the caller holds ``_load_lock``. A storage glitch (no version
+        of the wanted set on disk) changes nothing; a failed load keeps what serves.
+
+        Returns:
+            The versions that failed to load, with their errors.
+        """
+        ready = self._tracker.ready(candidates.values(), settle, retry_failed=retry_failed)
+        ready_versions = {c.version for c in ready}
+        with self._lock:
+            loaded = set(self._handles)
+            labelled = set(self._labels.values())
+        # A loaded version still on disk stays eligible even while its files are touched.
+        ready += [
+            c
+            for v, c in candidates.items()
+            if v in loaded and c.complete and v not in ready_versions
+        ]
+        ready.sort(key=lambda c: c.version, reverse=True)
+        policy = self.settings.versions
+        limit = 1 if self._pinned else len(ready) if policy.specific else policy.latest
+        failures: dict[int, str] = {}
+        keep: list[int] = []
+        for cand in self._wanted(ready):
+            if len(keep) >= limit:
+                break
+            if cand.version in loaded or self._load(cand, failures):
+                keep.append(cand.version)
+        if not keep:
+            return failures  # nothing wanted could serve: leave everything as it is
+        default = keep[0]
+        for cand in ready:  # labelled versions stay loaded, whatever the policy says
+            wanted = cand.version in labelled and cand.version not in keep
+            if wanted and (cand.version in loaded or self._load(cand, failures)):
+                keep.append(cand.version)
+        self._commit(default, set(keep))
+        return failures
+
+    def _load(self, cand: discovery.Candidate, failures: dict[int, str]) -> bool:
+        """Loads ``cand`` next to the loaded versions (not serving yet); False if it failed
+        (then it is marked FAILED, logged and listed in ``failures``)."""
+        self._set(cand.version, State.LOADING)
+        log.info(
+            "model %s: loading version %d from %s",
+            self.name,
+            cand.version,
+            cand.path,
+            extra=self._event(cand.version, "loading"),
+        )
+        try:
+            loaded = self._loader(
+                cand.version, cand.path, self._session_settings, self.settings.warm_up
+            )
+        except LoadError as err:
+            self.metrics.loads.labels(self.name, "failure").inc()
+            self._tracker.mark_failed(cand, str(err))
+            self._set(cand.version, State.FAILED, error=str(err))
+            failures[cand.version] = str(err)
+            log.error(
+                "model %s: version %d failed to load: %s",
+                self.name,
+                cand.version,
+                err,
+                extra=self._event(cand.version, "failed"),
+            )
+            return False
+        self._tracker.clear_failed(cand.version)
+        metrics = self.metrics
+        metrics.loads.labels(self.name, "success").inc()
+        metrics.load_seconds.labels(self.name).observe(loaded.load_seconds)
+        metrics.loaded_versions.labels(self.name).inc()
+        batching = self.settings.batching
+        handle = _Handle(
+            loaded,
+            Batcher(loaded, batching, self.name, metrics) if batching.enabled else None,
+        )
+        with self._lock:
+            self._handles[cand.version] = handle
+            rec = self._records.setdefault(cand.version, _Record(State.AVAILABLE))
+            rec.state, rec.error, rec.load_seconds = State.AVAILABLE, "", loaded.load_seconds
+            rec.updated_unix = time.time()
+        log.info(
+            "model %s: version %d loaded in %.3fs",
+            self.name,
+            cand.version,
+            loaded.load_seconds,
+            extra=self._event(cand.version, "loaded", load_seconds=loaded.load_seconds),
+        )
+        return True
+
+    def _commit(self, default: int, keep: set[int]) -> None:
+        """Makes ``default`` serve requests without a version and retires the versions not in
+        ``keep``: one reference swap under the lock; releases happen on reaper threads."""
+        with self._lock:
+            old = self._served
+            self._served = self._handles[default]
+            retired = [h for v, h in self._handles.items() if v not in keep]
+            for handle in retired:
+                self._retire_locked(handle)
+        previous = old.loaded.version if old is not None else 0
+        if previous != default:
+            self.metrics.served_version.labels(self.name).set(default)
+            seconds = self._records[default].load_seconds
+            if previous:
+                log.info(
+                    "model %s: swapped version %d -> %d (loaded in %.3fs)",
+                    self.name,
+                    previous,
+                    default,
+                    seconds,
+                    extra=self._event(
+                        default, "swapped", previous_version=previous, load_seconds=seconds
+                    ),
+                )
+                self.metrics.swaps.labels(self.name).inc()
+            else:
+                log.info(
+                    "model %s: version %d serving (loaded in %.3fs)",
+                    self.name,
+                    default,
+                    seconds,
+                    extra=self._event(default, "serving", load_seconds=seconds),
+                )
+        for handle in retired:
+            self._start_reaper(handle)
+        if previous != default or retired:
+            self._notify()
+
+    def _retire_locked(self, handle: _Handle) -> None:
+        """Takes a version out of service (the caller holds ``_lock``); it is released once its
+        in-flight requests are done."""
+        del self._handles[handle.loaded.version]
+        if self._served is handle:
+            self._served = None
+        handle.retired = True
+        self._records[handle.loaded.version].state = State.UNLOADING
+        if handle.inflight == 0:
+            handle.idle.set()
 
     def _pin_target(
         self, candidates: dict[int, discovery.Candidate], version: int
@@ -457,84 +670,6 @@ class ModelManager:
             for version in ended[_KEEP_ENDED:]:
                 del self._records[version]
 
-    def _swap_to(self, cand: discovery.Candidate) -> float:
-        """Loads ``cand`` and makes it the served version; the caller holds ``_load_lock``.
-
-        Raises:
-            LoadError: the version is marked FAILED and the served version is untouched.
-        """
-        self._set(cand.version, State.LOADING)
-        log.info(
-            "model %s: loading version %d from %s",
-            self.name,
-            cand.version,
-            cand.path,
-            extra=self._event(cand.version, "loading"),
-        )
-        try:
-            loaded = self._loader(
-                cand.version, cand.path, self._session_settings, self.settings.warm_up
-            )
-        except LoadError as err:
-            self.metrics.loads.labels(self.name, "failure").inc()
-            self._tracker.mark_failed(cand, str(err))
-            self._set(cand.version, State.FAILED, error=str(err))
-            log.error(
-                "model %s: version %d failed to load: %s",
-                self.name,
-                cand.version,
-                err,
-                extra=self._event(cand.version, "failed"),
-            )
-            raise
-        self._tracker.clear_failed(cand.version)
-        metrics = self.metrics
-        metrics.loads.labels(self.name, "success").inc()
-        metrics.load_seconds.labels(self.name).observe(loaded.load_seconds)
-        metrics.loaded_versions.labels(self.name).inc()
-        metrics.served_version.labels(self.name).set(cand.version)
-        batching = self.settings.batching
-        new = _Handle(
-            loaded,
-            Batcher(loaded, batching, self.name, metrics) if batching.enabled else None,
-        )
-        with self._lock:
-            old, self._served = self._served, new
-            rec = self._records.setdefault(cand.version, _Record(State.AVAILABLE))
-            rec.state, rec.error, rec.load_seconds = State.AVAILABLE, "", loaded.load_seconds
-            rec.updated_unix = time.time()
-            if old is not None:
-                old.retired = True
-                self._records[old.loaded.version].state = State.UNLOADING
-                if old.inflight == 0:
-                    old.idle.set()
-        self._notify()
-        if old is None:
-            log.info(
-                "model %s: version %d serving (loaded in %.3fs)",
-                self.name,
-                cand.version,
-                loaded.load_seconds,
-                extra=self._event(cand.version, "serving", load_seconds=loaded.load_seconds),
-            )
-        else:
-            log.info(
-                "model %s: swapped version %d -> %d (loaded in %.3fs)",
-                self.name,
-                old.loaded.version,
-                cand.version,
-                loaded.load_seconds,
-                extra=self._event(
-                    cand.version,
-                    "swapped",
-                    previous_version=old.loaded.version,
-                    load_seconds=loaded.load_seconds,
-                ),
-            )
-            metrics.swaps.labels(self.name).inc()
-            self._start_reaper(old)
-        return loaded.load_seconds
-
     def _start_reaper(self, handle: _Handle) -> None:
         thread = threading.Thread(
             target=self._reap,
@@ -587,19 +722,19 @@ class ModelManager:
         return version
 
     def _retire_served(self) -> int:
+        """Retires every loaded version; returns the one that was serving (0 if none)."""
         with self._lock:
-            old, self._served = self._served, None
-            if old is not None:
-                old.retired = True
-                self._records[old.loaded.version].state = State.UNLOADING
-                if old.inflight == 0:
-                    old.idle.set()
-        if old is None:
+            old = self._served
+            retired = list(self._handles.values())
+            for handle in retired:
+                self._retire_locked(handle)
+        if not retired:
             return 0
         self.metrics.served_version.labels(self.name).set(0)
-        self._start_reaper(old)
+        for handle in retired:
+            self._start_reaper(handle)
         self._notify()
-        return old.loaded.version
+        return old.loaded.version if old is not None else 0
 
     def close(self, timeout: float = 10.0) -> None:
         """Stops serving and releases every version (after in-flight requests, up to timeout)."""

@@ -33,7 +33,6 @@ class Watcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        settings = self._manager.settings
         first = True
         while not self._stop.is_set():
             try:
@@ -42,4 +41,4 @@ class Watcher:
             except Exception:
                 # A watcher that dies silently leaves stale versions serving forever.
                 log.exception("model %s: poll failed; will retry", self._manager.name)
-            self._stop.wait(settings.poll_seconds)
+            self._stop.wait(self._manager.settings.poll_seconds)  # a config reload may change it

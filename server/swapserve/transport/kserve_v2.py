@@ -37,16 +37,19 @@ _STATE_NAMES = {
 }
 
 
-def _version(text: str) -> int:
+def _version(text: str) -> tuple[int, str]:
+    """``model_version`` as (version, label): a number, a version label, or empty (served)."""
     if not text:
-        return 0
-    if not text.isdigit():
-        raise InvalidArgument(f"model_version must be a number or empty, got {text!r}")
-    return int(text)
+        return 0, ""
+    if text.isdigit():
+        return int(text), ""
+    return 0, text
 
 
-def _signature(manager: ModelManager, version: int, name: str) -> tuple[int, SignatureSpec]:
-    number, signatures = manager.signatures(version)
+def _signature(
+    manager: ModelManager, version: tuple[int, str], name: str
+) -> tuple[int, SignatureSpec]:
+    number, signatures = manager.signatures(*version)
     sig = signatures.get(name or DEFAULT_SIGNATURE)
     if sig is None:
         raise unknown_signature(name or DEFAULT_SIGNATURE, signatures)
@@ -81,9 +84,11 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         manager = self._registry.find(request.name)
         if manager is None:
             return pb.ModelReadyResponse(ready=False)
-        serving = manager.serving_version
-        wanted = _version(request.version)
-        return pb.ModelReadyResponse(ready=bool(serving) and wanted in (0, serving))
+        wanted, label = _version(request.version)
+        if label:
+            wanted = manager.status().labels.get(label, -1)
+        loaded = manager.loaded_versions
+        return pb.ModelReadyResponse(ready=bool(loaded) and (wanted == 0 or wanted in loaded))
 
     @grpc_errors
     def ServerMetadata(  # noqa: N802
@@ -137,7 +142,8 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         param = request.parameters.get("signature_name")
         signature = param.string_param if param is not None else ""
         requested = [o.name for o in request.outputs]
-        result = manager.predict(_version(request.model_version), signature, inputs, requested)
+        version, label = _version(request.model_version)
+        result = manager.predict(version, signature, inputs, requested, label=label)
         response = pb.ModelInferResponse(
             model_name=manager.name, model_version=str(result.version), id=request.id
         )

@@ -29,7 +29,11 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         manager = self._registry.get(request.model_name)
         inputs = tensors.decode_map(request.inputs, what="input")
         result = manager.predict(
-            request.version, request.signature_name, inputs, list(request.output_filter)
+            request.version,
+            request.signature_name,
+            inputs,
+            list(request.output_filter),
+            label=request.version_label,
         )
         response = pb.PredictResponse(
             model_name=manager.name, version=result.version, signature_name=result.signature
@@ -70,9 +74,11 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
                     serving=v.serving,
                     load_seconds=v.load_seconds,
                     updated_unix=v.updated_unix,
+                    labels=v.labels,
                 )
                 for v in status.versions
             ],
+            version_labels=status.labels,
         )
 
     @grpc_errors
@@ -80,7 +86,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         self, request: pb.GetModelMetadataRequest, context: grpc.ServicerContext
     ) -> pb.GetModelMetadataResponse:
         manager = self._registry.get(request.model_name)
-        version, signatures = manager.signatures(request.version)
+        version, signatures = manager.signatures(request.version, request.version_label)
         return pb.GetModelMetadataResponse(
             model_name=manager.name,
             version=version,

@@ -19,10 +19,12 @@ from tensorflow_serving.apis import (
 from tritonclient.grpc import service_pb2 as v2_pb2
 from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
 
+from swapserve.config import load_models
+from swapserve.errors import SwapserveError
 from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import Settings, SettingsError
+from swapserve.settings import ModelSettings, Settings, SettingsError
 from swapserve.transport.auth import TokenInterceptor
 from swapserve.transport.health import HealthReporter
 from swapserve.transport.kserve_v2 import KServeV2Servicer
@@ -65,6 +67,15 @@ class SwapServer:
         self.server.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
 
+    def reload_config(self) -> None:
+        """Re-reads the config file (SIGHUP); errors are logged and the running config kept."""
+        try:
+            self.registry.reload_config()
+        except SwapserveError as err:
+            log.error("config reload failed: %s", err)
+        except Exception:
+            log.exception("config reload failed")
+
     def stop(self, grace: float | None = None) -> None:
         """Stops accepting RPCs, lets in-flight ones finish within ``grace``, then unloads."""
         grace = self.settings.grace_seconds if grace is None else grace
@@ -90,9 +101,14 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     """
     settings.validate()
     metrics = Metrics()
-    registry = ModelRegistry(
-        (ModelManager(m, settings.session, metrics=metrics) for m in settings.models), metrics
-    )
+
+    def manager(model: ModelSettings) -> ModelManager:
+        return ModelManager(model, settings.session, metrics=metrics)
+
+    registry = ModelRegistry((manager(m) for m in settings.models), metrics, factory=manager)
+    config_path = settings.config_path
+    if config_path is not None:
+        registry.config_source = lambda: load_models(config_path)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
         interceptors=[TokenInterceptor(settings.admin_token, settings.token)],

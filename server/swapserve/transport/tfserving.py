@@ -7,7 +7,7 @@ Existing TF Serving clients (``prediction_service_pb2_grpc.PredictionServiceStub
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import wrappers_pb2
@@ -25,13 +25,13 @@ from tensorflow_serving.apis import (
     regression_pb2,
     status_pb2,
 )
-from tensorflow_serving.config import model_server_config_pb2
 
 from swapserve.codecs import tfserving as codec
-from swapserve.errors import InvalidArgument, NotFound
-from swapserve.model.manager import ModelManager, Prediction, State
+from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound
+from swapserve.model.manager import Prediction, State
 from swapserve.model.registry import ModelRegistry
 from swapserve.model.signature import DEFAULT_SIGNATURE
+from swapserve.settings import ModelSettings
 from swapserve.transport.admin import check_admin
 from swapserve.transport.errors import grpc_errors
 
@@ -48,15 +48,12 @@ _CLASSIFY = "tensorflow/serving/classify"
 _REGRESS = "tensorflow/serving/regress"
 
 
-def _version(spec: model_pb2.ModelSpec) -> int:
-    """The requested version; 0 for "the served one"."""
+def _version(spec: model_pb2.ModelSpec) -> tuple[int, str]:
+    """The requested (version, label); (0, "") for "the served one"."""
     choice = spec.WhichOneof("version_choice")
     if choice == "version_label":
-        raise InvalidArgument(
-            f"Unrecognized servable version label: {spec.version_label!r} (model "
-            f"'{spec.name}' has no version labels)"
-        )
-    return spec.version.value if choice == "version" else 0
+        return 0, spec.version_label
+    return (spec.version.value if choice == "version" else 0), ""
 
 
 def _spec(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
@@ -81,8 +78,9 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         spec = request.model_spec
         manager = self._registry.get(spec.name)
         inputs = codec.decode_inputs(request.inputs, self._max_bytes)
+        version, label = _version(spec)
         result = manager.predict(
-            _version(spec), spec.signature_name, inputs, list(request.output_filter)
+            version, spec.signature_name, inputs, list(request.output_filter), label=label
         )
         response = predict_pb2.PredictResponse(
             model_spec=_spec(manager.name, result.version, result.signature)
@@ -115,7 +113,10 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         """Runs a classify/regress request; returns the answering spec, outputs and row count."""
         manager = self._registry.get(spec.name)
         examples = codec.serialize_examples(inputs)
-        result = manager.predict_examples(_version(spec), spec.signature_name, examples, method)
+        version, label = _version(spec)
+        result = manager.predict_examples(
+            version, spec.signature_name, examples, method, label=label
+        )
         return _spec(manager.name, result.version, result.signature), result, len(examples)
 
     @grpc_errors
@@ -133,7 +134,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         manager = self._registry.get(names.pop())
         examples = codec.serialize_examples(request.input)
         # Every task runs on one version: the first task's answer pins it for the others.
-        version = _version(request.tasks[0].model_spec)
+        version, label = _version(request.tasks[0].model_spec)
         response = inference_pb2.MultiInferenceResponse()
         for task in request.tasks:
             method = {_CLASSIFY: "classify", _REGRESS: "regress"}.get(task.method_name)
@@ -142,9 +143,9 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
                     f"unsupported method_name {task.method_name!r}; use {_CLASSIFY} or {_REGRESS}"
                 )
             result = manager.predict_examples(
-                version, task.model_spec.signature_name, examples, method
+                version, task.model_spec.signature_name, examples, method, label=label
             )
-            version = result.version
+            version, label = result.version, ""
             entry = response.results.add(
                 model_spec=_spec(manager.name, result.version, result.signature)
             )
@@ -170,7 +171,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
             if field != "signature_def":
                 raise InvalidArgument(f"Metadata field {field} is not supported")
         manager = self._registry.get(request.model_spec.name)
-        version, defs = manager.signature_defs(_version(request.model_spec))
+        version, defs = manager.signature_defs(*_version(request.model_spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse(
             model_spec=_spec(manager.name, version, "")
         )
@@ -195,8 +196,16 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
     ) -> get_model_status_pb2.GetModelStatusResponse:
         manager = self._registry.get(request.model_spec.name)
-        wanted = _version(request.model_spec)
-        versions = [v for v in manager.status().versions if not wanted or v.version == wanted]
+        wanted, label = _version(request.model_spec)
+        status = manager.status()
+        if label:
+            wanted = status.labels.get(label, 0)
+            if not wanted:
+                raise InvalidArgument(
+                    f"Unrecognized servable version label: '{label}' (model '{manager.name}' "
+                    f"labels: {sorted(status.labels) or 'none'})"
+                )
+        versions = [v for v in status.versions if not wanted or v.version == wanted]
         if not versions:
             if wanted:
                 raise NotFound(f"Could not find version {wanted} of model {manager.name}")
@@ -219,41 +228,28 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def HandleReloadConfigRequest(  # noqa: N802
         self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
     ) -> model_management_pb2.ReloadConfigResponse:
+        """With a ``model_config_list``: serve exactly those models (as TF Serving does: models
+        not listed are removed). Without a config: re-read ``--config`` if the server has one;
+        then every model rescans its export root now and the answer comes once they serve."""
         check_admin("HandleReloadConfigRequest", context.peer(), self._allow_remote_admin)
-        plan = self._plan(request.config)
-        for manager, version in plan:
-            self._registry.reload(manager, version)
+        registry = self._registry
+        if request.config.WhichOneof("config") is not None:
+            if registry.fixed_models:
+                raise FailedPrecondition(
+                    "with --workers, change the config file and send SIGHUP to the server "
+                    "(or send an empty config to rescan every model)"
+                )
+            registry.apply(codec.model_settings(request.config, _current(registry)))
+        elif registry.config_source is not None:
+            registry.reload_config()
+        for manager in registry:
+            registry.reload(manager, 0)
         return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto())
 
-    def _plan(
-        self, config: model_server_config_pb2.ModelServerConfig
-    ) -> list[tuple[ModelManager, int]]:
-        """Checks the whole config before reloading anything; returns (model, version) pairs."""
-        if config.WhichOneof("config") is None:
-            return [(m, 0) for m in self._registry]  # no config: reload every model
-        if config.WhichOneof("config") != "model_config_list":
-            raise InvalidArgument("only model_config_list configs are supported")
-        plan = []
-        for model in config.model_config_list.config:
-            manager = self._registry.get(model.name)
-            root = manager.settings.export_root
-            if model.base_path and Path(model.base_path).resolve() != root.resolve():
-                raise InvalidArgument(
-                    f"model '{model.name}' is served from {root}; changing its base_path to "
-                    f"{model.base_path} is not supported"
-                )
-            plan.append((manager, _pinned_version(model)))
-        return plan
 
+def _current(registry: ModelRegistry) -> Callable[[str], ModelSettings | None]:
+    def settings(name: str) -> ModelSettings | None:
+        manager = registry.find(name)
+        return manager.settings if manager is not None else None
 
-def _pinned_version(model: model_server_config_pb2.ModelConfig) -> int:
-    policy = model.model_version_policy
-    choice = policy.WhichOneof("policy_choice")
-    if choice is None or (choice == "latest" and policy.latest.num_versions <= 1):
-        return 0
-    if choice == "specific" and len(policy.specific.versions) == 1:
-        return int(policy.specific.versions[0])
-    raise InvalidArgument(
-        f"model '{model.name}': version policy {choice} with several versions is not supported; "
-        "use latest (1 version) or specific with one version"
-    )
+    return settings

@@ -57,7 +57,7 @@ class Tensor(_message.Message):
     def __init__(self, dtype: _Optional[_Union[DataType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., tensor_content: _Optional[bytes] = ..., string_val: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model_name", "version", "signature_name", "inputs", "output_filter")
+    __slots__ = ("model_name", "version", "signature_name", "inputs", "output_filter", "version_label")
     class InputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,12 +70,14 @@ class PredictRequest(_message.Message):
     SIGNATURE_NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILTER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version: int
     signature_name: str
     inputs: _containers.MessageMap[str, Tensor]
     output_filter: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., signature_name: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Tensor]] = ..., output_filter: _Optional[_Iterable[str]] = ...) -> None: ...
+    version_label: str
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., signature_name: _Optional[str] = ..., inputs: _Optional[_Mapping[str, Tensor]] = ..., output_filter: _Optional[_Iterable[str]] = ..., version_label: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model_name", "version", "signature_name", "outputs")
@@ -125,7 +127,7 @@ class GetModelStatusRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error_message", "serving", "load_seconds", "updated_unix")
+    __slots__ = ("version", "state", "error_message", "serving", "load_seconds", "updated_unix", "labels")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ModelVersionStatus.State]
@@ -148,33 +150,46 @@ class ModelVersionStatus(_message.Message):
     SERVING_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelVersionStatus.State
     error_message: str
     serving: bool
     load_seconds: float
     updated_unix: float
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., error_message: _Optional[str] = ..., serving: _Optional[bool] = ..., load_seconds: _Optional[float] = ..., updated_unix: _Optional[float] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., error_message: _Optional[str] = ..., serving: _Optional[bool] = ..., load_seconds: _Optional[float] = ..., updated_unix: _Optional[float] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
-    __slots__ = ("model_name", "versions", "serving_version", "pinned_version")
+    __slots__ = ("model_name", "versions", "serving_version", "pinned_version", "version_labels")
+    class VersionLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
     PINNED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_LABELS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
     serving_version: int
     pinned_version: int
-    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ...) -> None: ...
+    version_labels: _containers.ScalarMap[str, int]
+    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ..., version_labels: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GetModelMetadataRequest(_message.Message):
-    __slots__ = ("model_name", "version")
+    __slots__ = ("model_name", "version", "version_label")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version: int
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    version_label: str
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., version_label: _Optional[str] = ...) -> None: ...
 
 class TensorInfo(_message.Message):
     __slots__ = ("name", "dtype", "shape", "unknown_rank")

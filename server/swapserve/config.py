@@ -1,0 +1,142 @@
+"""The model config file (``--config swapserve.yaml``): the served models and their options.
+
+A YAML mapping with one key, ``models``: a list of mappings whose keys are ``ModelSettings``'
+fields (``batching`` and ``versions`` are nested mappings of their own settings). The file is
+checked completely before it is used, and every error names the key it is about, e.g.
+``models[1].batching.max_batch_size: expected an integer, got 'x'``. A relative ``export_root``
+is relative to the file's directory. See README ("Config file") for an example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from swapserve.settings import ModelSettings, SettingsError
+
+_TOP_LEVEL = ("models",)
+
+
+def load_models(path: Path) -> tuple[ModelSettings, ...]:
+    """Reads and validates a config file.
+
+    Raises:
+        SettingsError: unreadable or invalid YAML, or a bad key or value (named in the message).
+    """
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SettingsError(f"cannot read config file {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SettingsError(f"{path}: not valid YAML: {err}") from None
+    return parse_models(data, path.name, base=path.parent)
+
+
+def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]:
+    """Builds validated model settings from a parsed config document.
+
+    Args:
+        data: the YAML document.
+        where: how errors name the document (the file name).
+        base: the directory relative export roots are resolved against.
+    """
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where}: expected a mapping with a 'models' list")
+    _check_keys(data, _TOP_LEVEL, where)
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise SettingsError(f"{where}: 'models' must be a non-empty list of models")
+    out = []
+    names: set[str] = set()
+    for i, raw in enumerate(models):
+        at = f"{where}: models[{i}]"
+        model = _build(ModelSettings, raw, at)
+        if not model.export_root.is_absolute():
+            model = dataclasses.replace(model, export_root=base / model.export_root)
+        try:
+            model.validate()
+        except SettingsError as err:
+            raise SettingsError(f"{at}: {err}") from None
+        if model.name in names:
+            raise SettingsError(f"{at}: model name {model.name!r} is configured twice")
+        names.add(model.name)
+        out.append(model)
+    return tuple(out)
+
+
+def _check_keys(data: Mapping[Any, Any], known: typing.Iterable[str], where: str) -> None:
+    known = tuple(known)
+    for key in data:
+        if key not in known:
+            raise SettingsError(f"{where}: unknown key {key!r} (known keys: {', '.join(known)})")
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    """A settings dataclass from a mapping, checking every key and value against its fields."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where}: expected a mapping, got {_kind(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(data, fields, where)
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: _value(hints[key], value, f"{where}.{key}") for key, value in data.items()}
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if no_default and name not in kwargs:
+            raise SettingsError(f"{where}: missing required key '{name}'")
+    return cls(**kwargs)
+
+
+def _value(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return _value(inner, value, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(typing.cast(type[Any], tp), value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false, got {_kind(value)}")
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SettingsError(f"{where}: expected an integer, got {_kind(value)}")
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise SettingsError(f"{where}: expected a number, got {_kind(value)}")
+        return float(value)
+    if tp is str or tp is Path:
+        if not isinstance(value, str) or not value:
+            raise SettingsError(f"{where}: expected a non-empty string, got {_kind(value)}")
+        return Path(value) if tp is Path else value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SettingsError(f"{where}: expected a list, got {_kind(value)}")
+        return tuple(_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is Mapping:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected a mapping, got {_kind(value)}")
+        return {
+            _value(args[0], k, f"{where} key {k!r}"): _value(args[1], v, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    raise TypeError(f"no config conversion for {tp!r}")  # a settings field of a new type
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict | list):
+        return f"a {type(value).__name__}"
+    return repr(value)
