@@ -376,5 +376,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     server.start()
     for model in settings.models:
         log.info("serving model %s from %s", model.name, model.export_root)
-    stopping.wait()
+    while not stopping.wait(0.25):
+        pass  # wake up now and then: a signal taken by another thread runs its handler here
     server.stop()

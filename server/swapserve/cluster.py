@@ -193,7 +193,8 @@ def _worker_main(
     server.start()
     coordinator.start()
     log.info("worker %d serving (pid %d)", worker, os.getpid())
-    stopping.wait()
+    while not stopping.wait(0.25):
+        pass  # wake up now and then: a signal taken by another thread runs its handler here
     coordinator.stop()
     server.stop()
 

@@ -261,8 +261,8 @@ class ModelManager:
         why = ""
         if record is not None and record.state is State.FAILED:
             why = f": it failed to load: {record.error}"
-        elif record is not None and record.state in (State.START, State.LOADING):
-            why = f": it is {record.state.name.lower()}"
+        elif record is not None and record.state is State.LOADING:
+            why = ": it is loading"
         return NotFound(
             f"{what} of model '{self.name}' is not loaded{why} (loaded: {loaded or 'none'}; "
             f"serving {self._served_version() or 'none'})"
