@@ -137,7 +137,7 @@ def half_plus_two(x: np.ndarray) -> np.ndarray:
 class ServerProcess:
     """``swapserve`` run as its own process; its log is collected on a thread."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, preexec_fn: Callable[[], None] | None = None) -> None:
         import re
         import subprocess
         import sys
@@ -157,6 +157,7 @@ class ServerProcess:
             text=True,
             env=env,
             cwd=REPO,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 (tests only; no threads touch the child)
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

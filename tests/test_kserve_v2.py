@@ -137,6 +137,13 @@ def test_infer_errors(
         ("BYTES", [1], b"\\9\0\0\0a", "input 'x': raw BYTES content ends inside an element"),
         ("BF16", [1], b"\0\0", "input 'x': unsupported datatype 'BF16'"),
         ("FP32", [-1], b"", "input 'x': shape [-1] has a negative dimension"),
+        # No elements, but a shape numpy cannot hold (found by the fuzz test).
+        (
+            "FP32",
+            [0, 2**40, 2**40],
+            b"",
+            "input 'x': shape [0, 1099511627776, 1099511627776] has too many elements",
+        ),
     ],
 )
 def test_malformed_raw_inputs(

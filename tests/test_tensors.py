@@ -74,6 +74,10 @@ def test_strings() -> None:
             "tensor_content has 8 bytes but shape [3] of DT_INT32 needs 12 (3 x 4)",
         ),
         (pb.Tensor(dtype=pb.DT_FLOAT, shape=[-1]), "shape [-1] has a negative dimension"),
+        (
+            pb.Tensor(dtype=pb.DT_FLOAT, shape=[0, 2**40, 2**40]),
+            "shape [0, 1099511627776, 1099511627776] has too many elements (at most 1099511627776)",
+        ),
         (pb.Tensor(dtype=pb.DT_STRING, shape=[1]), "shape [1] needs 1 string_val entries, got 0"),
         (
             pb.Tensor(dtype=pb.DT_STRING, shape=[1], string_val=[b"a"], tensor_content=b"a"),

@@ -89,3 +89,37 @@ def test_two_workers_converge_and_survive_a_crash(tmp_path: Path) -> None:
         code = server.stop()
     assert code == 0, server.log
     assert "stopping 2 workers" in server.log
+
+
+def labels_seen(port: int, channels: int = 24) -> list[dict[str, int]]:
+    """Each fresh connection's view of the seed model's labels (spread over the workers)."""
+    seen = []
+    for _ in range(channels):
+        with Client(f"127.0.0.1:{port}", timeout=30) as client:
+            seen.append(client.model_status("seed").labels)
+    return seen
+
+
+@pytest.mark.slow
+def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
+    estimator_version(tmp_path / "seed", 1, weight=1.0)
+    estimator_version(tmp_path / "seed", 2, weight=2.0)
+    config = tmp_path / "c.yaml"
+    entry = f"models:\n  - name: seed\n    export_root: {tmp_path / 'seed'}\n"
+    config.write_text(entry + "    labels: {stable: 1}\n")
+    server = ServerProcess("--config", str(config), "--workers", "2")
+    try:
+        wait_for(lambda: server.log.count("serving (loaded in") >= 2, timeout=120)
+        assert all(labels == {"stable": 1} for labels in labels_seen(server.port))
+        # New labels: the supervisor passes SIGHUP on; every worker applies them.
+        config.write_text(entry + "    labels: {stable: 2, canary: 1}\n")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: server.log.count("config applied: updated seed") >= 2, timeout=60)
+        assert all(labels == {"stable": 2, "canary": 1} for labels in labels_seen(server.port))
+        # Adding a model needs a restart in this mode: refused, logged, nothing changes.
+        config.write_text(entry + f"  - name: other\n    export_root: {tmp_path / 'seed'}\n")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "adding or removing models needs a restart" in server.log, timeout=60)
+        assert versions_seen(server.port) == {2}
+    finally:
+        assert server.stop() == 0, server.log

@@ -9,7 +9,7 @@ malformed tensor is a clear error, never a crash or a silently reshaped array.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -119,6 +119,22 @@ def _to_bytes(value: object) -> bytes:
     raise TensorError(f"string tensor element {value!r} is neither bytes nor str")
 
 
+def element_count(shape: Sequence[int], limit: int) -> int:
+    """The number of elements of ``shape``, checked: no negative dimension, at most ``limit``
+    elements, and a shape numpy can hold (``[0, 2**40, 2**40]`` has no elements but is refused:
+    numpy could not reshape to it).
+
+    Raises:
+        TensorError: naming the shape.
+    """
+    if any(d < 0 for d in shape):
+        raise TensorError(f"shape {list(shape)} has a negative dimension")
+    count = math.prod(shape)
+    if count > limit or math.prod(max(d, 1) for d in shape) > limit:
+        raise TensorError(f"shape {list(shape)} has too many elements (at most {limit})")
+    return count
+
+
 def decode(tensor: pb.Tensor) -> np.ndarray:
     """Decodes a Tensor into a numpy array without copying numeric buffers.
 
@@ -128,11 +144,7 @@ def decode(tensor: pb.Tensor) -> np.ndarray:
     """
     dtype = numpy_dtype(tensor.dtype)
     shape = tuple(tensor.shape)
-    if any(d < 0 for d in shape):
-        raise TensorError(f"shape {list(shape)} has a negative dimension")
-    count = math.prod(shape)
-    if count > _MAX_ELEMENTS:
-        raise TensorError(f"shape {list(shape)} has too many elements ({count})")
+    count = element_count(shape, _MAX_ELEMENTS)
     if tensor.dtype == pb.DT_STRING:
         if tensor.tensor_content:
             raise TensorError("DT_STRING values go in string_val, not tensor_content")

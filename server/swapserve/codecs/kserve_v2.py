@@ -8,14 +8,13 @@ before anything is allocated.
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import Any
 
 import numpy as np
 
 from swapserve.model.signature import TensorSpec
-from swapserve_client.tensors import TensorError
+from swapserve_client.tensors import TensorError, element_count
 
 # V2 datatype <-> numpy (wire byte order) and the typed contents field that carries it.
 _V2: dict[str, tuple[np.dtype[Any], str]] = {
@@ -64,11 +63,7 @@ def datatype_of(array: np.ndarray) -> str:
 def _check_shape(datatype: str, shape: list[int]) -> tuple[np.dtype[Any], str, int]:
     if datatype not in _V2:
         raise TensorError(f"unsupported datatype {datatype!r}; supported: {', '.join(_V2)}")
-    if any(d < 0 for d in shape):
-        raise TensorError(f"shape {shape} has a negative dimension")
-    count = math.prod(shape)
-    if count > _MAX_ELEMENTS:
-        raise TensorError(f"shape {shape} has too many elements ({count})")
+    count = element_count(shape, _MAX_ELEMENTS)
     dtype, field = _V2[datatype]
     return dtype, field, count
 

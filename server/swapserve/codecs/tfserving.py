@@ -8,7 +8,6 @@ first so a hostile shape cannot make the server allocate gigabytes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from swapserve.errors import InvalidArgument
 from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
-from swapserve_client.tensors import TensorError, dtype_name, numpy_dtype
+from swapserve_client.tensors import TensorError, dtype_name, element_count, numpy_dtype
 
 _MAX_ELEMENTS = 1 << 31
 _DT_STRING = 7
@@ -59,11 +58,7 @@ def decode_tensor(proto: tensor_pb2.TensorProto, max_bytes: int = 256 << 20) -> 
     if proto.tensor_shape.unknown_rank:
         raise TensorError("tensor_shape has unknown rank; a concrete shape is required")
     shape = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in shape):
-        raise TensorError(f"shape {shape} has a negative dimension")
-    count = math.prod(shape)
-    if count > _MAX_ELEMENTS:
-        raise TensorError(f"shape {shape} has too many elements ({count})")
+    count = element_count(shape, _MAX_ELEMENTS)
     size = count * (dtype.itemsize if dtype.kind != "O" else 1)
     if size > max_bytes:
         raise TensorError(

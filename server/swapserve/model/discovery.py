@@ -34,6 +34,8 @@ class Candidate:
     fingerprint: Fingerprint
     complete: bool
     """It has a SavedModel graph file (it may still be missing variables: see settling)."""
+    unreadable: tuple[str, ...] = ()
+    """Files or directories in it the server may not read (relative paths)."""
 
 
 def scan(root: Path) -> dict[int, Candidate]:
@@ -60,13 +62,14 @@ def scan(root: Path) -> dict[int, Candidate]:
         if version == 0 or version in found:
             continue
         path = Path(entry.path)
-        fingerprint = _fingerprint(path)
+        fingerprint, unreadable = _fingerprint(path)
         names = {rel for rel, _, _ in fingerprint}
         found[version] = Candidate(
             version=version,
             path=path,
             fingerprint=fingerprint,
             complete=any(g in names for g in _GRAPH_FILES),
+            unreadable=unreadable,
         )
     return found
 
@@ -75,17 +78,28 @@ def _inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
-def _fingerprint(path: Path) -> Fingerprint:
+def _fingerprint(path: Path) -> tuple[Fingerprint, tuple[str, ...]]:
+    """Every file's (relative path, size, mtime), and what cannot be read. Fixing permissions
+    makes hidden files appear, so the fingerprint changes and a failed version is retried."""
     items = []
-    for dirpath, _, filenames in os.walk(path):
+    unreadable: list[str] = []
+
+    def walk_error(err: OSError) -> None:
+        if isinstance(err, PermissionError) and err.filename:
+            unreadable.append(os.path.relpath(err.filename, path) + "/")
+
+    for dirpath, _, filenames in os.walk(path, onerror=walk_error):
         for name in filenames:
             full = os.path.join(dirpath, name)
             try:
                 st = os.stat(full)
             except FileNotFoundError:  # removed while we looked: the next scan will differ
                 continue
-            items.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
-    return tuple(sorted(items))
+            rel = os.path.relpath(full, path)
+            if not os.access(full, os.R_OK):
+                unreadable.append(rel)
+            items.append((rel, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(items)), tuple(sorted(unreadable))
 
 
 @dataclass

@@ -493,6 +493,12 @@ class ModelManager:
             extra=self._event(cand.version, "loading"),
         )
         try:
+            if cand.unreadable:
+                shown = ", ".join(cand.unreadable[:5])
+                raise LoadError(
+                    f"permission denied: the server cannot read {shown} in {cand.path} "
+                    "(it is retried when its files change)"
+                )
             loaded = self._loader(
                 cand.version, cand.path, self._session_settings, self.settings.warm_up
             )
@@ -609,7 +615,19 @@ class ModelManager:
 
     def _scan(self) -> dict[int, discovery.Candidate]:
         root = self.settings.export_root
-        candidates = discovery.scan(root)
+        try:
+            candidates = discovery.scan(root)
+        except OSError as err:
+            # An unreadable root is a storage fault like a missing one: keep what serves.
+            if self._root_seen is not False:
+                log.warning(
+                    "model %s: cannot list export root %s (%s); keeping what is loaded",
+                    self.name,
+                    root,
+                    err.strerror,
+                )
+            self._root_seen = False
+            return {}
         exists = root.is_dir()
         if exists != self._root_seen:
             if exists:
