@@ -109,3 +109,39 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
         client.close()
     finally:
         server.stop()
+
+
+def test_max_request_elements_on_every_protocol(tmp_path: Path) -> None:
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tritonclient.grpc import service_pb2 as v2_pb2
+    from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
+
+    from helpers import serving
+
+    estimator_version(tmp_path, 1, weight=1.0)
+    with serving(tmp_path, max_request_elements=4) as server:
+        target = f"127.0.0.1:{server.port}"
+        message = "the request has 5 input elements; model 'm' accepts at most 4 per request"
+        with Client(target) as client:
+            out = client.predict("m", {"number": np.ones([4, 1], np.float32)})  # at the limit
+            assert out["output"].shape == (4, 1)
+            with pytest.raises(SwapserveError) as exc:
+                client.predict("m", {"number": np.ones([5, 1], np.float32)})
+            assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert exc.value.message.startswith(message)
+        with grpc.insecure_channel(target) as channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "m"
+            request.inputs["number"].CopyFrom(tf.make_tensor_proto(np.ones([5, 1], np.float32)))
+            with pytest.raises(grpc.RpcError) as rpc:
+                prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
+            assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert rpc.value.details().startswith(message)
+            infer = v2_pb2.ModelInferRequest(model_name="m")
+            infer.inputs.add(name="number", datatype="FP32", shape=[5, 1])
+            infer.raw_input_contents.append(np.ones([5, 1], np.float32).tobytes())
+            with pytest.raises(grpc.RpcError) as rpc:
+                v2_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(infer)
+            assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert rpc.value.details().startswith(message)

@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="one model: serve exactly these comma-separated versions instead of the newest",
     )
     p.add_argument(
+        "--max-request-elements",
+        type=int,
+        default=None,
+        help="one model: most input elements one request may carry; more get INVALID_ARGUMENT "
+        "(default: only --max-message-bytes limits them)",
+    )
+    p.add_argument(
         "--label",
         action="append",
         default=[],
@@ -249,7 +256,8 @@ def _labels(specs: Sequence[str]) -> dict[str, int]:
 
 # Flags describing the one model; with --config they must stay at their defaults.
 _MODEL_FLAGS = (
-    "model_name", "export_root", "latest", "specific_versions", "label", "poll_seconds",
+    "model_name", "export_root", "latest", "specific_versions", "label", "max_request_elements",
+    "poll_seconds",
     "settle_seconds", "reload_settle_seconds", "warm_up", "enable_batching", "max_batch_size",
     "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads", "allowed_batch_sizes",
 )  # fmt: skip
@@ -290,6 +298,7 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
                 specific=_sizes(args.specific_versions, "--specific-versions"),
             ),
             labels=_labels(args.label),
+            max_request_elements=args.max_request_elements,
         ),
     )
 

@@ -120,6 +120,9 @@ class ModelSettings:
     """Dynamic batching (off by default)."""
     versions: VersionPolicy = field(default_factory=VersionPolicy)
     """Which versions are loaded (default: the newest one)."""
+    max_request_elements: int | None = None
+    """Most input elements (all inputs together) one request may carry; larger requests get
+    INVALID_ARGUMENT before they run. None: only the message size limits them."""
     labels: Mapping[str, int] = field(default_factory=dict)
     """Version labels (e.g. ``stable``/``canary``) clients may request instead of a number; a
     labelled version is kept loaded whatever the version policy says."""
@@ -144,6 +147,10 @@ class ModelSettings:
         if self.reload_settle_seconds < 0:
             raise SettingsError(
                 f"{where}: reload settle seconds must be >= 0, got {self.reload_settle_seconds}"
+            )
+        if self.max_request_elements is not None and self.max_request_elements < 1:
+            raise SettingsError(
+                f"{where}: max request elements must be >= 1, got {self.max_request_elements}"
             )
         self.batching.validate()
         self.versions.validate(self.name)

@@ -175,6 +175,7 @@ class ModelManager:
     ) -> Prediction:
         """Runs a request on the served version (``version=0``), on a loaded ``version``, or on
         the version a ``label`` names."""
+        self._check_size(sum(int(a.size) for a in inputs.values()))
         handle = self._acquire(version, label)
         try:
             loaded = handle.loaded
@@ -196,6 +197,7 @@ class ModelManager:
         self, version: int, signature: str, serialized: np.ndarray, method: str, label: str = ""
     ) -> Prediction:
         """Runs a classify or regress signature on serialized tf.Example protos."""
+        self._check_size(int(serialized.size))
         handle = self._acquire(version, label)
         try:
             name, outputs = handle.loaded.run_examples(signature, serialized, method)
@@ -225,6 +227,14 @@ class ModelManager:
             return handle.loaded.version, handle.loaded.signatures
         finally:
             self._release(handle)
+
+    def _check_size(self, elements: int) -> None:
+        limit = self.settings.max_request_elements
+        if limit is not None and elements > limit:
+            raise InvalidArgument(
+                f"the request has {elements} input elements; model '{self.name}' accepts at "
+                f"most {limit} per request (max_request_elements)"
+            )
 
     def _acquire(self, version: int, label: str = "") -> _Handle:
         if version < 0:
