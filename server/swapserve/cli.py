@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--otel",
+        action="store_true",
+        help="export OpenTelemetry traces (a span per RPC) over OTLP/gRPC, configured by the "
+        "OTEL_EXPORTER_OTLP_* environment variables; needs pip install 'swapserve[otel]'",
+    )
+    p.add_argument(
         "--log-format",
         default="text",
         choices=logs.FORMATS,
@@ -320,6 +326,7 @@ def settings_from_args(
     return Settings(
         models=_models(args, parser),
         config_path=args.config,
+        otel=args.otel,
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,

@@ -178,6 +178,8 @@ class Settings:
     models: tuple[ModelSettings, ...]
     """The models served."""
     config_path: Path | None = None
+    otel: bool = False
+    """Export OpenTelemetry traces (a span per RPC) over OTLP; needs ``swapserve[otel]``."""
     """The config file the models came from (re-read on SIGHUP and HandleReloadConfigRequest)."""
     host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
     """Address to listen on."""

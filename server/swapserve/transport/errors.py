@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from swapserve.errors import DeadlineExceeded, SwapserveError
+from swapserve.transport import tracing
 from swapserve_client.tensors import TensorError
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def grpc_errors(method: _F) -> _F:
             registry = self._registry
             model = _model_of(request)
             model = model if registry.find(model) is not None else ""  # bounded label values
+            tracing.annotate(model)
             m = registry.metrics
             m.child(m.requests, model, self.PROTOCOL, name, code.name).inc()
             m.child(m.request_seconds, model, self.PROTOCOL, name).observe(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.transport import tracing
 from swapserve.transport.auth import TokenInterceptor
 from swapserve.transport.health import HealthReporter
 from swapserve.transport.kserve_v2 import KServeV2Servicer
@@ -55,6 +57,7 @@ class SwapServer:
 
     metrics_port: int | None = None
     _metrics_http: Any = None
+    flush_traces: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Starts watching export roots, the metrics endpoint, and answering RPCs."""
@@ -85,6 +88,8 @@ class SwapServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
+        if self.flush_traces is not None:
+            self.flush_traces()
         log.info("stopped")
 
 
@@ -109,9 +114,15 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     config_path = settings.config_path
     if config_path is not None:
         registry.config_source = lambda: load_models(config_path)
+    interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
+    flush_traces = None
+    if settings.otel:
+        trace_interceptor, flush_traces = tracing.interceptor()
+        interceptors.append(trace_interceptor)  # outermost: rejected calls are traced too
+    interceptors.append(TokenInterceptor(settings.admin_token, settings.token))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
-        interceptors=[TokenInterceptor(settings.admin_token, settings.token)],
+        interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -156,4 +167,4 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
         raise SettingsError(f"cannot listen on {address}: {err}") from None
     if port == 0:
         raise SettingsError(f"cannot listen on {address}")
-    return SwapServer(server, port, registry, settings, health)
+    return SwapServer(server, port, registry, settings, health, flush_traces=flush_traces)
