@@ -13,11 +13,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from swapserve_client import targets
 from swapserve_client.client import Client, ModelMetadata, ModelStatus
 from swapserve_client.errors import SwapserveError
 
@@ -96,12 +98,21 @@ def _jsonable_bytes(value: bytes) -> str:
         return "base64:" + base64.b64encode(value).decode("ascii")
 
 
+_TARGETS_HELP = (
+    "comma-separated replicas (host:port; a DNS name counts as every address it resolves to): "
+    "ask each one and report each answer"
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swapserve-client", description="Call a swapserve prediction server."
     )
     parser.add_argument(
-        "--target", default="localhost:8500", help="server host:port (default: %(default)s)"
+        "--target",
+        default="localhost:8500",
+        help="server host:port; a DNS name or a comma-separated list of replicas spreads calls "
+        "over them (round robin) (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="deadline in seconds (default: %(default)s)"
@@ -134,6 +145,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reload", help="load the newest version now, or load and pin --version")
     p.add_argument("model")
     p.add_argument("--version", type=int, default=0, help="version to pin (0: follow the newest)")
+    p.add_argument("--targets", help=_TARGETS_HELP)
 
     p = sub.add_parser("status", help="every version of a model and its state")
     p.add_argument("model")
@@ -144,6 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="show a table refreshed every SECONDS until Ctrl-C, instead of JSON once",
     )
     p.add_argument("--count", type=int, default=0, help="with --watch: stop after N refreshes")
+    p.add_argument("--targets", help=_TARGETS_HELP)
 
     p = sub.add_parser("metadata", help="the signatures of a model version")
     p.add_argument("model")
@@ -158,19 +171,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         token = _token(args.token_file)
-        metadata = [("authorization", f"Bearer {token}")] if token else []
-        with Client(
-            args.target,
-            timeout=args.timeout,
-            metadata=metadata,
-            tls_ca=_read(args.tls_ca, "--tls-ca"),
-            tls_cert=_read(args.tls_cert, "--tls-cert"),
-            tls_key=_read(args.tls_key, "--tls-key"),
-        ) as client:
+        options: dict[str, Any] = {
+            "timeout": args.timeout,
+            "metadata": [("authorization", f"Bearer {token}")] if token else [],
+            "tls_ca": _read(args.tls_ca, "--tls-ca"),
+            "tls_cert": _read(args.tls_cert, "--tls-cert"),
+            "tls_key": _read(args.tls_key, "--tls-key"),
+        }
+        if getattr(args, "targets", None):
+            replicas = [a for t in targets.split(args.targets) for a in targets.resolve(t)]
+            if args.command == "status" and args.watch:
+                return _watch_fleet(replicas, options, args.model, args.watch, args.count)
+            return _print_fleet(_fleet(replicas, options, args))
+        with Client(args.target, **options) as client:
             if args.command == "status" and args.watch:
                 return _watch(client, args.model, args.watch, args.count)
             result = _dispatch(client, args)
-    except UsageError as err:
+    except (UsageError, ValueError) as err:
         print(f"swapserve-client: error: {err}", file=sys.stderr)
         return 2
     except SwapserveError as err:
@@ -242,6 +259,72 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
     }
 
 
+def _fleet(
+    replicas: list[str], options: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Runs the command on every replica at once (each on its own, no retries); every answer or
+    error by replica."""
+
+    def one(replica: str) -> Any:
+        try:
+            with Client(replica, retries=0, **options) as client:
+                return _dispatch(client, args)
+        except SwapserveError as err:
+            return {"error": f"{err.code.name}: {err.message}"}
+
+    with ThreadPoolExecutor(max_workers=min(32, len(replicas))) as pool:
+        answers = dict(zip(replicas, pool.map(one, replicas), strict=True))
+    return {"command": args.command, "model": args.model, "replicas": answers}
+
+
+def _print_fleet(result: dict[str, Any]) -> int:
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if any("error" in a for a in result["replicas"].values()) else 0
+
+
+def fleet_table(model: str, answers: dict[str, ModelStatus | str]) -> str:
+    """Every replica's view of a model side by side (``status --targets --watch``)."""
+    lines = [
+        f"model {model} on {len(answers)} replicas",
+        f"{'REPLICA':<24} {'SERVING':>12} {'PINNED':>8} {'LOADED':<28} {'LABELS':<24} ERROR",
+    ]
+    for replica, status in answers.items():
+        if isinstance(status, str):
+            lines.append(f"{replica:<24} {'-':>12} {'-':>8} {'-':<28} {'-':<24} {status[:80]}")
+            continue
+        loaded = ",".join(str(v.version) for v in status.versions if v.state == "AVAILABLE")
+        labels = ",".join(f"{k}={v}" for k, v in sorted(status.labels.items()))
+        lines.append(
+            f"{replica:<24} {status.serving_version or '-':>12} {status.pinned_version or '-':>8} "
+            f"{loaded or '-':<28} {labels or '-':<24}"
+        )
+    return "\n".join(lines)
+
+
+def _watch_fleet(
+    replicas: list[str], options: dict[str, Any], model: str, seconds: float, count: int
+) -> int:
+    clients = [Client(r, retries=0, **options) for r in replicas]
+
+    def one(client: Client) -> ModelStatus | str:
+        try:
+            return client.model_status(model)
+        except SwapserveError as err:
+            return f"{err.code.name}: {err.message}"
+
+    def close() -> None:
+        for client in clients:
+            client.close()
+
+    return _refresh(
+        lambda: fleet_table(model, dict(zip(replicas, map(one, clients), strict=True))),
+        seconds,
+        count,
+        on_exit=close,
+    )
+
+
 def status_table(status: ModelStatus, now: float) -> str:
     """A human-readable view of a model's versions (``status --watch``)."""
     pin = f", pinned to {status.pinned_version}" if status.pinned_version else ""
@@ -260,15 +343,27 @@ def status_table(status: ModelStatus, now: float) -> str:
 
 
 def _watch(client: Client, model: str, seconds: float, count: int) -> int:
+    def frame() -> str:
+        try:
+            return status_table(client.model_status(model), time.time())
+        except SwapserveError as err:
+            return f"{err.code.name}: {err.message}"
+
+    return _refresh(frame, seconds, count)
+
+
+def _refresh(
+    frame: Callable[[], str],
+    seconds: float,
+    count: int,
+    on_exit: Callable[[], object] | None = None,
+) -> int:
+    """Redraws ``frame()`` every ``seconds`` until Ctrl-C (or ``count`` frames)."""
     shown = 0
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     try:
         while True:
-            try:
-                text = status_table(client.model_status(model), time.time())
-            except SwapserveError as err:
-                text = f"{err.code.name}: {err.message}"
-            sys.stdout.write(f"{clear}{text}\n\n")
+            sys.stdout.write(f"{clear}{frame()}\n\n")
             sys.stdout.flush()
             shown += 1
             if count and shown >= count:
@@ -276,6 +371,9 @@ def _watch(client: Client, model: str, seconds: float, count: int) -> int:
             time.sleep(seconds)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if on_exit is not None:
+            on_exit()
 
 
 def _info_json(info: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from swapserve_client import tensors
+from swapserve_client import targets, tensors
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 from swapserve_client.errors import SwapserveError
@@ -113,7 +113,11 @@ class Client:
     """A swapserve client. Thread-safe; use it as a context manager or call ``close()``.
 
     Args:
-        target: ``host:port`` of the server.
+        target: ``host:port`` of the server; a DNS name whose records are the replicas
+            (``dns:///swapserve:8500``); or several replicas, as a list or ``"a:8500,b:8500"``
+            (resolved once, now). Calls are spread over every address (round robin).
+        retries: retries of a call answered UNAVAILABLE (a replica down or not serving yet),
+            with backoff from 0.1 s to 1 s; 0 turns retries off.
         timeout: default deadline of each call in seconds (``None``: no deadline).
         channel: an existing channel to use instead of opening one (it is not closed by us).
         metadata: extra gRPC metadata sent with every call (e.g. authorization headers).
@@ -125,7 +129,7 @@ class Client:
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         timeout: float | None = 30.0,
         channel: grpc.Channel | None = None,
@@ -133,16 +137,23 @@ class Client:
         tls_ca: bytes | None = None,
         tls_cert: bytes | None = None,
         tls_key: bytes | None = None,
+        retries: int = 3,
     ) -> None:
         self._own_channel = channel is None
         options = [
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.service_config", targets.service_config(retries)),
+            ("grpc.enable_retries", 1 if retries > 0 else 0),
         ]
-        if channel is None and (tls_ca or tls_cert or tls_key):
-            credentials = grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert)
-            channel = grpc.secure_channel(target, credentials, options=options)
-        self._channel = channel or grpc.insecure_channel(target, options=options)
+        if channel is None:
+            address = targets.channel_target(target)
+            if tls_ca or tls_cert or tls_key:
+                credentials = grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert)
+                channel = grpc.secure_channel(address, credentials, options=options)
+            else:
+                channel = grpc.insecure_channel(address, options=options)
+        self._channel = channel
         self._stub = pb_grpc.PredictionServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
         self._metadata = tuple(metadata)
