@@ -51,10 +51,15 @@ test: $(STAMP)  ## the whole test suite
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy
 
-lint: $(STAMP)  ## ruff, mypy, and a check that the generated stubs match protos/
+# The Kubernetes version the manifests in deploy/ are validated against.
+K8S_VERSION ?= 1.33.0
+
+lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, stubs match protos/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/yamllint -s deploy/ .yamllint
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/kubernetes/*.yaml
 	$(MAKE) protos
 	git diff --exit-code -- client/swapserve_client/_proto || \
 		(echo "generated stubs drifted from protos/: run 'make protos' and commit" && exit 1)

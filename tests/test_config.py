@@ -394,3 +394,19 @@ def test_sighup_adds_and_removes_models_without_disturbing_others(tmp_path: Path
         assert set(outcomes) == {"ok"}, outcomes
     finally:
         assert server.stop() == 0, server.log
+
+
+def test_shipped_config_examples_parse(tmp_path: Path) -> None:
+    """The Kubernetes ConfigMap's config and README's example are valid swapserve configs."""
+    import yaml
+
+    from helpers import REPO
+
+    configmap = yaml.safe_load((REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    (model,) = parse_models(yaml.safe_load(configmap["data"]["swapserve.yaml"]), "cm", tmp_path)
+    assert (model.name, model.export_root) == ("seed", Path("/models/seed"))
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("`swapserve --config swapserve.yaml`:\n\n```yaml\n")[1].split("```")[0]
+    seed, ranker = parse_models(yaml.safe_load(example), "README", tmp_path)
+    assert seed.versions == VersionPolicy(latest=2) and seed.labels == {"stable": 1795300968}
+    assert ranker.versions == VersionPolicy(specific=(17, 18))

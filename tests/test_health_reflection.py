@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from helpers import HALF_PLUS_TWO, copy_version, serving, wait_for
+from swapserve.transport.health import LIVENESS
 from swapserve.transport.server import SERVICES
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -32,6 +33,7 @@ def test_health_follows_the_model(tmp_path: Path) -> None:
 
         assert check() == NOT_SERVING
         assert all(check(s) == NOT_SERVING for s in SERVICES)
+        assert check(LIVENESS) == SERVING  # alive while waiting for a model: no restart loop
 
         seen: list[int] = []
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)

@@ -1,7 +1,9 @@
 """``grpc.health.v1.Health`` (grpcio-health-checking) kept in step with the registry.
 
 Every service, and the overall "" entry, is NOT_SERVING until every configured model has a
-version serving, and again once shutdown begins.
+version serving, and again once shutdown begins. ``swapserve.liveness`` is SERVING for as long as
+the process answers, whatever the models do: a liveness probe must not restart a server that is
+only waiting for an export.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from grpc_health.v1 import health, health_pb2
 
 from swapserve.model.registry import ModelRegistry
 
+LIVENESS = "swapserve.liveness"
+
 
 class HealthReporter:
     """Owns the health servicer and sets its statuses from the registry's state."""
@@ -23,6 +27,7 @@ class HealthReporter:
         self._services = ["", *services]
         self._lock = threading.Lock()
         self._shutting_down = False
+        self.servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         registry.subscribe(self.refresh)
         self.refresh()
 
