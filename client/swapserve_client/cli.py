@@ -232,6 +232,7 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "serving_version": status.serving_version,
             "pinned_version": status.pinned_version,
             "labels": status.labels,
+            **({"storage_error": status.storage_error} if status.storage_error else {}),
             "versions": [
                 {
                     "version": v.version,
@@ -333,6 +334,8 @@ def status_table(status: ModelStatus, now: float) -> str:
         f"{'VERSION':>12}  {'STATE':<10} {'SERVING':<7} {'LOAD s':>7} {'SINCE':>8}  "
         f"{'LABELS':<16} ERROR",
     ]
+    if status.storage_error:
+        lines.insert(1, f"storage: {status.storage_error}")
     for v in status.versions:
         since = f"{max(0.0, now - v.updated_unix):.0f}s" if v.updated_unix else "-"
         lines.append(

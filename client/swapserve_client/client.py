@@ -74,6 +74,7 @@ class ModelStatus:
     pinned_version: int
     versions: list[VersionStatus]
     labels: dict[str, int] = field(default_factory=dict)
+    storage_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ class Client:
             pinned_version=response.pinned_version,
             versions=versions,
             labels=dict(response.version_labels),
+            storage_error=response.storage_error,
         )
 
     def metadata(

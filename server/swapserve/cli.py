@@ -13,6 +13,8 @@ from pathlib import Path
 from types import FrameType
 
 from swapserve import __version__, logs
+from swapserve.config import cache_dir, load_models
+from swapserve.model.remote import is_remote
 from swapserve.settings import (
     BatchingSettings,
     ModelSettings,
@@ -43,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", help="one model: the name clients use for it")
     p.add_argument(
         "--export-root",
-        type=Path,
-        help="one model: directory of numeric version subdirectories (waited for if missing)",
+        help="one model: directory of numeric version subdirectories (waited for if missing), "
+        "or s3://bucket/prefix / gs://bucket/prefix (mirrored into $SWAPSERVE_CACHE_DIR)",
     )
     p.add_argument(
         "--latest",
@@ -278,15 +280,15 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
                 f"{flag} describes the one model of the flags; with --config, set it per model "
                 "in the config file"
             )
-        from swapserve.config import load_models  # noqa: PLC0415 (only with --config)
-
         return load_models(args.config)
     if args.model_name is None or args.export_root is None:
         raise SettingsError("pass --config FILE, or --model-name and --export-root")
+    remote = args.export_root if is_remote(args.export_root) else None
     return (
         ModelSettings(
             name=args.model_name,
-            export_root=args.export_root,
+            export_root=cache_dir(args.model_name) if remote else Path(args.export_root),
+            remote=remote,
             poll_seconds=args.poll_seconds,
             settle_seconds=args.settle_seconds,
             reload_settle_seconds=args.reload_settle_seconds,

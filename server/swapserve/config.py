@@ -4,12 +4,15 @@ A YAML mapping with one key, ``models``: a list of mappings whose keys are ``Mod
 fields (``batching`` and ``versions`` are nested mappings of their own settings). The file is
 checked completely before it is used, and every error names the key it is about, e.g.
 ``models[1].batching.max_batch_size: expected an integer, got 'x'``. A relative ``export_root``
-is relative to the file's directory. See README ("Config file") for an example.
+is relative to the file's directory; an ``s3://`` or ``gs://`` one is mirrored into a cache
+directory (``$SWAPSERVE_CACHE_DIR``). See README for an example.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import types
 import typing
 from collections.abc import Mapping
@@ -18,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from swapserve.model.remote import is_remote
 from swapserve.settings import ModelSettings, SettingsError
 
 _TOP_LEVEL = ("models",)
@@ -58,7 +62,7 @@ def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]
     names: set[str] = set()
     for i, raw in enumerate(models):
         at = f"{where}: models[{i}]"
-        model = _build(ModelSettings, raw, at)
+        model = _build(ModelSettings, remote_root(raw), at)
         if not model.export_root.is_absolute():
             model = dataclasses.replace(model, export_root=base / model.export_root)
         try:
@@ -70,6 +74,25 @@ def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]
         names.add(model.name)
         out.append(model)
     return tuple(out)
+
+
+def cache_dir(model: str) -> Path:
+    """Where a remote export root is mirrored: ``$SWAPSERVE_CACHE_DIR/<model>`` (default: the
+    system temp directory's ``swapserve-cache``)."""
+    base = os.environ.get("SWAPSERVE_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "swapserve-cache"
+    )
+    return Path(base) / model
+
+
+def remote_root(raw: Any) -> Any:
+    """A model entry whose ``export_root`` is an object-store URL becomes ``remote`` = the URL
+    and ``export_root`` = its local cache directory."""
+    if isinstance(raw, dict) and isinstance(raw.get("export_root"), str):
+        url = raw["export_root"]
+        if is_remote(url) and isinstance(raw.get("name"), str):
+            return {**raw, "remote": url, "export_root": str(cache_dir(raw["name"]))}
+    return raw
 
 
 def _check_keys(data: Mapping[Any, Any], known: typing.Iterable[str], where: str) -> None:

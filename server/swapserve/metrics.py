@@ -97,6 +97,12 @@ class Metrics:
         self.swaps = Counter(
             "swapserve_swaps_total", "Served-version changes.", ["model"], registry=r
         )
+        self.storage_errors = Counter(
+            "swapserve_storage_errors_total",
+            "Failed listings or downloads of a remote export root (retried with backoff).",
+            ["model"],
+            registry=r,
+        )
         self.unloads = Counter(
             "swapserve_unloads_total", "Versions released.", ["model"], registry=r
         )

@@ -120,6 +120,9 @@ class ModelSettings:
     """Dynamic batching (off by default)."""
     versions: VersionPolicy = field(default_factory=VersionPolicy)
     """Which versions are loaded (default: the newest one)."""
+    remote: str | None = None
+    """An object-store export root (``s3://bucket/prefix``) mirrored into ``export_root``, which
+    is then a local cache directory swapserve owns."""
     max_request_elements: int | None = None
     """Most input elements (all inputs together) one request may carry; larger requests get
     INVALID_ARGUMENT before they run. None: only the message size limits them."""

@@ -31,6 +31,7 @@ from swapserve.metrics import Metrics
 from swapserve.model import discovery
 from swapserve.model.batching import Batcher, batchable
 from swapserve.model.loaded import LoadedVersion
+from swapserve.model.remote import RemoteMirror
 from swapserve.model.signature import SignatureSpec
 from swapserve.settings import ModelSettings, SessionSettings
 
@@ -73,6 +74,8 @@ class ModelStatus:
     serving_version: int
     pinned_version: int
     labels: Mapping[str, int] = field(default_factory=dict)
+    storage_error: str = ""
+    """The remote export root's last listing or download error ("" when it works)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,12 @@ class ModelManager:
         self._closed = False
         self._unloaded = False
         self._listeners: list[Callable[[], None]] = []
+        self._mirror = (
+            RemoteMirror(self.name, settings.remote, settings.export_root, settings.poll_seconds)
+            if settings.remote
+            else None
+        )
+        self._storage_failures = 0
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Calls ``listener()`` (on the loading thread) whenever the served version changes."""
@@ -305,6 +314,11 @@ class ModelManager:
                 f"model '{self.name}' has no version loaded: version {failed[0]} failed to load: "
                 f"{self._records[failed[0]].error}"
             )
+        if self._mirror is not None and self._mirror.error:
+            return (
+                f"model '{self.name}' has no version loaded yet: {self._mirror.error} "
+                "(retried with backoff)"
+            )
         if not self.settings.export_root.is_dir():
             return (
                 f"model '{self.name}' has no version loaded yet: waiting for export root "
@@ -333,7 +347,10 @@ class ModelManager:
                 )
                 for v, r in sorted(self._records.items(), reverse=True)
             )
-            return ModelStatus(versions, serving, self._pinned, dict(self._labels))
+            storage_error = self._mirror.error if self._mirror is not None else ""
+            return ModelStatus(
+                versions, serving, self._pinned, dict(self._labels), storage_error=storage_error
+            )
 
     @property
     def loaded_versions(self) -> tuple[int, ...]:
@@ -623,8 +640,10 @@ class ModelManager:
         with self._lock:
             return self._served.loaded.version if self._served else 0
 
-    def _scan(self) -> dict[int, discovery.Candidate]:
+    def _scan(self, settle: float | None = None) -> dict[int, discovery.Candidate]:
         root = self.settings.export_root
+        if self._mirror is not None:
+            self._sync_remote(self.settings.effective_settle_seconds if settle is None else settle)
         try:
             candidates = discovery.scan(root)
         except OSError as err:
@@ -654,13 +673,44 @@ class ModelManager:
     def _scan_settled(self) -> dict[int, discovery.Candidate]:
         """Scans twice, ``reload_settle_seconds`` apart when needed, so Reload sees whether a
         version is still being written without waiting for a poll."""
-        candidates = self._scan()
         settle = self.settings.reload_settle_seconds
+        candidates = self._scan(settle)
+        if self._mirror is not None and not (self._mirror.error or candidates):
+            time.sleep(settle)  # a remote version seen for the first time settles over 2 lists
+            candidates = self._scan(settle)
         youngest = min((self._tracker.age(v) for v in candidates), default=settle)
         if youngest < settle:
             time.sleep(settle - youngest)
-            candidates = self._scan()
+            candidates = self._scan(settle)
         return candidates
+
+    def _sync_remote(self, settle: float) -> None:
+        assert self._mirror is not None
+        self._mirror.sync(settle, self._remote_keep)
+        if self._mirror.failures > self._storage_failures:
+            self.metrics.child(self.metrics.storage_errors, self.name).inc(
+                self._mirror.failures - self._storage_failures
+            )
+            self._storage_failures = self._mirror.failures
+
+    def _remote_keep(self, settled: list[int], listed: set[int]) -> set[int]:
+        """The remote versions to have in the cache: what the policy, labels and pin want (a
+        version that failed to load counts, so it is not fetched again and again), and every
+        loaded version still in the bucket."""
+        with self._lock:
+            keep = {v for v in self._handles if v in listed}
+            keep |= set(self._labels.values()) & set(settled)
+            pinned = self._pinned
+        failed = {v for v in settled if self._tracker.failed_error(v) is not None}
+        keep |= failed
+        specific = self.settings.versions.specific
+        if pinned:
+            keep |= {pinned} & set(settled)
+        elif specific:
+            keep |= set(specific) & set(settled)
+        else:
+            keep |= set([v for v in settled if v not in failed][: self.settings.versions.latest])
+        return keep
 
     def _sync_records(self, candidates: dict[int, discovery.Candidate]) -> None:
         for version, cand in candidates.items():

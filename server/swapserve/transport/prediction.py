@@ -79,6 +79,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
                 for v in status.versions
             ],
             version_labels=status.labels,
+            storage_error=status.storage_error,
         )
 
     @grpc_errors

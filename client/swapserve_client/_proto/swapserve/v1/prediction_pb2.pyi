@@ -161,7 +161,7 @@ class ModelVersionStatus(_message.Message):
     def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., error_message: _Optional[str] = ..., serving: _Optional[bool] = ..., load_seconds: _Optional[float] = ..., updated_unix: _Optional[float] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
-    __slots__ = ("model_name", "versions", "serving_version", "pinned_version", "version_labels")
+    __slots__ = ("model_name", "versions", "serving_version", "pinned_version", "version_labels", "storage_error")
     class VersionLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -174,12 +174,14 @@ class GetModelStatusResponse(_message.Message):
     SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
     PINNED_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_LABELS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_ERROR_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
     serving_version: int
     pinned_version: int
     version_labels: _containers.ScalarMap[str, int]
-    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ..., version_labels: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    storage_error: str
+    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ..., version_labels: _Optional[_Mapping[str, int]] = ..., storage_error: _Optional[str] = ...) -> None: ...
 
 class GetModelMetadataRequest(_message.Message):
     __slots__ = ("model_name", "version", "version_label")

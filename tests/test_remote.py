@@ -1,0 +1,184 @@
+"""Export roots in S3, against a real S3 API on loopback (moto's standalone server) with s3fs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+
+from helpers import estimator_export, serving, wait_for
+from swapserve_client import Client, SwapserveError
+
+X = {"number": np.ones([1, 1], np.float32)}
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture
+def s3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[ThreadedMotoServer, s3fs.S3FileSystem, str]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_RETRY_MODE": "standard",
+    }.items():
+        monkeypatch.setenv(key, value)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"  # moto keeps buckets across server restarts
+    fs.mkdir(bucket)
+    try:
+        yield server, fs, bucket
+    finally:
+        server.stop()
+
+
+def _upload(fs: s3fs.S3FileSystem, url: str, src: Path, version: int, delay: float = 0.0) -> None:
+    """Puts an export's files under <url>/<version>/, saved_model.pb first (as a slow copy that
+    is visible half-way)."""
+    files = sorted(src.rglob("*"), key=lambda p: p.name != "saved_model.pb")
+    for path in files:
+        if path.is_file():
+            fs.pipe(f"{url}/{version}/{path.relative_to(src)}", path.read_bytes())
+            time.sleep(delay)
+
+
+def _serving(client: Client) -> int:
+    return client.model_status("m").serving_version
+
+
+def test_s3_export_root(
+    tmp_path: Path,
+    s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server_s3, fs, bucket = s3
+    url = f"s3://{bucket}/m"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SWAPSERVE_CACHE_DIR", str(cache))
+    exports = {
+        w: estimator_export(tmp_path / f"src{w}", weight=float(w), bias=0.0) for w in (1, 2, 3)
+    }
+    _upload(fs, url, exports[1], 1)
+    from swapserve.config import remote_root
+    from swapserve.settings import ModelSettings
+
+    remote = remote_root({"name": "m", "export_root": url})
+    assert remote["remote"] == url and remote["export_root"] == str(cache / "m")
+    with (
+        serving(
+            Path(remote["export_root"]),
+            remote=url,
+            poll_seconds=0.1,
+            settle_seconds=0.6,
+        ) as server,
+        Client(f"127.0.0.1:{server.port}", timeout=30) as client,
+    ):
+        assert isinstance(server.registry.get("m").settings, ModelSettings)
+        np.testing.assert_allclose(client.predict("m", X)["output"], [[2.0]])
+
+        # A slow upload: the version is listed half-way, but only loads once its files settle.
+        uploading = threading.Thread(target=_upload, args=(fs, url, exports[2], 2, 0.25))
+        uploading.start()
+        while uploading.is_alive():  # several polls see a complete-looking, changing version
+            assert _serving(client) == 1
+            assert not (cache / "m" / "2").exists()
+            time.sleep(0.05)
+        wait_for(lambda: _serving(client) == 2, what="version 2 from S3")
+        np.testing.assert_allclose(client.predict("m", X)["output"], [[4.0]])
+        # Version 1 was released: its cached copy is deleted.
+        wait_for(lambda: not (cache / "m" / "1").exists(), what="cache of version 1 deleted")
+
+        # S3 goes away: the served version keeps serving; status and metrics say why.
+        server_s3.stop()
+        status = wait_for(
+            lambda: (s := client.model_status("m")).storage_error and s, what="a storage error"
+        )
+        assert f"listing {url} failed" in status.storage_error
+        assert status.serving_version == 2
+        np.testing.assert_allclose(client.predict("m", X)["output"], [[4.0]])
+        errors = server.registry.metrics.registry.get_sample_value(
+            "swapserve_storage_errors_total", {"model": "m"}
+        )
+        assert errors and errors >= 1
+
+        # S3 is back (same port, same data) with a new version: picked up after the backoff.
+        host, port = server_s3.get_host_and_port()
+        restored = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        restored.start()
+        try:
+            _upload(fs, url, exports[3], 3)
+            wait_for(lambda: _serving(client) == 3, timeout=60, what="version 3 after the outage")
+            assert client.model_status("m").storage_error == ""
+            np.testing.assert_allclose(client.predict("m", X)["output"], [[6.0]])
+        finally:
+            restored.stop()
+
+
+def test_fleet_on_one_s3_root(
+    tmp_path: Path, s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str]
+) -> None:
+    """Three replicas watch one S3 prefix; a balancing client under load sees the rollout."""
+    _, fs, bucket = s3
+    url = f"s3://{bucket}/m"
+    exports = {w: estimator_export(tmp_path / f"src{w}", weight=float(w), bias=0.0) for w in (1, 2)}
+    _upload(fs, url, exports[1], 1)
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                serving(
+                    tmp_path / f"cache{i}",
+                    remote=url,
+                    poll_seconds=0.1,
+                    settle_seconds=0.3,
+                )
+            )
+            for i in range(3)
+        ]
+        client = stack.enter_context(Client([f"127.0.0.1:{s.port}" for s in servers], timeout=30))
+        stop = threading.Event()
+        seen: Counter[int] = Counter()
+        failures: list[str] = []
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    out = client.predict_full("m", X)
+                    assert float(out.outputs["output"][0, 0]) == 2.0 * out.version
+                    seen[out.version] += 1
+                except SwapserveError as err:
+                    failures.append(str(err))
+
+        threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: seen[1] >= 20, what="load on version 1")
+        uploaded = time.monotonic()
+        _upload(fs, url, exports[2], 2)
+        converged = {}
+        for i, s in enumerate(servers):
+            manager = s.registry.get("m")
+            wait_for(lambda m=manager: m.serving_version == 2, timeout=60, what=f"replica {i}")
+            converged[i] = round(time.monotonic() - uploaded, 2)
+        wait_for(lambda: seen[2] >= 20, what="answers from version 2")
+        stop.set()
+        for t in threads:
+            t.join()
+        log.info("fleet on S3: converged after %s s; answers by version %s", converged, dict(seen))
+        assert failures == []
+        assert set(seen) == {1, 2}
