@@ -78,8 +78,10 @@ def estimator_version(root: Path, version: int, weight: float, bias: float = 0.0
     return final
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Polls ``predicate`` until it returns something truthy."""
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "", interval: float = 0.02
+) -> Any:
+    """Polls ``predicate`` every ``interval`` seconds until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -87,7 +89,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = ""
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 @contextmanager
@@ -137,13 +139,18 @@ def half_plus_two(x: np.ndarray) -> np.ndarray:
 class ServerProcess:
     """``swapserve`` run as its own process; its log is collected on a thread."""
 
-    def __init__(self, *args: str, preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        preexec_fn: Callable[[], None] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import re
         import subprocess
         import sys
         import threading
 
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         self.proc = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "swapserve"),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
-from helpers import estimator_export, serving, wait_for
+from helpers import ServerProcess, estimator_export, serving, wait_for
 from swapserve_client import Client, SwapserveError
 
 X = {"number": np.ones([1, 1], np.float32)}
@@ -133,24 +133,25 @@ def test_s3_export_root(
 def test_fleet_on_one_s3_root(
     tmp_path: Path, s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str]
 ) -> None:
-    """Three replicas watch one S3 prefix; a balancing client under load sees the rollout."""
+    """Three server processes watch one S3 prefix; a balancing client under load sees the
+    rollout of a new version: every replica converges, no request fails, every reply names the
+    version that computed it."""
     _, fs, bucket = s3
     url = f"s3://{bucket}/m"
     exports = {w: estimator_export(tmp_path / f"src{w}", weight=float(w), bias=0.0) for w in (1, 2)}
     _upload(fs, url, exports[1], 1)
-    with ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                serving(
-                    tmp_path / f"cache{i}",
-                    remote=url,
-                    poll_seconds=0.1,
-                    settle_seconds=0.3,
-                )
-            )
-            for i in range(3)
-        ]
-        client = stack.enter_context(Client([f"127.0.0.1:{s.port}" for s in servers], timeout=30))
+    flags = ["--model-name", "m", "--export-root", url, "--poll-seconds", "0.2"]
+    flags += ["--settle-seconds", "0.4"]
+    replicas = [
+        ServerProcess(*flags, env={"SWAPSERVE_CACHE_DIR": str(tmp_path / f"cache{i}")})
+        for i in range(3)
+    ]
+    try:
+        addresses = [f"127.0.0.1:{r.port}" for r in replicas]
+        status = [Client(a, timeout=30, retries=0) for a in addresses]
+        client = Client(addresses, timeout=30)
+        for s in status:
+            wait_for(lambda s=s: s.model_status("m").serving_version == 1, timeout=120)
         stop = threading.Event()
         seen: Counter[int] = Counter()
         failures: list[str] = []
@@ -171,10 +172,9 @@ def test_fleet_on_one_s3_root(
         uploaded = time.monotonic()
         _upload(fs, url, exports[2], 2)
         converged = {}
-        for i, s in enumerate(servers):
-            manager = s.registry.get("m")
-            wait_for(lambda m=manager: m.serving_version == 2, timeout=60, what=f"replica {i}")
-            converged[i] = round(time.monotonic() - uploaded, 2)
+        for address, s in zip(addresses, status, strict=True):
+            wait_for(lambda s=s: s.model_status("m").serving_version == 2, timeout=60)
+            converged[address] = round(time.monotonic() - uploaded, 2)
         wait_for(lambda: seen[2] >= 20, what="answers from version 2")
         stop.set()
         for t in threads:
@@ -182,3 +182,50 @@ def test_fleet_on_one_s3_root(
         log.info("fleet on S3: converged after %s s; answers by version %s", converged, dict(seen))
         assert failures == []
         assert set(seen) == {1, 2}
+        client.close()
+        for s in status:
+            s.close()
+    finally:
+        for r in replicas:
+            assert r.stop() == 0, r.log
+
+
+def test_s3_outage_mid_download(
+    tmp_path: Path,
+    s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S3 dies while a version is being copied: nothing half-copied is ever loaded, the served
+    version keeps serving, and the copy starts over once S3 is back."""
+    server_s3, fs, bucket = s3
+    url = f"s3://{bucket}/m"
+    cache = tmp_path / "cache"
+    one = estimator_export(tmp_path / "src1", weight=1.0, bias=0.0)
+    two = estimator_export(tmp_path / "src2", weight=2.0, bias=0.0)
+    (two / "assets.extra").mkdir()
+    for i in range(6):  # enough bytes that the copy takes a while
+        (two / "assets.extra" / f"blob{i}.bin").write_bytes(os.urandom(16 << 20))
+    _upload(fs, url, one, 1)
+    with (
+        serving(cache, remote=url, poll_seconds=0.1, settle_seconds=0.3) as server,
+        Client(f"127.0.0.1:{server.port}", timeout=30) as client,
+    ):
+        _upload(fs, url, two, 2)
+        staging = cache / ".download-2"
+        wait_for(staging.exists, timeout=60, interval=0.005, what="the download to start")
+        server_s3.stop()
+        status = wait_for(
+            lambda: (s := client.model_status("m")).storage_error and s, what="the storage error"
+        )
+        assert "download of version 2 failed" in status.storage_error
+        assert not (cache / "2").exists() and not staging.exists()
+        assert status.serving_version == 1
+        np.testing.assert_allclose(client.predict("m", X)["output"], [[2.0]])
+        host, port = server_s3.get_host_and_port()
+        restored = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        restored.start()
+        try:
+            wait_for(lambda: _serving(client) == 2, timeout=120, what="version 2 after the outage")
+            np.testing.assert_allclose(client.predict("m", X)["output"], [[4.0]])
+        finally:
+            restored.stop()
