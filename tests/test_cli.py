@@ -217,3 +217,22 @@ def test_readme_documents_every_server_flag() -> None:
     in_table = {f for pair in documented for f in pair if f}
     assert flags - in_table == set(), "flags missing from README"
     assert in_table - flags == set(), "README documents flags that do not exist"
+
+
+def test_client_cli_output_into_a_closed_pipe(tmp_path: Path) -> None:
+    """``swapserve-client status m | head -1``: the reader leaves early; no traceback."""
+    copy_version(HALF_PLUS_TWO, tmp_path, 1)
+    with serving(tmp_path) as server:
+        target = f"--target=127.0.0.1:{server.port}"
+        client = subprocess.Popen(
+            [sys.executable, "-m", "swapserve_client", target, "status", "m"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert client.stdout is not None and client.stderr is not None
+        client.stdout.close()  # before the client writes anything
+        err = client.stderr.read().decode()
+        client.stderr.close()
+        client.wait(30)
+    assert "Traceback" not in err, err
+    assert client.returncode == 1

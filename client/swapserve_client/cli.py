@@ -386,4 +386,11 @@ def _info_json(info: Any) -> dict[str, Any]:
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`... | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
