@@ -229,3 +229,26 @@ def test_s3_outage_mid_download(
             np.testing.assert_allclose(client.predict("m", X)["output"], [[4.0]])
         finally:
             restored.stop()
+
+
+def test_workers_mirror_into_their_own_caches(
+    tmp_path: Path, s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str]
+) -> None:
+    _, fs, bucket = s3
+    url = f"s3://{bucket}/m"
+    _upload(fs, url, estimator_export(tmp_path / "src1", weight=1.0, bias=0.0), 1)
+    cache = tmp_path / "cache"
+    server = ServerProcess(
+        "--model-name", "m", "--export-root", url, "--workers", "2", "--poll-seconds", "0.2",
+        env={"SWAPSERVE_CACHE_DIR": str(cache)},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: server.log.count("serving (loaded in") >= 2, timeout=120)
+        assert sorted(p.name for p in (cache / "m").iterdir()) == ["worker-0", "worker-1"]
+        assert all(
+            (cache / "m" / w / "1" / "saved_model.pb").exists() for w in ("worker-0", "worker-1")
+        )
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            np.testing.assert_allclose(client.predict("m", X)["output"], [[2.0]])
+    finally:
+        assert server.stop() == 0, server.log

@@ -181,6 +181,15 @@ def _worker_main(
     if settings.metrics_port:  # one metrics endpoint per worker: port, port + 1, ...
         settings = replace(settings, metrics_port=settings.metrics_port + worker)
     settings = _current_config(settings)
+    # Each worker mirrors a remote export root into its own cache: workers never prune or
+    # replace files another one has loaded (at the cost of one download per worker).
+    settings = replace(
+        settings,
+        models=tuple(
+            replace(m, export_root=m.export_root / f"worker-{worker}") if m.remote else m
+            for m in settings.models
+        ),
+    )
     server = create_server(settings, reuse_port=True)
     server.registry.fixed_models = True  # the shared state has one slot per model at start
     coordinator = ClusterCoordinator(state, worker, server.registry)
