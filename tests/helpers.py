@@ -210,3 +210,43 @@ class ServerProcess:
             self._reader.join(5)
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
+
+
+class RolloutLoad:
+    """Threads calling Predict on an estimator_version model until stopped, counting answers by
+    the version that gave them. An error, or an answer that does not match the weights of the
+    version it names (output = 2 * version * x for weight = version), goes to ``failures``."""
+
+    def __init__(self, client: Any, model: str = "m", threads: int = 4) -> None:
+        import threading
+        from collections import Counter
+
+        self._client, self._model = client, model
+        self.seen: Counter[int] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> RolloutLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _run(self) -> None:
+        from swapserve_client import SwapserveError
+
+        x = {"number": np.ones([1, 1], np.float32)}
+        while not self._stop.is_set():
+            try:
+                out = self._client.predict_full(self._model, x)
+            except SwapserveError as err:
+                self.failures.append(str(err))
+                continue
+            if float(out.outputs["output"][0, 0]) != 2.0 * out.version:
+                self.failures.append(f"version {out.version} answered {out.outputs['output']}")
+            self.seen[out.version] += 1

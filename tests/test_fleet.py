@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import estimator_version, serving, wait_for
+from helpers import RolloutLoad, estimator_version, serving, wait_for
 from swapserve.transport.server import SwapServer
-from swapserve_client import Client, SwapserveError, targets
+from swapserve_client import Client, targets
 from swapserve_client import cli as client_cli
 
 X = {"number": np.ones([1, 1], np.float32)}
@@ -60,32 +58,14 @@ def test_fleet_balancing_rollout_and_fleet_commands(
 
             # A rollout under load: every replica converges, no request fails, every answer
             # says which version computed it.
-            stop = threading.Event()
-            seen: Counter[int] = Counter()
-            failures: list[str] = []
-
-            def load() -> None:
-                while not stop.is_set():
-                    try:
-                        out = client.predict_full("m", X)
-                        seen[out.version] += 1
-                        assert float(out.outputs["output"][0, 0]) == 2.0 * out.version
-                    except SwapserveError as err:
-                        failures.append(str(err))
-
-            threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
-            for t in threads:
-                t.start()
-            estimator_version(tmp_path, 2, weight=2.0)
-            for s in servers:
-                manager = s.registry.get("m")
-                wait_for(lambda m=manager: m.serving_version == 2, what="every replica on 2")
-            wait_for(lambda: seen[2] >= 20, what="answers from version 2")
-            stop.set()
-            for t in threads:
-                t.join()
-            assert failures == []
-            assert set(seen) <= {1, 2}
+            with RolloutLoad(client) as load:
+                estimator_version(tmp_path, 2, weight=2.0)
+                for s in servers:
+                    manager = s.registry.get("m")
+                    wait_for(lambda m=manager: m.serving_version == 2, what="every replica on 2")
+                wait_for(lambda: load.seen[2] >= 20, what="answers from version 2")
+            assert load.failures == []
+            assert set(load.seen) <= {1, 2}
 
         # Fleet-wide status and reload, one replica down.
         servers[2].stop(grace=0)

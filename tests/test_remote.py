@@ -7,7 +7,6 @@ import os
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
-from helpers import ServerProcess, estimator_export, serving, wait_for
-from swapserve_client import Client, SwapserveError
+from helpers import RolloutLoad, ServerProcess, estimator_export, serving, wait_for
+from swapserve_client import Client
 
 X = {"number": np.ones([1, 1], np.float32)}
 log = logging.getLogger(__name__)
@@ -152,35 +151,18 @@ def test_fleet_on_one_s3_root(
         client = Client(addresses, timeout=30)
         for s in status:
             wait_for(lambda s=s: s.model_status("m").serving_version == 1, timeout=120)
-        stop = threading.Event()
-        seen: Counter[int] = Counter()
-        failures: list[str] = []
-
-        def load() -> None:
-            while not stop.is_set():
-                try:
-                    out = client.predict_full("m", X)
-                    assert float(out.outputs["output"][0, 0]) == 2.0 * out.version
-                    seen[out.version] += 1
-                except SwapserveError as err:
-                    failures.append(str(err))
-
-        threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
-        for t in threads:
-            t.start()
-        wait_for(lambda: seen[1] >= 20, what="load on version 1")
-        uploaded = time.monotonic()
-        _upload(fs, url, exports[2], 2)
-        converged = {}
-        for address, s in zip(addresses, status, strict=True):
-            wait_for(lambda s=s: s.model_status("m").serving_version == 2, timeout=60)
-            converged[address] = round(time.monotonic() - uploaded, 2)
-        wait_for(lambda: seen[2] >= 20, what="answers from version 2")
-        stop.set()
-        for t in threads:
-            t.join()
-        log.info("fleet on S3: converged after %s s; answers by version %s", converged, dict(seen))
-        assert failures == []
+        with RolloutLoad(client) as load:
+            wait_for(lambda: load.seen[1] >= 20, what="load on version 1")
+            uploaded = time.monotonic()
+            _upload(fs, url, exports[2], 2)
+            converged = {}
+            for address, s in zip(addresses, status, strict=True):
+                wait_for(lambda s=s: s.model_status("m").serving_version == 2, timeout=60)
+                converged[address] = round(time.monotonic() - uploaded, 2)
+            wait_for(lambda: load.seen[2] >= 20, what="answers from version 2")
+        seen = dict(load.seen)
+        log.info("fleet on S3: converged after %s s; answers by version %s", converged, seen)
+        assert load.failures == []
         assert set(seen) == {1, 2}
         client.close()
         for s in status:

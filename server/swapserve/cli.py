@@ -13,8 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from swapserve import __version__, logs
-from swapserve.config import cache_dir, load_models
-from swapserve.model.remote import is_remote
+from swapserve.config import export_location, load_models
 from swapserve.settings import (
     BatchingSettings,
     ModelSettings,
@@ -283,11 +282,11 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         return load_models(args.config)
     if args.model_name is None or args.export_root is None:
         raise SettingsError("pass --config FILE, or --model-name and --export-root")
-    remote = args.export_root if is_remote(args.export_root) else None
+    export_root, remote = export_location(args.model_name, args.export_root)
     return (
         ModelSettings(
             name=args.model_name,
-            export_root=cache_dir(args.model_name) if remote else Path(args.export_root),
+            export_root=export_root,
             remote=remote,
             poll_seconds=args.poll_seconds,
             settle_seconds=args.settle_seconds,

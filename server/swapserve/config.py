@@ -85,14 +85,24 @@ def cache_dir(model: str) -> Path:
     return Path(base) / model
 
 
+def export_location(model: str, root: str) -> tuple[Path, str | None]:
+    """Where a model's export root, as written by a user, is watched: the directory itself, or
+    for an object-store URL its local cache directory and the URL (``ModelSettings.remote``)."""
+    if is_remote(root):
+        return cache_dir(model), root
+    return Path(root), None
+
+
 def remote_root(raw: Any) -> Any:
     """A model entry whose ``export_root`` is an object-store URL becomes ``remote`` = the URL
     and ``export_root`` = its local cache directory."""
-    if isinstance(raw, dict) and isinstance(raw.get("export_root"), str):
-        url = raw["export_root"]
-        if is_remote(url) and isinstance(raw.get("name"), str):
-            return {**raw, "remote": url, "export_root": str(cache_dir(raw["name"]))}
-    return raw
+    if not (isinstance(raw, dict) and isinstance(raw.get("name"), str)):
+        return raw
+    root = raw.get("export_root")
+    if not (isinstance(root, str) and is_remote(root)):
+        return raw
+    local, url = export_location(raw["name"], root)
+    return {**raw, "remote": url, "export_root": str(local)}
 
 
 def _check_keys(data: Mapping[Any, Any], known: typing.Iterable[str], where: str) -> None:

@@ -17,9 +17,8 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from swapserve.config import cache_dir
+from swapserve.config import export_location
 from swapserve.errors import InvalidArgument
-from swapserve.model.remote import is_remote
 from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
 from swapserve_client.tensors import TensorError, dtype_name, element_count, numpy_dtype
 
@@ -242,10 +241,10 @@ def model_settings(
         else:
             latest = policy.latest.num_versions if choice == "latest" else 1
             versions = VersionPolicy(latest=latest or 1)
-        remote = entry.base_path if is_remote(entry.base_path) else None
+        export_root, remote = export_location(entry.name, entry.base_path)
         settings = dataclasses.replace(
             base,
-            export_root=cache_dir(entry.name) if remote else Path(entry.base_path),
+            export_root=export_root,
             remote=remote,
             versions=versions,
             labels=dict(entry.version_labels),

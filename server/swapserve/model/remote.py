@@ -76,19 +76,19 @@ class RemoteMirror:
         self.failures = 0
         cache.mkdir(parents=True, exist_ok=True)
 
-    def sync(self, settle_seconds: float, keep: Keep) -> bool:
-        """One poll: list, then download and prune. Returns False when storage failed."""
+    def sync(self, settle_seconds: float, keep: Keep) -> None:
+        """One poll: list, then download and prune; a failure is recorded in ``error``."""
         now = self._clock()
         if now < self._next_try:
-            return not self.error
+            return
         try:
             listing = self._list()
         except Exception as err:  # any storage or network error: back off, keep serving
             self._failed(f"listing {self.url} failed: {type(err).__name__}: {err}", now)
-            return False
+            return
         if not listing:
             self._recovered()
-            return True  # empty (or hidden by a glitch): change nothing
+            return  # empty (or hidden by a glitch): change nothing
         settled = self._settled(listing, now, settle_seconds)
         wanted = keep(sorted(settled, reverse=True), set(listing))
         for version in sorted(wanted & set(settled), reverse=True):
@@ -100,10 +100,9 @@ class RemoteMirror:
                 self._failed(
                     f"download of version {version} failed: {type(err).__name__}: {err}", now
                 )
-                return False
+                return
         self._prune(wanted)
         self._recovered()
-        return True
 
     def _list(self) -> dict[int, Files]:
         self._fs.invalidate_cache(self._path)
