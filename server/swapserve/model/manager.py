@@ -275,7 +275,7 @@ class ModelManager:
                 f"{known})"
             )
         if not loaded:
-            return Unavailable(self._unavailable_reason())
+            return Unavailable(self.unavailable_reason())
         what = f"version {version} (label '{label}')" if label else f"version {version}"
         why = ""
         if record is not None and record.state is State.FAILED:
@@ -296,9 +296,6 @@ class ModelManager:
 
     def unavailable_reason(self) -> str:
         """Why nothing serves (for errors and status)."""
-        return self._unavailable_reason()
-
-    def _unavailable_reason(self) -> str:
         if self._closed:
             return f"model '{self.name}' is shutting down"
         if self._unloaded:
