@@ -249,15 +249,32 @@ def write(r: dict[str, Any], out: Path) -> None:
         ]
     if caller := r.get("caller"):
         lines += [
-            "## `--run-in-caller-thread` A/B (seed model)",
+            "## Where the graph runs: `--run-thread` (pool, caller, auto)",
             "",
-            "Both servers up at once, runs interleaved; medians over rounds"
+            "In-process, one call's median ms in TensorFlow's inter-op pool and in the calling "
+            "thread, back to back and with 1 ms idle pauses, and what `auto` picked at load:",
+            "",
+            *_table(
+                caller.get("in_process", []),
+                [
+                    "model",
+                    "rows",
+                    "pool_ms",
+                    "caller_ms",
+                    "pool_ms_1ms_pauses",
+                    "caller_ms_1ms_pauses",
+                    "auto_picks",
+                ],
+            ),
+            "",
+            "The seed model served each way, all servers up at once, runs interleaved; medians "
+            "over rounds"
             + (f" (produced by `{caller['command']}`)." if caller.get("command") else "."),
             "",
             *_table(
                 caller["rows"],
                 [
-                    "run",
+                    "run_thread",
                     "clients",
                     "rounds",
                     "median_p50_ms",

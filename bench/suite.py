@@ -376,16 +376,82 @@ def scenario_servicer(s: Suite) -> dict[str, Any]:
     return {"rows": servicer_models.measure(s.sources[0], s.seconds, s.warmup)}
 
 
+def export_wide(root: Path, version: int) -> Path:
+    """8 independent 256->512 towers: the kind of graph that gains from TF's inter-op pool."""
+    import tensorflow as tf
+
+    from swapserve.export import export_model
+
+    rng = np.random.default_rng(0)
+
+    class Wide(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = [
+                tf.Variable(rng.normal(0, 0.05, (256, 512)).astype(np.float32)) for _ in range(8)
+            ]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            towers = [tf.reduce_sum(tf.tanh(tf.matmul(x, w)), 1, keepdims=True) for w in self.w]
+            return {"y": tf.concat(towers, 1)}
+
+    module = Wide()
+    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)
+
+
+def run_thread_in_process(s: Suite) -> list[dict[str, Any]]:
+    """Per model and batch size: one call's median ms in TF's inter-op pool and in the caller's
+    thread, back to back and with 1 ms idle pauses, and what ``--run-thread auto`` picked."""
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    models = {
+        "seed": (s.sources[0], "number", 1),
+        "mlp": (export_mlp(s.tmp / "rt-mlp", 1, seed=1), "x", 256),
+        "wide": (export_wide(s.tmp / "rt-wide", 1), "x", 256),
+    }
+    calls = 50 if s.quick else 400
+    rows = []
+    for name, (path, input_name, width) in models.items():
+        picked = LoadedVersion.load(1, path, SessionSettings(run_thread="auto"))
+        chosen = picked.run_thread
+        picked.close()
+        loaded = {
+            m: LoadedVersion.load(1, path, SessionSettings(run_thread=m))
+            for m in ("pool", "caller")
+        }
+        try:
+            for rows_n in (1, 64):
+                x = {input_name: np.ones([rows_n, width], np.float32)}
+                row: dict[str, Any] = {"model": name, "rows": rows_n, "auto_picks": chosen}
+                for pause in (0.0, 0.001):
+                    for mode, version in loaded.items():
+                        lat = []
+                        for _ in range(calls):
+                            t0 = time.perf_counter()
+                            version.run("", x)
+                            lat.append(time.perf_counter() - t0)
+                            if pause:
+                                time.sleep(pause)
+                        key = f"{mode}_ms" + ("_1ms_pauses" if pause else "")
+                        row[key] = round(float(np.median(lat)) * 1000, 4)
+                rows.append(row)
+        finally:
+            for version in loaded.values():
+                version.close()
+    return rows
+
+
 def scenario_caller(s: Suite) -> dict[str, Any]:
-    """A/B of --run-in-caller-thread on the seed model: both servers up, runs interleaved."""
+    """Where the graph runs (--run-thread): in-process per model, then the seed model served
+    three ways, all servers up at once and runs interleaved."""
+    in_process = run_thread_in_process(s)
     servers = {}
     for name, args in (
-        ("inter-op pool (default)", []),
-        ("caller thread", ["--run-in-caller-thread"]),
-        (
-            "caller thread, 1 intra/inter thread",
-            ["--run-in-caller-thread", "--intra-op-threads", "1", "--inter-op-threads", "1"],
-        ),
+        ("pool", ["--run-thread", "pool"]),
+        ("caller", ["--run-thread", "caller"]),
+        ("auto (default)", []),
     ):
         proc, port = start_server(s.root(f"caller-{len(servers)}"), *args)
         wait_serving(f"127.0.0.1:{port}")
@@ -404,7 +470,7 @@ def scenario_caller(s: Suite) -> dict[str, Any]:
     for (name, clients), rs in runs.items():
         rows.append(
             {
-                "run": name,
+                "run_thread": name,
                 "clients": clients,
                 "rounds": len(rs),
                 "median_p50_ms": round(float(np.median([r["p50_ms"] for r in rs])), 3),
@@ -414,7 +480,7 @@ def scenario_caller(s: Suite) -> dict[str, Any]:
                 ),
             }
         )
-    return {"rows": rows}
+    return {"in_process": in_process, "rows": rows}
 
 
 MLSERVER = REPO / ".venv-mlserver" / "bin" / "mlserver"

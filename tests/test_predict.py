@@ -131,10 +131,10 @@ def test_estimator_style_export(tmp_path: Path) -> None:
         np.testing.assert_allclose(out["output"], [[200.0]], rtol=1e-6)
 
 
-@pytest.mark.parametrize("caller_thread", [False, True])
+@pytest.mark.parametrize("run_thread", ["pool", "caller", "auto"])
 @pytest.mark.parametrize("cpp_callable", [True, False])
 def test_callable_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller_thread: bool, cpp_callable: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_thread: str, cpp_callable: bool
 ) -> None:
     """The C++ callable and the public make_callable fallback (a TensorFlow without the private
     API) give the same answers, in the inter-op pool or in the caller's thread."""
@@ -150,8 +150,10 @@ def test_callable_paths(
             if "_make_callable_from_options" in vars(cls):
                 monkeypatch.delattr(cls, "_make_callable_from_options")
     path = estimator_version(tmp_path, 1, weight=1.0)
-    loaded = LoadedVersion.load(1, path, SessionSettings(run_in_caller_thread=caller_thread))
+    loaded = LoadedVersion.load(1, path, SessionSettings(run_thread=run_thread))
     try:
+        if run_thread != "auto":
+            assert loaded.run_thread == run_thread
         for batch in (1, 64):
             x = np.linspace(-5, 5, batch, dtype=np.float32).reshape(batch, 1)
             _, out = loaded.run("", {"number": x}, ["output"])
@@ -165,6 +167,64 @@ def test_callable_paths(
             loaded.execute(sig, ("output",), {"number": np.zeros((1, 1), np.float64)})
         assert exc.value.status == "INVALID_ARGUMENT"
         assert "double" in exc.value.message
+    finally:
+        loaded.close()
+
+
+@pytest.mark.parametrize("slower", ["caller", "pool"])
+def test_auto_run_thread_keeps_the_faster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slower: str
+) -> None:
+    """``auto`` times both places at load and keeps the faster for every signature."""
+    import time
+
+    from swapserve.model import loaded as loaded_module
+    from swapserve.settings import SessionSettings
+
+    real = loaded_module._make_callable
+
+    def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
+        fn = real(session, feeds, fetches, run_options)
+        if (slower == "caller") != (run_options is not None):
+            return fn
+
+        def slowed(*args):  # type: ignore[no-untyped-def]
+            time.sleep(0.005)
+            return fn(*args)
+
+        slowed.slowed = True  # type: ignore[attr-defined]
+        return slowed
+
+    monkeypatch.setattr(loaded_module, "_make_callable", make)
+    path = estimator_version(tmp_path, 1, weight=1.0)
+    loaded = loaded_module.LoadedVersion.load(1, path, SessionSettings(run_thread="auto"))
+    try:
+        kept = "pool" if slower == "caller" else "caller"
+        assert loaded.run_thread == kept
+        assert loaded.run_thread_timing is not None
+        pool, caller = loaded.run_thread_timing
+        assert (pool > caller) == (slower == "pool")
+        # Every signature's callable was rebuilt where the version runs: none is a slowed one.
+        assert len(loaded._callables) == len(loaded.signatures)
+        assert not any(getattr(fn, "slowed", False) for fn in loaded._callables.values())
+        x = np.array([[3.0]], np.float32)
+        for sig in ("serving_default", "predict"):
+            np.testing.assert_allclose(loaded.run(sig, {"number": x})[1]["output"], 2 * x)
+    finally:
+        loaded.close()
+
+
+def test_auto_run_thread_leaves_stateful_graphs_alone(tmp_path: Path) -> None:
+    """A graph that writes state is never run just to time it: the counter stays at 0."""
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    copy_version(COUNTER, tmp_path, 1)
+    loaded = LoadedVersion.load(1, tmp_path / "1", SessionSettings(run_thread="auto"))
+    try:
+        assert (loaded.run_thread, loaded.run_thread_timing) == ("pool", None)
+        _, out = loaded.run("get_counter", {})
+        assert float(out["output"]) == 0.0
     finally:
         loaded.close()
 

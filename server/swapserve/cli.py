@@ -15,6 +15,7 @@ from types import FrameType
 from swapserve import __version__, logs
 from swapserve.config import export_location, load_models
 from swapserve.settings import (
+    RUN_THREADS,
     BatchingSettings,
     ModelSettings,
     SessionSettings,
@@ -113,10 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve new versions without a warm-up run",
     )
     p.add_argument(
-        "--run-in-caller-thread",
-        action="store_true",
-        help="run each request's graph in the RPC thread instead of TensorFlow's inter-op pool "
-        "(faster for small sequential graphs)",
+        "--run-thread",
+        choices=RUN_THREADS,
+        default=SessionSettings().run_thread,
+        help="where a request's graph runs: TensorFlow's inter-op pool, the calling thread "
+        "(no hand-off; best for small sequential graphs) or auto: each version times both "
+        "at load and keeps the faster (default: %(default)s)",
     )
     b = BatchingSettings()
     p.add_argument(
@@ -341,9 +344,7 @@ def settings_from_args(
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         token=_secret(args.token_file, "SWAPSERVE_TOKEN"),
-        session=SessionSettings(
-            args.intra_op_threads, args.inter_op_threads, args.run_in_caller_thread
-        ),
+        session=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.run_thread),
     ).validate()
 
 
@@ -365,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_workers(settings, args.workers, args.log_level, args.log_format))
 
     # Imported after flag checks: TensorFlow takes seconds to import.
+    from swapserve.heap import freeze_startup_objects  # noqa: PLC0415
     from swapserve.transport.server import create_server  # noqa: PLC0415
 
     try:
@@ -372,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as err:
         log.error("%s", err)
         sys.exit(1)
+    freeze_startup_objects()
 
     stopping = threading.Event()
 

@@ -173,6 +173,7 @@ def _worker_main(
     settings: Settings, worker: int, state: ClusterState, level: str, log_format: str
 ) -> None:
     logs.configure(level, log_format, worker=worker)
+    from swapserve.heap import freeze_startup_objects  # noqa: PLC0415
     from swapserve.transport.server import create_server  # noqa: PLC0415 (after logging setup)
 
     stopping = threading.Event()
@@ -191,6 +192,7 @@ def _worker_main(
         ),
     )
     server = create_server(settings, reuse_port=True)
+    freeze_startup_objects()
     server.registry.fixed_models = True  # the shared state has one slot per model at start
     coordinator = ClusterCoordinator(state, worker, server.registry)
     server.registry.coordinator = coordinator

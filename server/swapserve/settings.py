@@ -20,6 +20,9 @@ class SettingsError(ValueError):
     """A setting with an unusable value; the message names it."""
 
 
+RUN_THREADS = ("auto", "caller", "pool")
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """TensorFlow session options for every loaded version."""
@@ -28,9 +31,10 @@ class SessionSettings:
     """Threads for one op's inner parallelism; 0 lets TensorFlow choose (one per core)."""
     inter_op_threads: int = 0
     """Threads running independent ops concurrently; 0 lets TensorFlow choose."""
-    run_in_caller_thread: bool = False
-    """Run each request's graph in the RPC thread (RunOptions.inter_op_thread_pool = -1): saves
-    a thread hand-off per request for small, sequential graphs; loses inter-op parallelism."""
+    run_thread: str = "auto"
+    """Where a request's graph runs: ``pool`` (TensorFlow's inter-op pool), ``caller`` (the RPC
+    or batch thread, RunOptions.inter_op_thread_pool = -1: no thread hand-off, no inter-op
+    parallelism) or ``auto`` (each version times both at load and keeps the faster)."""
 
 
 @dataclass(frozen=True)
@@ -257,4 +261,9 @@ class Settings:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:
             raise SettingsError("session thread counts must be >= 0")
+        if self.session.run_thread not in RUN_THREADS:
+            raise SettingsError(
+                f"run thread must be one of {', '.join(RUN_THREADS)}, "
+                f"got {self.session.run_thread!r}"
+            )
         return self

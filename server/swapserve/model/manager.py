@@ -554,12 +554,22 @@ class ModelManager:
             rec = self._records.setdefault(cand.version, _Record(State.AVAILABLE))
             rec.state, rec.error, rec.load_seconds = State.AVAILABLE, "", loaded.load_seconds
             rec.updated_unix = time.time()
+        timing = loaded.run_thread_timing
         log.info(
-            "model %s: version %d loaded in %.3fs",
+            "model %s: version %d loaded in %.3fs; run thread: %s%s",
             self.name,
             cand.version,
             loaded.load_seconds,
-            extra=self._event(cand.version, "loaded", load_seconds=loaded.load_seconds),
+            loaded.run_thread,
+            f" (timed: pool {timing[0] * 1e3:.3f} ms, caller {timing[1] * 1e3:.3f} ms per call)"
+            if timing
+            else "",
+            extra=self._event(
+                cand.version,
+                "loaded",
+                load_seconds=loaded.load_seconds,
+                run_thread=loaded.run_thread,
+            ),
         )
         return True
 
