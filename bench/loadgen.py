@@ -168,6 +168,20 @@ async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict
     }
 
 
+def pooled(results: list[Result]) -> Result:
+    """Several runs of the same load as one (latencies pooled, durations added)."""
+    return Result(
+        requests=sum(r.requests for r in results),
+        errors=dict(sum((Counter(r.errors) for r in results), Counter())),
+        seconds=sum(r.seconds for r in results),
+        latencies=np.concatenate([r.latencies for r in results]),
+        starts=np.concatenate([r.starts for r in results]),
+        versions=np.concatenate([r.versions for r in results]),
+        client_cpu_seconds=sum(r.client_cpu_seconds for r in results),
+        error_starts=np.concatenate([r.error_starts for r in results]),
+    )
+
+
 def _process_main(load: Load, clients: int, begin: float, cap: int, conn: Any) -> None:
     conn.send(asyncio.run(_run_process(load, clients, begin, cap)))
     conn.close()
