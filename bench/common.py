@@ -47,11 +47,14 @@ def publish(src: Path, root: Path, version: int) -> None:
     os.rename(tmp, root / str(version))
 
 
-def start_server(root: Path, *args: str, model: str = "seed") -> tuple[subprocess.Popen[str], int]:
-    """Starts ``swapserve`` for one model on 127.0.0.1 and a port the OS picks."""
+def start_server(
+    root: Path, *args: str, model: str = "seed", command: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], int]:
+    """Starts ``swapserve`` (or ``command``, taking its flags) for one model on 127.0.0.1 and
+    a port the OS picks."""
     proc = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "swapserve"),
+            *(command or (str(Path(sys.executable).parent / "swapserve"),)),
             "--model-name", model, "--export-root", str(root),
             "--host", "127.0.0.1", "--port", "0", "--log-level", "INFO", *args,
         ],

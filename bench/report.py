@@ -306,6 +306,28 @@ def write(r: dict[str, Any], out: Path) -> None:
             ),
             "",
         ]
+    if gcr := r.get("gc"):
+        lines += [
+            f"## Full garbage collections under load (MLP, V2, batching, {gcr['clients']} clients)",
+            "",
+            "The server with its start-up `gc.freeze` and with the freeze turned off "
+            "(`bench/gc_pauses.py`); collections of generation 2 that started during the run:",
+            "",
+            *_table(
+                gcr["rows"],
+                [
+                    "gc_freeze",
+                    "full_collections",
+                    "longest_collection_ms",
+                    "throughput_rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "p999_ms",
+                    "max_ms",
+                ],
+            ),
+            "",
+        ]
     if mls := r.get("mlserver"):
         lines += ["## Peer: MLServer (same model, same V2 load generator)", ""]
         if mls.get("rows"):

@@ -389,6 +389,35 @@ def scenario_servicer(s: Suite) -> dict[str, Any]:
     return {"rows": servicer_models.measure(s.sources[0], s.seconds, s.warmup)}
 
 
+def scenario_gc(s: Suite) -> dict[str, Any]:
+    """Full garbage collections during the MLP peer load (V2, batching), with swapserve's
+    start-up ``gc.freeze`` and without it (``bench/gc_pauses.py``)."""
+    import gc_pauses
+
+    root = s.tmp / "gc"
+    export_mlp(root, 1, seed=1)
+    clients = 8 if s.quick else 64
+    args = ["--enable-batching", "--max-batch-size", "64", "--batch-timeout-micros", "2000",
+            "--grpc-threads", str(clients + 16)]  # fmt: skip
+    rows = []
+    for freeze in (True, False):
+        stats = s.tmp / f"gc-{int(freeze)}.json"
+        command = (sys.executable, str(REPO / "bench" / "gc_pauses.py"), "serve",
+                   *(() if freeze else ("--no-freeze",)), str(stats))  # fmt: skip
+        proc, port = start_server(root, *args, model="mlp", command=command)
+        try:
+            wait_serving(f"127.0.0.1:{port}", model="mlp")
+            begin = time.time()
+            x = {"x": np.ones([1, 256], np.float32)}
+            r = s.load(port, "v2", clients, model="mlp", x=x, duration=s.seconds * 2).summary()
+            end = time.time()
+        finally:
+            stop_server(proc)
+        rows.append({"gc_freeze": freeze, **gc_pauses.in_window(stats, begin, end), **r})
+        log.info("gc %s", rows[-1])
+    return {"clients": clients, "rows": rows}
+
+
 def export_wide(root: Path, version: int) -> Path:
     """8 independent 256->512 towers: the kind of graph that gains from TF's inter-op pool."""
     import tensorflow as tf
@@ -626,6 +655,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "mlp": scenario_mlp,
     "servicer": scenario_servicer,
     "caller": scenario_caller,
+    "gc": scenario_gc,
     "mlserver": scenario_mlserver,
 }
 
