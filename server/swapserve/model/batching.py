@@ -124,11 +124,16 @@ class Batcher:
             if self._stopping:
                 raise Unavailable("this model version is being unloaded; retry")
             batch = self._open.get(key)
+            # A batch thread is woken only when a batch closes or opens (its deadline is new);
+            # a request joining an open batch changes nothing a waiting thread needs to see.
+            wake = False
             if batch is not None and batch.rows + rows > limit:
                 self._close(batch)
-                batch = None
+                batch, wake = None, True
             if batch is None:
                 if self._batches >= self._settings.max_enqueued_batches:
+                    if wake:
+                        self._cv.notify()
                     raise ResourceExhausted(
                         f"batch queue is full ({self._settings.max_enqueued_batches} batches "
                         "waiting); retry later"
@@ -136,11 +141,14 @@ class Batcher:
                 batch = _Batch(key, sig, wanted, time.monotonic() + self._timeout)
                 self._open[key] = batch
                 self._batches += 1
+                wake = True
             batch.tasks.append(task)
             batch.rows += rows
             if batch.rows >= limit or self._timeout <= 0:
                 self._close(batch)
-            self._cv.notify()
+                wake = True
+            if wake:
+                self._cv.notify()
         task.done.wait()
         if task.error is not None:
             raise task.error
