@@ -163,6 +163,10 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
         ),
         (["--config", str(tmp_path / "nope.yaml")], "cannot read config file"),
         (["--config", str(bad_config)], "models[0]: unknown key 'export_rot'"),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--run-thread", "fast"],
+            "argument --run-thread: invalid choice: 'fast'",
+        ),
     ]
     for argv, message in cases:
         proc = subprocess.run(
@@ -175,7 +179,8 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
 def test_server_process_serves_then_stops_on_sigterm(tmp_path: Path) -> None:
     copy_version(HALF_PLUS_TWO, tmp_path, 123)
     server = ServerProcess(
-        "--model-name", "hp2", "--export-root", str(tmp_path), "--poll-seconds", "0.2"
+        "--model-name", "hp2", "--export-root", str(tmp_path), "--poll-seconds", "0.2",
+        "--run-thread", "caller",
     )  # fmt: skip
     try:
 
@@ -194,6 +199,7 @@ def test_server_process_serves_then_stops_on_sigterm(tmp_path: Path) -> None:
     lines = server.lines
     log = "".join(lines)
     assert "discovered version 123" in log
+    assert re.search(r"version 123 loaded in [0-9.]+s; run thread: caller\n", log)
     assert re.search(r"version 123 serving \(loaded in [0-9.]+s\)", log)
     assert "received SIGTERM; shutting down" in log
     assert "unloaded version 123" in log
