@@ -42,7 +42,7 @@ def goals(r: dict[str, Any]) -> list[str]:
         )
     if mlp := r.get("mlp"):
         ratios = mlp.get("throughput_ratio_by_workers", {})
-        ceilings = _batching_ceilings(r)
+        ceilings = mlp.get("ceiling_by_workers", {})
         rows.append(
             _goal(
                 "MLP, 64 clients: batching throughput",
@@ -53,7 +53,8 @@ def goals(r: dict[str, Any]) -> list[str]:
                     f"; {w} workers: {ratio}×" for w, ratio in ratios.items() if str(w) != "1"
                 )
                 + (
-                    "; ceiling on this machine (seed model, ~free, same load / MLP unbatched): "
+                    "; ceiling here (a ~free model at the same load / MLP unbatched, "
+                    "interleaved runs): "
                     + ", ".join(f"{w} worker(s) {c}×" for w, c in ceilings.items())
                     if ceilings
                     else ""
@@ -349,27 +350,6 @@ def write(r: dict[str, Any], out: Path) -> None:
             ]
         lines += [mls["summary"], ""]
     (out / "results.md").write_text("\n".join(lines))
-
-
-def _batching_ceilings(r: dict[str, Any]) -> dict[int, float]:
-    """The most batching could gain for the MLP here, per worker count: throughput of the seed
-    model (a ~free model call) at the same concurrency without batching, over the MLP's
-    unbatched throughput. Batching can at best remove the model's cost, not the RPC's."""
-    mlp, sweep = r.get("mlp") or {}, (r.get("sweep") or {}).get("rows", [])
-    out = {}
-    for run in mlp.get("runs", []):
-        if run["batching"]:
-            continue
-        seed = [
-            row["throughput_rps"]
-            for row in sweep
-            if row["workers"] == run["workers"]
-            and not row["batching"]
-            and row["clients"] == mlp["clients"]
-        ]
-        if seed:
-            out[run["workers"]] = round(seed[0] / run["throughput_rps"], 2)
-    return out
 
 
 def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
