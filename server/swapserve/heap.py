@@ -2,11 +2,11 @@
 
 Importing TensorFlow leaves ~300k objects that live as long as the process. Python's oldest
 generation holds them all, so each full collection walks them: ~200 ms during which no request
-thread runs. Under a steady request load the collector promotes in-flight request objects
-often enough to run that full collection every few seconds (the MLP bench at 64 clients: six
-of up to 0.2 s in 10 s, p99.9 258 ms). ``gc.freeze`` moves the objects alive at start-up into
-a permanent generation the collector skips; objects made later (loaded versions, requests)
-are collected as before, so swapped-out versions are still freed.
+thread runs. Under load, in-flight request objects get promoted and trigger one now and then
+(the MLP at 64 clients in ``make bench``: one of ~0.2 s in a 10 s run, which alone set the
+p99.9 near 0.25-0.29 s). ``gc.freeze`` moves the objects alive at start-up into a permanent
+generation the collector skips (that collection then takes ~1 ms); objects made later (loaded
+versions, requests) are collected as before, so swapped-out versions are still freed.
 """
 
 from __future__ import annotations
