@@ -275,7 +275,8 @@ def write(r: dict[str, Any], out: Path) -> None:
             "## Where the graph runs: `--run-thread` (pool, caller, auto)",
             "",
             "In-process, one call's median ms in TensorFlow's inter-op pool and in the calling "
-            "thread, back to back and with 1 ms idle pauses, and what `auto` picked at load:",
+            "thread, back to back and with 1 ms idle pauses, and what `auto` picks at load for "
+            "a model run at that many rows:",
             "",
             *_table(
                 caller.get("in_process", []),

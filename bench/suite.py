@@ -460,7 +460,8 @@ def export_wide(root: Path, version: int) -> Path:
 
 def run_thread_in_process(s: Suite) -> list[dict[str, Any]]:
     """Per model and batch size: one call's median ms in TF's inter-op pool and in the caller's
-    thread, back to back and with 1 ms idle pauses, and what ``--run-thread auto`` picked."""
+    thread, back to back and with 1 ms idle pauses, and what ``--run-thread auto`` picks when
+    the model runs batches of that size."""
     from swapserve.model.loaded import LoadedVersion
     from swapserve.settings import SessionSettings
 
@@ -472,9 +473,6 @@ def run_thread_in_process(s: Suite) -> list[dict[str, Any]]:
     calls = 50 if s.quick else 400
     rows = []
     for name, (path, input_name, width) in models.items():
-        picked = LoadedVersion.load(1, path, SessionSettings(run_thread="auto"))
-        chosen = picked.run_thread
-        picked.close()
         loaded = {
             m: LoadedVersion.load(1, path, SessionSettings(run_thread=m))
             for m in ("pool", "caller")
@@ -482,7 +480,12 @@ def run_thread_in_process(s: Suite) -> list[dict[str, Any]]:
         try:
             for rows_n in (1, 64):
                 x = {input_name: np.ones([rows_n, width], np.float32)}
-                row: dict[str, Any] = {"model": name, "rows": rows_n, "auto_picks": chosen}
+                picked = LoadedVersion.load(
+                    1, path, SessionSettings(run_thread="auto"), timing_rows=rows_n
+                )
+                picked.close()
+                row: dict[str, Any] = {"model": name, "rows": rows_n}
+                row["auto_picks"] = picked.run_thread
                 for pause in (0.0, 0.001):
                     for mode, version in loaded.items():
                         lat = []

@@ -214,6 +214,51 @@ def test_auto_run_thread_keeps_the_faster(
         loaded.close()
 
 
+def test_auto_run_thread_times_the_batch_the_model_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batching the timing runs full batches (a wide graph can win in the pool at 64
+    rows and lose at 1); the manager passes max_batch_size, and 1 row without batching."""
+    from swapserve.model import loaded as loaded_module
+    from swapserve.model.manager import ModelManager
+    from swapserve.settings import BatchingSettings, ModelSettings, SessionSettings
+
+    real = loaded_module._make_callable
+    timed_rows: list[int] = []
+
+    def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
+        fn = real(session, feeds, fetches, run_options)
+
+        def recording(*args):  # type: ignore[no-untyped-def]
+            timed_rows.append(args[0].shape[0])
+            return fn(*args)
+
+        return recording
+
+    estimator_version(tmp_path / "root", 1, weight=1.0)
+    calls: list[int] = []
+
+    def loader(*args):  # type: ignore[no-untyped-def]
+        calls.append(args[4])
+        timed_rows.clear()
+        monkeypatch.setattr(loaded_module, "_make_callable", make)
+        try:
+            return loaded_module.LoadedVersion.load(*args)
+        finally:
+            monkeypatch.setattr(loaded_module, "_make_callable", real)
+
+    for batching, rows in ((BatchingSettings(), 1), (BatchingSettings(True, 16), 16)):
+        settings = ModelSettings("m", tmp_path / "root", batching=batching)
+        manager = ModelManager(settings, SessionSettings(run_thread="auto"), loader=loader)
+        try:
+            manager.reload(0)
+            assert calls[-1] == rows
+            # Warm-up runs one row; the timing runs >= 3 calls per place at ``rows``.
+            assert max(timed_rows) == rows and timed_rows.count(rows) >= 6
+        finally:
+            manager.close()
+
+
 def test_auto_run_thread_leaves_stateful_graphs_alone(tmp_path: Path) -> None:
     """A graph that writes state is never run just to time it: the counter stays at 0."""
     from swapserve.model.loaded import LoadedVersion

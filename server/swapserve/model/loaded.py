@@ -100,9 +100,15 @@ class LoadedVersion:
 
     @classmethod
     def load(
-        cls, version: int, path: Path, settings: SessionSettings, warm_up: bool = True
+        cls,
+        version: int,
+        path: Path,
+        settings: SessionSettings,
+        warm_up: bool = True,
+        timing_rows: int = 1,
     ) -> LoadedVersion:
-        """Loads, validates and warms up one export directory.
+        """Loads, validates and warms up one export directory. With ``run_thread`` ``auto``,
+        the run thread is timed on ``timing_rows`` rows (the batch size the model will run).
 
         Raises:
             LoadError: anything that makes the export unservable, with a one-paragraph reason.
@@ -132,7 +138,7 @@ class LoadedVersion:
             if warm_up:
                 loaded._warm_up()
             if settings.run_thread == "auto":
-                loaded._pick_run_thread()
+                loaded._pick_run_thread(timing_rows)
         except Exception as err:
             session.close()
             _live.add(-1)
@@ -238,16 +244,18 @@ class LoadedVersion:
                 self._callables[key] = fn
             return fn
 
-    def _pick_run_thread(self) -> None:
-        """``auto``: times the zero-input call of one signature in TensorFlow's inter-op pool
-        and in the calling thread, alternating, and keeps the faster for every signature.
+    def _pick_run_thread(self, rows: int) -> None:
+        """``auto``: times one signature's call on zeros of ``rows`` rows in TensorFlow's
+        inter-op pool and in the calling thread, alternating, and keeps the faster for every
+        signature.
 
         The caller thread saves a thread hand-off and wake-up per call but runs independent
         ops one after another: small graphs gain, wide graphs at large batches lose (the
-        run-thread tables of ``make bench``). Timing back to back understates the hand-off's
-        cost on an idle server, so the caller thread wins ties within 10%. Graphs that write
-        state are not run for timing; they stay in the pool, as do signatures that cannot take
-        zero inputs. Timing never fails a load: on any error the version keeps the pool.
+        run-thread tables of ``make bench``), hence timing at the batch size the model runs.
+        Timing back to back understates the hand-off's cost on an idle server, so the caller
+        thread wins ties within 10%. Graphs that write state are not run for timing; they stay
+        in the pool, as do signatures that cannot take zero inputs. Timing never fails a load:
+        on any error the version keeps the pool.
         """
         picked = next(
             (
@@ -255,7 +263,7 @@ class LoadedVersion:
                 for sig in sorted(
                     self.signatures.values(), key=lambda s: s.name != DEFAULT_SIGNATURE
                 )
-                if (feeds := _zero_inputs(sig)) is not None
+                if (feeds := _zero_inputs(sig, rows)) is not None
             ),
             None,
         )
@@ -419,7 +427,9 @@ def _feedable(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _zero_inputs(sig: SignatureSpec) -> dict[str, np.ndarray] | None:
+def _zero_inputs(sig: SignatureSpec, rows: int = 1) -> dict[str, np.ndarray] | None:
+    """Zeros for every input: ``rows`` along a variable first (batch) dimension, 1 along any
+    other variable one; None when an input's shape or dtype does not allow it."""
     if not sig.inputs:
         return None  # nothing to vary, and such signatures are often stateful (counters)
     feeds = {}
@@ -430,7 +440,8 @@ def _zero_inputs(sig: SignatureSpec) -> dict[str, np.ndarray] | None:
             dtype = tf.as_dtype(spec.dtype).as_numpy_dtype
         except TypeError:
             return None
-        feeds[name] = np.zeros([1 if d < 0 else d for d in spec.shape], dtype=dtype)
+        shape = [(rows if i == 0 else 1) if d < 0 else d for i, d in enumerate(spec.shape)]
+        feeds[name] = np.zeros(shape, dtype=dtype)
     return feeds
 
 

@@ -37,7 +37,7 @@ from swapserve.settings import ModelSettings, SessionSettings
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[int, Path, SessionSettings, bool], LoadedVersion]
+Loader = Callable[[int, Path, SessionSettings, bool, int], LoadedVersion]
 _KEEP_ENDED = 20  # ended versions whose directory is gone, kept in status for the operator
 
 
@@ -524,7 +524,11 @@ class ModelManager:
                     "(it is retried when its files change)"
                 )
             loaded = self._loader(
-                cand.version, cand.path, self._session_settings, self.settings.warm_up
+                cand.version,
+                cand.path,
+                self._session_settings,
+                self.settings.warm_up,
+                self._batch_rows(),
             )
         except LoadError as err:
             self.metrics.loads.labels(self.name, "failure").inc()
@@ -561,7 +565,8 @@ class ModelManager:
             cand.version,
             loaded.load_seconds,
             loaded.run_thread,
-            f" (timed: pool {timing[0] * 1e3:.3f} ms, caller {timing[1] * 1e3:.3f} ms per call)"
+            f" (timed on {self._batch_rows()} rows: pool {timing[0] * 1e3:.3f} ms, "
+            f"caller {timing[1] * 1e3:.3f} ms per call)"
             if timing
             else "",
             extra=self._event(
@@ -572,6 +577,11 @@ class ModelManager:
             ),
         )
         return True
+
+    def _batch_rows(self) -> int:
+        """Rows per model call this model will mostly run: a full batch when batching."""
+        batching = self.settings.batching
+        return batching.max_batch_size if batching.enabled else 1
 
     def _commit(self, default: int, keep: set[int]) -> None:
         """Makes ``default`` serve requests without a version and retires the versions not in
