@@ -39,7 +39,9 @@ _MAX_CACHED_CALLABLES = 64  # per version; beyond it, output subsets are cut fro
 _REF_DTYPE_OFFSET = 100  # DT_FLOAT_REF = 101 etc.: a variable's value, served as its base type
 _MAX_ERROR_CHARS = 2000
 _CALLER_THREAD = tf.compat.v1.RunOptions(inter_op_thread_pool=-1)
-_PICK_CALLS, _PICK_SECONDS = 30, 0.3  # auto run thread: calls per mode, soft time budget
+# auto run thread: blocks of calls per place (the first call of a block is not timed: it pays
+# for switching places), timed calls per block, and a soft time budget.
+_PICK_BLOCKS, _PICK_BLOCK_CALLS, _PICK_SECONDS = 6, 5, 0.3
 # Op type prefixes that change state that outlives a call (variables, tables, queues): a graph
 # with them is not run again just for timing (see _writes_state).
 _STATE_WRITING_OPS = (
@@ -246,8 +248,9 @@ class LoadedVersion:
 
     def _pick_run_thread(self, rows: int) -> None:
         """``auto``: times one signature's call on zeros of ``rows`` rows in TensorFlow's
-        inter-op pool and in the calling thread, alternating, and keeps the faster for every
-        signature.
+        inter-op pool and in the calling thread, in alternating blocks of calls (single
+        alternating calls would time the pool with its threads asleep), and keeps the faster for
+        every signature.
 
         The caller thread saves a thread hand-off and wake-up per call but runs independent
         ops one after another: small graphs gain, wide graphs at large batches lose (the
@@ -278,12 +281,14 @@ class LoadedVersion:
         seconds: list[list[float]] = [[], []]
         deadline = time.monotonic() + _PICK_SECONDS
         try:
-            for _ in range(_PICK_CALLS):
+            for _ in range(_PICK_BLOCKS):
                 for fn, times in zip(fns, seconds, strict=True):
-                    t0 = time.perf_counter()
                     fn(*args)
-                    times.append(time.perf_counter() - t0)
-                if len(seconds[0]) >= 3 and time.monotonic() > deadline:
+                    for _ in range(_PICK_BLOCK_CALLS):
+                        t0 = time.perf_counter()
+                        fn(*args)
+                        times.append(time.perf_counter() - t0)
+                if time.monotonic() > deadline:
                     break
         except Exception as err:  # zeros are not valid data for every model
             log.debug("version %d: run thread not timed: %s", self.version, err)
