@@ -10,6 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+#: Throughput and latency columns of a load run's summary, in table order.
+_LATENCY_COLUMNS = ["throughput_rps", "p50_ms", "p99_ms", "p999_ms", "max_ms"]
+
 
 def _goal(name: str, target: str, measured: str, met: bool | None) -> str:
     verdict = "n/a" if met is None else ("met" if met else "**not met**")
@@ -196,16 +199,7 @@ def write(r: dict[str, Any], out: Path) -> None:
         lines += [
             *_table(
                 rows,
-                [
-                    "phase",
-                    "requests",
-                    "errors",
-                    "throughput_rps",
-                    "p50_ms",
-                    "p99_ms",
-                    "p999_ms",
-                    "max_ms",
-                ],
+                ["phase", "requests", "errors", *_LATENCY_COLUMNS],
             ),
             "",
         ]
@@ -317,16 +311,7 @@ def write(r: dict[str, Any], out: Path) -> None:
             "",
             *_table(
                 gcr["rows"],
-                [
-                    "gc_freeze",
-                    "full_collections",
-                    "longest_collection_ms",
-                    "throughput_rps",
-                    "p50_ms",
-                    "p99_ms",
-                    "p999_ms",
-                    "max_ms",
-                ],
+                ["gc_freeze", "full_collections", "longest_collection_ms", *_LATENCY_COLUMNS],
             ),
             "",
         ]
