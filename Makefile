@@ -9,7 +9,7 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup protos serve retrain predict status test lint typecheck bench bench-setup soak clean
+.PHONY: help setup protos serve retrain predict status test test-unit lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,12 @@ predict: $(STAMP)  ## one client call against the running server
 status: $(STAMP)  ## the versions of the demo model and their states
 	$(BIN)/swapserve-client --target localhost:$(PORT) status $(MODEL)
 
-test: $(STAMP)  ## the whole test suite
-	$(BIN)/python -m pytest
+test: $(STAMP)  ## the whole test suite: unit tests (seconds, no TensorFlow), then end-to-end
+	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/e2e
+
+test-unit: $(STAMP)  ## only the unit tests (no TensorFlow, no server)
+	$(BIN)/python -m pytest tests/unit
 
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy

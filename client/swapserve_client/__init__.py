@@ -1,31 +1,66 @@
-"""Python client for swapserve: grpcio, protobuf and numpy only, no TensorFlow needed."""
+"""Python client for swapserve: grpcio, protobuf and numpy only, no TensorFlow needed.
 
-from swapserve_client.client import (
-    Client,
-    ModelMetadata,
-    ModelStatus,
-    PredictResult,
-    ReloadResult,
-    SignatureInfo,
-    TensorInfo,
-    VersionStatus,
-)
-from swapserve_client.errors import SwapserveError
-from swapserve_client.tensors import TensorError, decode, encode
+The names below are imported on first use (PEP 562), so ``swapserve_client.dtypes`` can be
+imported -- by the server's model core among others -- without loading grpc or protobuf.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swapserve_client.client import (
+        Client,
+        ModelMetadata,
+        ModelStatus,
+        PredictResult,
+        ReloadResult,
+        SignatureInfo,
+        TensorInfo,
+        VersionStatus,
+    )
+    from swapserve_client.dtypes import TensorError
+    from swapserve_client.errors import SwapserveError
+    from swapserve_client.tensors import decode, encode
 
 __version__ = "0.1.0"
 
-__all__ = [
+_HOMES = {
+    "Client": "client",
+    "ModelMetadata": "client",
+    "ModelStatus": "client",
+    "PredictResult": "client",
+    "ReloadResult": "client",
+    "SignatureInfo": "client",
+    "TensorInfo": "client",
+    "VersionStatus": "client",
+    "SwapserveError": "errors",
+    "TensorError": "dtypes",
+    "decode": "tensors",
+    "encode": "tensors",
+}
+
+__all__ = [  # noqa: RUF022 (grouped as _HOMES)
     "Client",
     "ModelMetadata",
     "ModelStatus",
     "PredictResult",
     "ReloadResult",
     "SignatureInfo",
-    "SwapserveError",
-    "TensorError",
     "TensorInfo",
     "VersionStatus",
+    "SwapserveError",
+    "TensorError",
     "decode",
     "encode",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'swapserve_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"swapserve_client.{home}"), name)
+    globals()[name] = value
+    return value

@@ -8,13 +8,20 @@ malformed tensor is a clear error, never a crash or a silently reshaped array.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 import numpy.typing as npt
 
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client.dtypes import (
+    DTYPE_NAMES,
+    TensorError,
+    dtype_name,
+    element_count,
+    numpy_dtype,
+    proto_dtype,
+)
 
 __all__ = [
     "DTYPE_NAMES",
@@ -22,69 +29,15 @@ __all__ = [
     "decode",
     "decode_map",
     "dtype_name",
+    "element_count",
     "encode",
     "encode_map",
     "numpy_dtype",
     "proto_dtype",
 ]
 
-# DataType number -> numpy dtype (little-endian, as on the wire).
-_TO_NUMPY: dict[int, np.dtype[np.generic]] = {
-    pb.DT_FLOAT: np.dtype("<f4"),
-    pb.DT_DOUBLE: np.dtype("<f8"),
-    pb.DT_INT32: np.dtype("<i4"),
-    pb.DT_UINT8: np.dtype("u1"),
-    pb.DT_INT16: np.dtype("<i2"),
-    pb.DT_INT8: np.dtype("i1"),
-    pb.DT_STRING: np.dtype(object),
-    pb.DT_COMPLEX64: np.dtype("<c8"),
-    pb.DT_INT64: np.dtype("<i8"),
-    pb.DT_BOOL: np.dtype(np.bool_),
-    pb.DT_UINT16: np.dtype("<u2"),
-    pb.DT_COMPLEX128: np.dtype("<c16"),
-    pb.DT_HALF: np.dtype("<f2"),
-    pb.DT_UINT32: np.dtype("<u4"),
-    pb.DT_UINT64: np.dtype("<u8"),
-}
-# numpy kind+itemsize -> DataType number; strings (object, bytes, str arrays) handled separately.
-_FROM_NUMPY: dict[tuple[str, int], int] = {
-    (dt.kind, dt.itemsize): num for num, dt in _TO_NUMPY.items() if dt.kind != "O"
-}
-
-DTYPE_NAMES: dict[int, str] = {
-    v.number: v.name for v in pb.DESCRIPTOR.enum_types_by_name["DataType"].values
-}
-
 # A hostile shape must not make us allocate before the length check: cap the element count.
 _MAX_ELEMENTS = 1 << 40
-
-
-class TensorError(ValueError):
-    """A tensor that cannot be converted; the message says what is wrong with it."""
-
-
-def dtype_name(dtype: int) -> str:
-    """The DataType's name (``DT_FLOAT``), or ``DT_<number>`` for numbers we do not know."""
-    return DTYPE_NAMES.get(dtype, f"DT_{dtype}")
-
-
-def numpy_dtype(dtype: int) -> np.dtype[np.generic]:
-    """The numpy dtype for a DataType number; strings map to ``object`` (elements are bytes)."""
-    try:
-        return _TO_NUMPY[dtype]
-    except KeyError:
-        raise TensorError(f"unsupported dtype {dtype_name(dtype)}") from None
-
-
-def proto_dtype(dtype: npt.DTypeLike) -> int:
-    """The DataType number for a numpy dtype; bytes, str and object arrays are DT_STRING."""
-    dt = np.dtype(dtype)
-    if dt.kind in "OSU":
-        return pb.DT_STRING
-    try:
-        return _FROM_NUMPY[(dt.kind, dt.itemsize)]
-    except KeyError:
-        raise TensorError(f"numpy dtype {dt} has no swapserve DataType") from None
 
 
 def encode(array: npt.ArrayLike, out: pb.Tensor | None = None) -> pb.Tensor:
@@ -117,22 +70,6 @@ def _to_bytes(value: object) -> bytes:
     if isinstance(value, np.bytes_ | np.str_):
         return _to_bytes(value.item())
     raise TensorError(f"string tensor element {value!r} is neither bytes nor str")
-
-
-def element_count(shape: Sequence[int], limit: int) -> int:
-    """The number of elements of ``shape``, checked: no negative dimension, at most ``limit``
-    elements, and a shape numpy can hold (``[0, 2**40, 2**40]`` has no elements but is refused:
-    numpy could not reshape to it).
-
-    Raises:
-        TensorError: naming the shape.
-    """
-    if any(d < 0 for d in shape):
-        raise TensorError(f"shape {list(shape)} has a negative dimension")
-    count = math.prod(shape)
-    if count > limit or math.prod(max(d, 1) for d in shape) > limit:
-        raise TensorError(f"shape {list(shape)} has too many elements (at most {limit})")
-    return count
 
 
 def decode(tensor: pb.Tensor) -> np.ndarray:

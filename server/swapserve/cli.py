@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from swapserve import __version__, logs
-from swapserve.config import export_location, load_models
+from swapserve.config_file import load_models
 from swapserve.settings import (
     RUN_THREADS,
     BatchingSettings,
@@ -39,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         type=Path,
-        help="YAML file listing the models to serve (see README); re-read on SIGHUP and on "
-        "HandleReloadConfigRequest. Replaces the one-model flags below",
+        help="YAML file listing the models to serve (see README); re-read on "
+        "SIGHUP and on HandleReloadConfigRequest. Replaces the one-model flags below",
     )
     p.add_argument("--model-name", help="one model: the name clients use for it")
     p.add_argument(
@@ -285,12 +282,10 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         return load_models(args.config)
     if args.model_name is None or args.export_root is None:
         raise SettingsError("pass --config FILE, or --model-name and --export-root")
-    export_root, remote = export_location(args.model_name, args.export_root)
     return (
-        ModelSettings(
-            name=args.model_name,
-            export_root=export_root,
-            remote=remote,
+        ModelSettings.at(
+            args.model_name,
+            args.export_root,
             poll_seconds=args.poll_seconds,
             settle_seconds=args.settle_seconds,
             reload_settle_seconds=args.reload_settle_seconds,
@@ -361,41 +356,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.workers > 1:
-        from swapserve.cluster import run_workers  # noqa: PLC0415
+        from swapserve.cluster.supervisor import run_workers  # noqa: PLC0415
 
         sys.exit(run_workers(settings, args.workers, args.log_level, args.log_format))
 
     # Imported after flag checks: TensorFlow takes seconds to import.
-    from swapserve.heap import freeze_startup_objects  # noqa: PLC0415
-    from swapserve.transport.server import create_server  # noqa: PLC0415
+    from swapserve.app import create_app, serve  # noqa: PLC0415
 
     try:
-        server = create_server(settings)
+        app = create_app(settings)
     except SettingsError as err:
         log.error("%s", err)
         sys.exit(1)
-    freeze_startup_objects()
-
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stopping.is_set():
-            log.warning("received %s again; exiting at once", signal.Signals(signum).name)
-            os._exit(1)
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stopping.set()
-
-    def on_hangup(signum: int, frame: FrameType | None) -> None:
-        # Loading models takes a while: not in the signal handler.
-        threading.Thread(target=server.reload_config, name="config-reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if settings.config_path is not None:
-        signal.signal(signal.SIGHUP, on_hangup)
-    server.start()
-    for model in settings.models:
-        log.info("serving model %s from %s", model.name, model.export_root)
-    while not stopping.wait(0.25):
-        pass  # wake up now and then: a signal taken by another thread runs its handler here
-    server.stop()
+    serve(app)

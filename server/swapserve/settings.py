@@ -1,16 +1,20 @@
 """All server settings in one typed, validated place.
 
-``swapserve --help`` is generated from these fields' help texts (see ``cli.py``), so the defaults
-documented there and in README come from here.
+``swapserve``'s flags (``cli.py``) take their *defaults* from these classes, so a default is
+written once; their help texts are written in ``cli.py`` (a test checks docs/configuration.md's
+flag table against ``swapserve --help``). The config file (``config_file.py``) and TF Serving's
+``ModelServerConfig`` (``tfserving_config.py``) build the same classes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
@@ -21,6 +25,21 @@ class SettingsError(ValueError):
 
 
 RUN_THREADS = ("auto", "caller", "pool")
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
+
+
+def is_remote(root: str) -> bool:
+    """True for an object-store URL (``s3://``, ``gs://``)."""
+    return root.startswith(REMOTE_SCHEMES)
+
+
+def cache_dir(model: str) -> Path:
+    """Where a remote export root is mirrored: ``$SWAPSERVE_CACHE_DIR/<model>`` (default: the
+    system temp directory's ``swapserve-cache``)."""
+    base = os.environ.get("SWAPSERVE_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "swapserve-cache"
+    )
+    return Path(base) / model
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,21 @@ class ModelSettings:
     labels: Mapping[str, int] = field(default_factory=dict)
     """Version labels (e.g. ``stable``/``canary``) clients may request instead of a number; a
     labelled version is kept loaded whatever the version policy says."""
+
+    @classmethod
+    def at(cls, name: str, root: str, **fields: Any) -> ModelSettings:
+        """A model served from ``root`` as a user wrote it: a local directory, or an
+        ``s3://``/``gs://`` URL mirrored into its cache directory (``cache_dir``). The one place
+        that maps an export root to settings (flags, config file, TF Serving configs).
+
+        Args:
+            name: the model's name.
+            root: the export root as written.
+            fields: any other ``ModelSettings`` field.
+        """
+        if is_remote(root):
+            return cls(name, cache_dir(name), remote=root, **fields)
+        return cls(name, Path(root), remote=None, **fields)
 
     def validate(self) -> None:
         """Raises SettingsError naming the model and its first bad setting."""

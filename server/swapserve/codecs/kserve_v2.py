@@ -1,4 +1,4 @@
-"""KServe V2 / Open Inference Protocol tensors <-> numpy.
+"""KServe V2 / Open Inference Protocol messages <-> numpy and the data plane's types.
 
 Datatypes are the protocol's strings ("FP32", "INT64", "BYTES", ...). Tensors arrive either as
 typed ``contents`` or as ``raw_input_contents`` (little-endian, row-major; BYTES elements each
@@ -9,12 +9,17 @@ before anything is allocated.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tritonclient.grpc import service_pb2 as pb
 
+from swapserve.dataplane import IndexEntry
+from swapserve.errors import InvalidArgument
+from swapserve.model.records import State
 from swapserve.model.signature import TensorSpec
-from swapserve_client.tensors import TensorError, element_count
+from swapserve_client.dtypes import TensorError, element_count
 
 # V2 datatype <-> numpy (wire byte order) and the typed contents field that carries it.
 _V2: dict[str, tuple[np.dtype[Any], str]] = {
@@ -143,3 +148,111 @@ def encode_contents(array: np.ndarray, contents: Any) -> None:
         )
     else:
         getattr(contents, field).extend(flat.tolist())
+
+
+# ---- whole messages ------------------------------------------------------------------------------
+
+_STATE_NAMES = {  # our version states -> the repository index's state strings
+    State.AVAILABLE: "READY",
+    State.LOADING: "LOADING",
+    State.UNLOADING: "UNLOADING",
+    State.FAILED: "UNAVAILABLE",
+    State.END: "UNAVAILABLE",
+    State.START: "UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class InferCall:
+    """A decoded ``ModelInferRequest``."""
+
+    inputs: dict[str, np.ndarray]
+    signature: str
+    outputs: list[str]
+    version: int
+    label: str
+    raw: bool
+    """The inputs came as ``raw_input_contents`` (answer raw too)."""
+
+
+def parse_version(text: str) -> tuple[int, str]:
+    """``model_version`` as (version, label): a number, a version label, or empty (served)."""
+    if text.isdigit():
+        return int(text), ""
+    return 0, text
+
+
+def decode_infer_request(request: pb.ModelInferRequest) -> InferCall:
+    """Every input of a ModelInferRequest, typed or raw (not both), with the requested outputs,
+    signature (``signature_name`` parameter) and version.
+
+    Raises:
+        InvalidArgument: naming the input that cannot be decoded.
+    """
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidArgument(
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+            "use raw contents for every input or for none"
+        )
+    inputs = {}
+    for i, tensor in enumerate(request.inputs):
+        if tensor.name in inputs:
+            raise InvalidArgument(f"input '{tensor.name}' is given twice")
+        try:
+            if raw:
+                if tensor.HasField("contents"):
+                    raise TensorError("has both contents and raw_input_contents")
+                array = decode_raw(tensor.datatype, list(tensor.shape), raw[i])
+            else:
+                array = decode_contents(tensor.datatype, list(tensor.shape), tensor.contents)
+        except TensorError as err:
+            raise InvalidArgument(f"input '{tensor.name}': {err}") from None
+        inputs[tensor.name] = array
+    param = request.parameters.get("signature_name")
+    version, label = parse_version(request.model_version)
+    return InferCall(
+        inputs=inputs,
+        signature=param.string_param if param is not None else "",
+        outputs=[o.name for o in request.outputs],
+        version=version,
+        label=label,
+        raw=bool(raw),
+    )
+
+
+def encode_infer_response(
+    model: str, request_id: str, call: InferCall, outputs: dict[str, np.ndarray], version: int
+) -> pb.ModelInferResponse:
+    """The response in the request's encoding: raw for raw (tritonclient), typed for typed.
+    FP16 has no typed field and encodings may not be mixed, so any FP16 output makes all raw."""
+    response = pb.ModelInferResponse(model_name=model, model_version=str(version), id=request_id)
+    names = call.outputs or sorted(outputs)
+    datatypes = {n: datatype_of(outputs[n]) for n in names}
+    use_raw = call.raw or "FP16" in datatypes.values()
+    for name in names:
+        array = outputs[name]
+        out = response.outputs.add(name=name, datatype=datatypes[name], shape=list(array.shape))
+        if use_raw:
+            response.raw_output_contents.append(encode_raw(array))
+        else:
+            encode_contents(array, out.contents)
+    return response
+
+
+def tensor_metadata(spec: TensorSpec) -> pb.ModelMetadataResponse.TensorMetadata:
+    """A signature tensor as ModelMetadata lists it."""
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=spec.name, datatype=datatype_of_spec(spec), shape=shape_of_spec(spec)
+    )
+
+
+def index_entry(entry: IndexEntry, out: pb.RepositoryIndexResponse.ModelIndex) -> None:
+    """One repository index row."""
+    out.name = entry.name
+    if entry.version is None:
+        out.state, out.reason = "UNAVAILABLE", "no version in the export root"
+        return
+    out.version = str(entry.version.version)
+    out.state = _STATE_NAMES[entry.version.state]
+    out.reason = entry.version.error

@@ -1,4 +1,5 @@
-"""TensorFlow Serving's messages <-> numpy: TensorProto, tf.Example inputs, classify/regress.
+"""TensorFlow Serving's messages <-> numpy and the data plane's types: TensorProto, tf.Example
+inputs, classify/regress results, model specs, status and metadata.
 
 Decoding accepts every encoding TF Serving accepts (``tensor_content`` and the typed ``*_val``
 fields, with a single value broadcast as ``tf.make_ndarray`` does), but checks the element count
@@ -7,20 +8,26 @@ first so a hostile shape cannot make the server allocate gigabytes.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import wrappers_pb2
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
-from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    input_pb2,
+    model_pb2,
+    regression_pb2,
+    status_pb2,
+)
 
-from swapserve.config import export_location
 from swapserve.errors import InvalidArgument
-from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
-from swapserve_client.tensors import TensorError, dtype_name, element_count, numpy_dtype
+from swapserve.model.records import State, VersionStatus
+from swapserve_client.dtypes import TensorError, dtype_name, element_count, numpy_dtype
 
 _MAX_ELEMENTS = 1 << 31
 _DT_STRING = 7
@@ -205,56 +212,62 @@ def regression_result(
     return result
 
 
-_ALL_VERSIONS = 2**31  # model_version_policy "all": every version on disk
+# ---- model specs, status and metadata -----------------------------------------------------------
+
+_STATES = {  # our states -> TF Serving's ModelVersionStatus.State (FAILED is END + error)
+    State.START: 10,
+    State.LOADING: 20,
+    State.AVAILABLE: 30,
+    State.UNLOADING: 40,
+    State.END: 50,
+    State.FAILED: 50,
+}
+_UNKNOWN = 2  # tensorflow.error.Code.UNKNOWN
 
 
-def model_settings(
-    config: model_server_config_pb2.ModelServerConfig,
-    current: Callable[[str], ModelSettings | None],
-) -> tuple[ModelSettings, ...]:
-    """A ``model_config_list`` as model settings: name, base_path, model_version_policy and
-    version_labels come from the config; options TF Serving's config does not carry (polling,
-    batching, warm-up) stay as the model has them (defaults for a new model).
+def version_choice(spec: model_pb2.ModelSpec) -> tuple[int, str]:
+    """The requested (version, label); (0, "") for "the served one"."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version_label":
+        return 0, spec.version_label
+    return (spec.version.value if choice == "version" else 0), ""
 
-    Raises:
-        InvalidArgument: another kind of config, or an invalid entry (named).
-    """
-    if config.WhichOneof("config") != "model_config_list":
-        raise InvalidArgument("only model_config_list configs are supported")
-    out = []
-    for i, entry in enumerate(config.model_config_list.config):
-        where = f"model_config_list.config[{i}]"
-        if not entry.name or not entry.base_path:
-            raise InvalidArgument(f"{where}: name and base_path are required")
-        if entry.model_platform not in ("", "tensorflow"):
-            raise InvalidArgument(
-                f"{where}: model_platform {entry.model_platform!r} is not served here "
-                "(use 'tensorflow')"
+
+def model_spec(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
+    """The spec an answer carries: the model, the version that answered, the signature."""
+    return model_pb2.ModelSpec(
+        name=name, version=wrappers_pb2.Int64Value(value=version), signature_name=signature
+    )
+
+
+def status_response(
+    versions: Iterable[VersionStatus],
+) -> get_model_status_pb2.GetModelStatusResponse:
+    """GetModelStatus's answer in TF Serving's states (a failed version is END with an error)."""
+    return get_model_status_pb2.GetModelStatusResponse(
+        model_version_status=[
+            get_model_status_pb2.ModelVersionStatus(
+                version=v.version,
+                state=_STATES[v.state],
+                status=status_pb2.StatusProto(
+                    error_code=_UNKNOWN if v.state is State.FAILED else 0,
+                    error_message=v.error,
+                ),
             )
-        base = current(entry.name) or ModelSettings(entry.name, Path(entry.base_path))
-        policy = entry.model_version_policy
-        choice = policy.WhichOneof("policy_choice")
-        if choice == "specific":
-            versions = VersionPolicy(specific=tuple(int(v) for v in policy.specific.versions))
-        elif choice == "all":
-            versions = VersionPolicy(latest=_ALL_VERSIONS)
-        else:
-            latest = policy.latest.num_versions if choice == "latest" else 1
-            versions = VersionPolicy(latest=latest or 1)
-        export_root, remote = export_location(entry.name, entry.base_path)
-        settings = dataclasses.replace(
-            base,
-            export_root=export_root,
-            remote=remote,
-            versions=versions,
-            labels=dict(entry.version_labels),
-        )
-        try:
-            settings.validate()
-        except SettingsError as err:
-            raise InvalidArgument(f"{where}: {err}") from None
-        out.append(settings)
-    names = [m.name for m in out]
-    if len(set(names)) != len(names):
-        raise InvalidArgument(f"a model is listed twice in model_config_list: {names}")
-    return tuple(out)
+            for v in versions
+        ]
+    )
+
+
+def metadata_response(
+    name: str, version: int, signature_defs: Mapping[str, Any]
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """GetModelMetadata's answer: the SignatureDefs packed as ``metadata["signature_def"]``."""
+    response = get_model_metadata_pb2.GetModelMetadataResponse(
+        model_spec=model_spec(name, version, "")
+    )
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, sig in signature_defs.items():
+        signature_map.signature_def[key].CopyFrom(sig)
+    response.metadata["signature_def"].Pack(signature_map)
+    return response

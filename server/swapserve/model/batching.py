@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,9 +32,11 @@ from swapserve.errors import (
     Unavailable,
 )
 from swapserve.metrics import Metrics
-from swapserve.model.loaded import LoadedVersion
 from swapserve.model.signature import SignatureSpec
 from swapserve.settings import BatchingSettings
+
+if TYPE_CHECKING:  # a batcher only calls a loaded version: no TensorFlow import here
+    from swapserve.model.loaded import LoadedVersion
 
 log = logging.getLogger(__name__)
 

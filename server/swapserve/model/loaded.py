@@ -9,7 +9,6 @@ signature parsing. The graph is finalized after loading so nothing can add to it
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -19,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2
 
-from swapserve.errors import InvalidArgument, LoadError, ModelRunError, SwapserveError
+from swapserve.errors import LoadError, ModelRunError
+from swapserve.model import runthread, warmup
 from swapserve.model.signature import (
     DEFAULT_SIGNATURE,
     SignatureSpec,
@@ -33,21 +32,9 @@ from swapserve.settings import SessionSettings
 
 log = logging.getLogger(__name__)
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-_MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 _MAX_CACHED_CALLABLES = 64  # per version; beyond it, output subsets are cut from a full run
 _REF_DTYPE_OFFSET = 100  # DT_FLOAT_REF = 101 etc.: a variable's value, served as its base type
 _MAX_ERROR_CHARS = 2000
-_CALLER_THREAD = tf.compat.v1.RunOptions(inter_op_thread_pool=-1)
-# auto run thread: blocks of calls per place (the first call of a block is not timed: it pays
-# for switching places), timed calls per block, and a soft time budget.
-_PICK_BLOCKS, _PICK_BLOCK_CALLS, _PICK_SECONDS = 6, 5, 0.3
-# Op type prefixes that change state that outlives a call (variables, tables, queues): a graph
-# with them is not run again just for timing (see _writes_state).
-_STATE_WRITING_OPS = (
-    "Assign", "ResourceApply", "Apply", "Scatter", "ResourceScatter", "LookupTableInsert",
-    "LookupTableRemove", "LookupTableImport", "InitializeTable", "QueueEnqueue", "QueueDequeue",
-)  # fmt: skip
 
 
 class _LiveCounter:
@@ -98,7 +85,7 @@ class LoadedVersion:
         """``caller`` or ``pool``: where this version's graph runs (see SessionSettings)."""
         self.run_thread_timing: tuple[float, float] | None = None
         """With ``auto``: the median seconds per call measured (pool, caller)."""
-        self._run_options = _CALLER_THREAD if run_thread == "caller" else None
+        self._run_options = runthread.CALLER_THREAD if run_thread == "caller" else None
 
     @classmethod
     def load(
@@ -138,7 +125,7 @@ class LoadedVersion:
                 loaded._callable(sig, tuple(sig.outputs))
             graph.finalize()
             if warm_up:
-                loaded._warm_up()
+                warmup.warm_up(loaded)
             if settings.run_thread == "auto":
                 loaded._pick_run_thread(timing_rows)
         except Exception as err:
@@ -193,7 +180,7 @@ class LoadedVersion:
             else:
                 fetched = tuple(sig.outputs)
                 fn = self._callables[(sig.name, fetched)]
-        feeds = [_feedable(inputs[n]) for n in sig.inputs]
+        feeds = [runthread.feedable(inputs[n]) for n in sig.inputs]
         try:
             values = fn(*feeds)
         except tf.errors.OpError as err:
@@ -216,6 +203,26 @@ class LoadedVersion:
         input_name, outputs = check_example_signature(sig, method)
         return self.run(name, {input_name: serialized}, outputs)
 
+    def _pick_run_thread(self, rows: int) -> None:
+        """``auto``: times the pool and the calling thread on ``rows`` rows (see
+        ``runthread.time_run_threads``) and keeps the faster for every signature, the caller
+        thread winning ties within 10%."""
+        if self._session is None:
+            return
+        timing = runthread.time_run_threads(
+            self.version, self._session, self._graph, self.signatures, rows
+        )
+        if timing is None:
+            return
+        self.run_thread_timing = timing
+        pool, caller = timing
+        if caller <= pool * 1.1:
+            with self._callables_lock:
+                self.run_thread, self._run_options = "caller", runthread.CALLER_THREAD
+                self._callables.clear()
+            for s in self.signatures.values():
+                self._callable(s, tuple(s.outputs))
+
     def close(self) -> None:
         """Closes the session, releasing the variables and graph memory. Idempotent."""
         session, self._session = self._session, None
@@ -237,7 +244,7 @@ class LoadedVersion:
             if fn is None:
                 if self._session is None:
                     raise LoadError("version is closed")
-                fn = _make_callable(
+                fn = runthread.make_callable(
                     self._session,
                     [sig.inputs[i].tensor_name for i in sig.inputs],
                     [sig.outputs[o].tensor_name for o in outputs],
@@ -245,114 +252,6 @@ class LoadedVersion:
                 )
                 self._callables[key] = fn
             return fn
-
-    def _pick_run_thread(self, rows: int) -> None:
-        """``auto``: times one signature's call on zeros of ``rows`` rows in TensorFlow's
-        inter-op pool and in the calling thread, in alternating blocks of calls (single
-        alternating calls would time the pool with its threads asleep), and keeps the faster for
-        every signature.
-
-        The caller thread saves a thread hand-off and wake-up per call but runs independent
-        ops one after another: small graphs gain, wide graphs at large batches lose (the
-        run-thread tables of ``make bench``), hence timing at the batch size the model runs.
-        Timing back to back understates the hand-off's cost on an idle server, so the caller
-        thread wins ties within 10%. Graphs that write state are not run for timing; they stay
-        in the pool, as do signatures that cannot take zero inputs. Timing never fails a load:
-        on any error the version keeps the pool.
-        """
-        picked = next(
-            (
-                (sig, feeds)
-                for sig in sorted(
-                    self.signatures.values(), key=lambda s: s.name != DEFAULT_SIGNATURE
-                )
-                if (feeds := _zero_inputs(sig, rows)) is not None
-            ),
-            None,
-        )
-        if picked is None or self._session is None or _writes_state(self._graph, picked[0]):
-            return
-        sig, feeds = picked
-        args = [_feedable(feeds[n]) for n in sig.inputs]
-        names = ([sig.inputs[i].tensor_name for i in sig.inputs],
-                 [sig.outputs[o].tensor_name for o in sig.outputs])  # fmt: skip
-        fns = [_make_callable(self._session, *names, None),
-               _make_callable(self._session, *names, _CALLER_THREAD)]  # fmt: skip
-        seconds: list[list[float]] = [[], []]
-        deadline = time.monotonic() + _PICK_SECONDS
-        try:
-            for _ in range(_PICK_BLOCKS):
-                for fn, times in zip(fns, seconds, strict=True):
-                    fn(*args)
-                    for _ in range(_PICK_BLOCK_CALLS):
-                        t0 = time.perf_counter()
-                        fn(*args)
-                        times.append(time.perf_counter() - t0)
-                if time.monotonic() > deadline:
-                    break
-        except Exception as err:  # zeros are not valid data for every model
-            log.debug("version %d: run thread not timed: %s", self.version, err)
-            return
-        pool, caller = (float(np.median(t)) for t in seconds)
-        self.run_thread_timing = (pool, caller)
-        if caller <= pool * 1.1:
-            with self._callables_lock:
-                self.run_thread, self._run_options = "caller", _CALLER_THREAD
-                self._callables.clear()
-            for s in self.signatures.values():
-                self._callable(s, tuple(s.outputs))
-
-    def _warm_up(self) -> None:
-        """Runs TF Serving's warm-up records if the export has them, else one zero batch per
-        signature whose inputs allow it, so the first real request does not pay for lazy init."""
-        records_path = self.path / WARMUP_FILE
-        if records_path.exists():
-            count = _run_warmup_records(self, records_path)
-            log.info("version %d: replayed %d warm-up records", self.version, count)
-            return
-        for sig in self.signatures.values():
-            feeds = _zero_inputs(sig)
-            if feeds is None:
-                continue
-            try:
-                self.run(sig.name, feeds)
-            except (InvalidArgument, ModelRunError) as err:
-                if err.status != "INVALID_ARGUMENT":
-                    raise LoadError(f"warm-up of signature '{sig.name}' failed: {err}") from err
-                # Zeros are not valid data for every model; that alone does not make it unservable.
-                log.info(
-                    "version %d: zero warm-up of '%s' skipped: %s", self.version, sig.name, err
-                )
-
-
-def _writes_state(graph: tf.Graph, sig: SignatureSpec) -> bool:
-    """True if running ``sig`` could change the model's state (assignments, table inserts,
-    queues): such a graph is not run again just to time it. Follows the functions a TF2
-    export calls, whose ops are not graph nodes."""
-    graph_def = graph.as_graph_def()
-    by_name = {n.name: n for n in graph_def.node}
-    functions = {f.signature.name: f for f in graph_def.library.function}
-    # Graph nodes the outputs depend on (data and control inputs), then the functions they call.
-    pending = [sig.outputs[o].tensor_name.split(":")[0] for o in sig.outputs]
-    seen: set[str] = set()
-    nodes = []
-    while pending:
-        name = pending.pop()
-        if name in seen or name not in by_name:
-            continue
-        seen.add(name)
-        nodes.append(by_name[name])
-        pending.extend(i.lstrip("^").split(":")[0] for i in by_name[name].input)
-    while nodes:
-        node = nodes.pop()
-        if node.op.startswith(_STATE_WRITING_OPS):
-            return True
-        for attr in node.attr.values():
-            for fn in (attr.func.name, *(f.name for f in attr.list.func)):
-                if fn in functions and fn not in seen:
-                    seen.add(fn)
-                    nodes.extend(functions[fn].node_def)
-    return False
 
 
 def _session_config(settings: SessionSettings) -> tf.compat.v1.ConfigProto:
@@ -401,77 +300,6 @@ def _tensor_spec(name: str, info: Any, graph: tf.Graph) -> TensorSpec:
     else:
         shape = None
     return TensorSpec(name=name, tensor_name=info.name, dtype=int(dtype), shape=shape)
-
-
-def _make_callable(
-    session: tf.compat.v1.Session,
-    feeds: list[str],
-    fetches: list[str],
-    run_options: Any,
-) -> Callable[..., Any]:
-    """A per-signature C++ callable (``Session::MakeCallable``, what TF Serving runs).
-
-    ``Session.make_callable`` with a feed list falls back to a full ``Session.run`` per call
-    (fetch handlers, feed dict, ~0.1 ms of Python); the C++ callable is ~10x cheaper. It is a
-    private TensorFlow API, so a TensorFlow without it gets the public, slower path.
-    """
-    make = getattr(session, "_make_callable_from_options", None)
-    if make is None:
-        fn = session.make_callable(fetches, feed_list=feeds, accept_options=run_options is not None)
-        return functools.partial(fn, options=run_options) if run_options is not None else fn
-    options = config_pb2.CallableOptions(feed=feeds, fetch=fetches)
-    if run_options is not None:
-        options.run_options.CopyFrom(run_options)
-    return make(options)  # type: ignore[no-any-return]
-
-
-def _feedable(array: np.ndarray) -> np.ndarray:
-    # String inputs arrive as object arrays of bytes; numpy bytes arrays are fed the same way.
-    if array.dtype.kind == "S":
-        return array.astype(object)
-    return array
-
-
-def _zero_inputs(sig: SignatureSpec, rows: int = 1) -> dict[str, np.ndarray] | None:
-    """Zeros for every input: ``rows`` along a variable first (batch) dimension, 1 along any
-    other variable one; None when an input's shape or dtype does not allow it."""
-    if not sig.inputs:
-        return None  # nothing to vary, and such signatures are often stateful (counters)
-    feeds = {}
-    for name, spec in sig.inputs.items():
-        if spec.shape is None or spec.dtype == tf.string.as_datatype_enum:
-            return None
-        try:
-            dtype = tf.as_dtype(spec.dtype).as_numpy_dtype
-        except TypeError:
-            return None
-        shape = [(rows if i == 0 else 1) if d < 0 else d for i, d in enumerate(spec.shape)]
-        feeds[name] = np.zeros(shape, dtype=dtype)
-    return feeds
-
-
-def _run_warmup_records(version: LoadedVersion, path: Path) -> int:
-    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415 (heavy, rarely used)
-
-    count = 0
-    for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
-        if count >= _MAX_WARMUP_RECORDS:
-            break
-        record = prediction_log_pb2.PredictionLog.FromString(raw)
-        kind = record.WhichOneof("log_type")
-        count += 1
-        if kind != "predict_log":
-            log.warning(
-                "version %d: warm-up record %d is a %s; skipped", version.version, count, kind
-            )
-            continue
-        request = record.predict_log.request
-        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        try:
-            version.run(request.model_spec.signature_name, inputs, list(request.output_filter))
-        except SwapserveError as err:
-            raise LoadError(f"warm-up record {count} failed: {err}") from err
-    return count
 
 
 def _run_error_message(text: str) -> str:

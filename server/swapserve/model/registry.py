@@ -1,4 +1,6 @@
-"""The served models by name: the one object transports talk to."""
+"""The served models by name, their watchers, and config changes (add/remove/update/replace).
+
+Transports never talk to it: they go through the data plane (``swapserve.dataplane``)."""
 
 from __future__ import annotations
 
@@ -7,39 +9,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound
 from swapserve.metrics import Metrics
-from swapserve.model.manager import ModelManager, ReloadOutcome
+from swapserve.model.manager import ModelManager
 from swapserve.model.watcher import Watcher
 from swapserve.settings import ModelSettings, SettingsError
 
 log = logging.getLogger(__name__)
-
-
-class Coordinator(Protocol):
-    """Carries out admin changes: in one process directly; across workers, on every worker."""
-
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
-        """Reloads (version 0) or pins ``version``; returns once it serves."""
-        ...
-
-    def unload(self, manager: ModelManager) -> int:
-        """Stops serving the model until the next reload."""
-        ...
-
-
-class LocalCoordinator:
-    """This process only."""
-
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
-        """See ``ModelManager.reload``."""
-        return manager.reload(version)
-
-    def unload(self, manager: ModelManager) -> int:
-        """See ``ModelManager.unload``."""
-        return manager.unload()
 
 
 @dataclass(frozen=True)
@@ -84,7 +61,11 @@ class ModelRegistry:
     Args:
         managers: the models to serve at start.
         metrics: shared by every model.
-        factory: builds the manager of a model a config reload adds (None: models are fixed).
+        factory: builds the manager of a model a config change adds or replaces (None: models
+            are fixed).
+        fixed_models: refuse config changes that add or remove models (``--workers``: the
+            shared state has one slot per model at start); updates and replacements still apply.
+        config_source: re-reads the config file (servers started with ``--config``).
     """
 
     def __init__(
@@ -92,28 +73,24 @@ class ModelRegistry:
         managers: Iterable[ModelManager],
         metrics: Metrics | None = None,
         factory: ManagerFactory | None = None,
+        fixed_models: bool = False,
+        config_source: ConfigSource | None = None,
     ) -> None:
-        self._managers = {m.name: m for m in managers}
+        self._managers = {m.name: m for m in managers}  # replaced whole under _admin_lock
         self.metrics = metrics or Metrics()
         self._watchers = {name: Watcher(m) for name, m in self._managers.items()}
         self._factory = factory
+        self.fixed_models = fixed_models or factory is None
+        self._config_source = config_source
         self._listeners: list[Callable[[], None]] = []
-        self._admin_lock = threading.Lock()  # one config change at a time
-        self._started = False
+        self._admin_lock = threading.Lock()  # one config change at a time; guards _watchers
+        self._started = False  # guarded by _admin_lock
         self._pending: set[str] = set()  # added by a config reload, not yet served
-        self.coordinator: Coordinator = LocalCoordinator()
-        self.config_source: ConfigSource | None = None
-        """Re-reads the config file (set when the server runs with ``--config``)."""
-        self.fixed_models = False
-        """Refuse config changes that add or remove models (``--workers``)."""
 
-    def reload(self, manager: ModelManager, version: int = 0) -> ReloadOutcome:
-        """The admin reload path every protocol uses (through the coordinator)."""
-        return self.coordinator.reload(manager, version)
-
-    def unload(self, manager: ModelManager) -> int:
-        """The admin unload path every protocol uses (through the coordinator)."""
-        return self.coordinator.unload(manager)
+    @property
+    def has_config_file(self) -> bool:
+        """The server has a config file to re-read."""
+        return self._config_source is not None
 
     def get(self, name: str) -> ModelManager:
         """The manager for ``name``.
@@ -181,12 +158,12 @@ class ModelRegistry:
             FailedPrecondition: the server runs without ``--config``.
             InvalidArgument: the file is invalid (nothing changed; the message names the key).
         """
-        if self.config_source is None:
+        if self._config_source is None:
             raise FailedPrecondition(
                 "this server was started without --config; there is no config file to re-read"
             )
         try:
-            models = self.config_source()
+            models = self._config_source()
         except SettingsError as err:
             raise InvalidArgument(f"config not applied: {err}") from None
         return self.apply(models)
@@ -203,7 +180,7 @@ class ModelRegistry:
             wanted = {m.name: m for m in models}
             added = tuple(n for n in wanted if n not in current)
             removed = tuple(n for n in current if n not in wanted)
-            if (added or removed) and (self.fixed_models or self._factory is None):
+            if (added or removed) and self.fixed_models:
                 raise FailedPrecondition(
                     "adding or removing models needs a restart in this mode (--workers); "
                     f"wanted to add {list(added)} and remove {list(removed)}"
@@ -234,7 +211,8 @@ class ModelRegistry:
         return change
 
     def _make(self, settings: ModelSettings) -> tuple[ModelManager, Watcher]:
-        assert self._factory is not None  # checked by apply
+        if self._factory is None:
+            raise FailedPrecondition(f"model '{settings.name}' cannot be rebuilt in this mode")
         manager = self._factory(settings)
         for listener in self._listeners:
             manager.subscribe(listener)

@@ -23,17 +23,11 @@ from swapserve.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("s3://", "gs://", "gcs://")
 _GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _MAX_BACKOFF = 60.0
 
 Files = dict[str, tuple[int, str]]  # relative path -> (size, ETag)
 Keep = Callable[[list[int], set[int]], set[int]]  # (settled newest first, listed) -> keep
-
-
-def is_remote(root: str) -> bool:
-    """True for an object-store URL."""
-    return root.startswith(SCHEMES)
 
 
 class RemoteMirror:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swapserve.errors import FailedPrecondition, InvalidArgument
-from swapserve_client.tensors import TensorError, dtype_name, numpy_dtype, proto_dtype
+from swapserve_client.dtypes import TensorError, dtype_name, numpy_dtype, proto_dtype
 
 DEFAULT_SIGNATURE = "serving_default"
 

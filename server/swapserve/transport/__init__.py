@@ -1,1 +1,1 @@
-"""gRPC transports: thin servicers over the model registry."""
+"""gRPC transports: thin servicers over the data plane, and the server that hosts them."""

@@ -12,7 +12,7 @@ import grpc
 
 from swapserve.errors import DeadlineExceeded, SwapserveError
 from swapserve.transport import tracing
-from swapserve_client.tensors import TensorError
+from swapserve_client.dtypes import TensorError
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,11 @@ def grpc_errors(method: _F) -> _F:
             log.exception("unexpected error in %s", method.__qualname__)
             code, message = grpc.StatusCode.INTERNAL, "internal server error (see the server log)"
         finally:
-            registry = self._registry
+            dataplane = self._dataplane
             model = _model_of(request)
-            model = model if registry.find(model) is not None else ""  # bounded label values
+            model = model if dataplane.known(model) else ""  # bounded label values
             tracing.annotate(model)
-            m = registry.metrics
+            m = dataplane.metrics
             m.child(m.requests, model, self.PROTOCOL, name, code.name).inc()
             m.child(m.request_seconds, model, self.PROTOCOL, name).observe(
                 time.perf_counter() - start

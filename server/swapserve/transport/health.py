@@ -1,4 +1,4 @@
-"""``grpc.health.v1.Health`` (grpcio-health-checking) kept in step with the registry.
+"""``grpc.health.v1.Health`` (grpcio-health-checking) kept in step with the data plane.
 
 Every service, and the overall "" entry, is NOT_SERVING until every configured model has a
 version serving, and again once shutdown begins. ``swapserve.liveness`` is SERVING for as long as
@@ -13,22 +13,22 @@ from collections.abc import Iterable
 
 from grpc_health.v1 import health, health_pb2
 
-from swapserve.model.registry import ModelRegistry
+from swapserve.dataplane import DataPlane
 
 LIVENESS = "swapserve.liveness"
 
 
 class HealthReporter:
-    """Owns the health servicer and sets its statuses from the registry's state."""
+    """Owns the health servicer and sets its statuses from the models' readiness."""
 
-    def __init__(self, registry: ModelRegistry, services: Iterable[str]) -> None:
+    def __init__(self, dataplane: DataPlane, services: Iterable[str]) -> None:
         self.servicer = health.HealthServicer(experimental_non_blocking=True)
-        self._registry = registry
+        self._dataplane = dataplane
         self._services = ["", *services]
         self._lock = threading.Lock()
         self._shutting_down = False
         self.servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        registry.subscribe(self.refresh)
+        dataplane.subscribe(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
@@ -36,7 +36,7 @@ class HealthReporter:
         with self._lock:
             if self._shutting_down:
                 return
-            serving = self._registry.all_serving()
+            serving = self._dataplane.server_ready()
             status = (
                 health_pb2.HealthCheckResponse.SERVING
                 if serving

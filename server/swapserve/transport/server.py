@@ -1,4 +1,4 @@
-"""Building, starting and stopping the gRPC server: used by ``main()`` and by the tests."""
+"""Builds the ``grpc.Server`` with every API on one port; ``swapserve.app`` starts and stops it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,12 +19,8 @@ from tensorflow_serving.apis import (
 from tritonclient.grpc import service_pb2 as v2_pb2
 from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
 
-from swapserve.config import load_models
-from swapserve.errors import SwapserveError
-from swapserve.metrics import Metrics
-from swapserve.model.manager import ModelManager
-from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.dataplane import DataPlane
+from swapserve.settings import Settings, SettingsError
 from swapserve.transport import tracing
 from swapserve.transport.auth import TokenInterceptor
 from swapserve.transport.health import HealthReporter
@@ -46,74 +41,43 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SwapServer:
-    """A built server: gRPC server, bound port and the model registry behind it."""
+class GrpcTransport:
+    """A built gRPC server, its bound port, its health reporter and the trace flusher."""
 
     server: grpc.Server
     port: int
-    registry: ModelRegistry
-    settings: Settings
     health: HealthReporter
-
-    metrics_port: int | None = None
-    _metrics_http: Any = None
     flush_traces: Callable[[], None] | None = None
 
     def start(self) -> None:
-        """Starts watching export roots, the metrics endpoint, and answering RPCs."""
-        self.registry.start()
-        if self.settings.metrics_port is not None:
-            self._metrics_http, _, self.metrics_port = self.registry.metrics.serve(
-                self.settings.host, self.settings.metrics_port
-            )
-            log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
+        """Starts answering RPCs."""
         self.server.start()
-        log.info("listening on %s:%d", self.settings.host, self.port)
 
-    def reload_config(self) -> None:
-        """Re-reads the config file (SIGHUP); errors are logged and the running config kept."""
-        try:
-            self.registry.reload_config()
-        except SwapserveError as err:
-            log.error("config reload failed: %s", err)
-        except Exception:
-            log.exception("config reload failed")
-
-    def stop(self, grace: float | None = None) -> None:
-        """Stops accepting RPCs, lets in-flight ones finish within ``grace``, then unloads."""
-        grace = self.settings.grace_seconds if grace is None else grace
+    def stop(self, grace: float) -> None:
+        """Health goes NOT_SERVING, new RPCs are refused, in-flight ones get ``grace`` seconds."""
         self.health.shutdown()
         self.server.stop(grace).wait()
-        self.registry.close(timeout=grace)
-        if self._metrics_http is not None:
-            self._metrics_http.shutdown()
-            self._metrics_http.server_close()
+
+    def flush(self) -> None:
+        """Sends the last spans (with ``--otel``)."""
         if self.flush_traces is not None:
             self.flush_traces()
-        log.info("stopped")
 
 
-def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
-    """Builds (but does not start) a server for ``settings``; port 0 binds a free port.
+def build_grpc_server(
+    settings: Settings, dataplane: DataPlane, reuse_port: bool = False
+) -> GrpcTransport:
+    """Binds (but does not start) the gRPC server; port 0 binds a free port.
 
     Args:
-        settings: the server's settings.
+        settings: host, port, TLS, tokens, limits.
+        dataplane: what every servicer calls.
         reuse_port: share the port with other processes (``--workers``); off otherwise, so
             that a second server on a taken port fails instead of silently sharing it.
 
     Raises:
-        SettingsError: invalid settings or an address that cannot be bound.
+        SettingsError: an address that cannot be bound.
     """
-    settings.validate()
-    metrics = Metrics()
-
-    def manager(model: ModelSettings) -> ModelManager:
-        return ModelManager(model, settings.session, metrics=metrics)
-
-    registry = ModelRegistry((manager(m) for m in settings.models), metrics, factory=manager)
-    config_path = settings.config_path
-    if config_path is not None:
-        registry.config_source = lambda: load_models(config_path)
     interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
     flush_traces = None
     if settings.otel:
@@ -135,18 +99,18 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
     # With an admin token the token is the gate, from any peer; without, loopback only.
     admin = settings.allow_remote_admin or settings.admin_token is not None
     prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        PredictionServicer(registry, admin), server
+        PredictionServicer(dataplane, admin), server
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        TFServingPredictionServicer(registry, settings.max_message_bytes), server
+        TFServingPredictionServicer(dataplane, settings.max_message_bytes), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        TFServingModelServicer(registry, admin), server
+        TFServingModelServicer(dataplane, admin), server
     )
     v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        KServeV2Servicer(registry, admin), server
+        KServeV2Servicer(dataplane, admin), server
     )
-    health = HealthReporter(registry, SERVICES)
+    health = HealthReporter(dataplane, SERVICES)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection((*SERVICES, health_name, reflection.SERVICE_NAME), server)
@@ -169,4 +133,4 @@ def create_server(settings: Settings, reuse_port: bool = False) -> SwapServer:
         raise SettingsError(f"cannot listen on {address}: {err}") from None
     if port == 0:
         raise SettingsError(f"cannot listen on {address}")
-    return SwapServer(server, port, registry, settings, health, flush_traces=flush_traces)
+    return GrpcTransport(server, port, health, flush_traces)

@@ -1,4 +1,4 @@
-"""TensorFlow Serving's gRPC API (``tensorflow.serving``) over the same registry.
+"""TensorFlow Serving's gRPC API (``tensorflow.serving``) over the data plane.
 
 Existing TF Serving clients (``prediction_service_pb2_grpc.PredictionServiceStub``,
 ``model_service_pb2_grpc.ModelServiceStub``) work unchanged. Stubs come from the
@@ -7,10 +7,7 @@ Existing TF Serving clients (``prediction_service_pb2_grpc.PredictionServiceStub
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import grpc
-from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -26,40 +23,18 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
+from swapserve import tfserving_config
 from swapserve.codecs import tfserving as codec
-from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound
-from swapserve.model.manager import Prediction, State
-from swapserve.model.registry import ModelRegistry
+from swapserve.dataplane import DataPlane
+from swapserve.errors import InvalidArgument
+from swapserve.model.manager import Prediction
 from swapserve.model.signature import DEFAULT_SIGNATURE
-from swapserve.settings import ModelSettings
 from swapserve.transport.admin import check_admin
 from swapserve.transport.errors import grpc_errors
 
-_STATES = {  # our states -> TF Serving's ModelVersionStatus.State (FAILED is END + error)
-    State.START: 10,
-    State.LOADING: 20,
-    State.AVAILABLE: 30,
-    State.UNLOADING: 40,
-    State.END: 50,
-    State.FAILED: 50,
-}
-_UNKNOWN = 2  # tensorflow.error.Code.UNKNOWN
 _CLASSIFY = "tensorflow/serving/classify"
 _REGRESS = "tensorflow/serving/regress"
-
-
-def _version(spec: model_pb2.ModelSpec) -> tuple[int, str]:
-    """The requested (version, label); (0, "") for "the served one"."""
-    choice = spec.WhichOneof("version_choice")
-    if choice == "version_label":
-        return 0, spec.version_label
-    return (spec.version.value if choice == "version" else 0), ""
-
-
-def _spec(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
-    return model_pb2.ModelSpec(
-        name=name, version=wrappers_pb2.Int64Value(value=version), signature_name=signature
-    )
+_METHODS = {_CLASSIFY: "classify", _REGRESS: "regress"}
 
 
 class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -67,8 +42,8 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     PROTOCOL = "tfserving"
 
-    def __init__(self, registry: ModelRegistry, max_bytes: int = 256 << 20) -> None:
-        self._registry = registry
+    def __init__(self, dataplane: DataPlane, max_bytes: int = 256 << 20) -> None:
+        self._dataplane = dataplane
         self._max_bytes = max_bytes
 
     @grpc_errors
@@ -76,14 +51,17 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> predict_pb2.PredictResponse:
         spec = request.model_spec
-        manager = self._registry.get(spec.name)
-        inputs = codec.decode_inputs(request.inputs, self._max_bytes)
-        version, label = _version(spec)
-        result = manager.predict(
-            version, spec.signature_name, inputs, list(request.output_filter), label=label
+        version, label = codec.version_choice(spec)
+        result = self._dataplane.predict(
+            spec.name,
+            spec.signature_name,
+            codec.decode_inputs(request.inputs, self._max_bytes),
+            version=version,
+            label=label,
+            output_filter=list(request.output_filter),
         )
         response = predict_pb2.PredictResponse(
-            model_spec=_spec(manager.name, result.version, result.signature)
+            model_spec=codec.model_spec(spec.name, result.version, result.signature)
         )
         for name, array in result.outputs.items():
             codec.encode_tensor(array, response.outputs[name])
@@ -111,13 +89,12 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         self, spec: model_pb2.ModelSpec, inputs: input_pb2.Input, method: str
     ) -> tuple[model_pb2.ModelSpec, Prediction, int]:
         """Runs a classify/regress request; returns the answering spec, outputs and row count."""
-        manager = self._registry.get(spec.name)
         examples = codec.serialize_examples(inputs)
-        version, label = _version(spec)
-        result = manager.predict_examples(
-            version, spec.signature_name, examples, method, label=label
+        version, label = codec.version_choice(spec)
+        result = self._dataplane.predict_examples(
+            spec.name, spec.signature_name, examples, method, version=version, label=label
         )
-        return _spec(manager.name, result.version, result.signature), result, len(examples)
+        return codec.model_spec(spec.name, result.version, result.signature), result, len(examples)
 
     @grpc_errors
     def MultiInference(  # noqa: N802
@@ -131,23 +108,29 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         signatures = [t.model_spec.signature_name or DEFAULT_SIGNATURE for t in request.tasks]
         if len(set(signatures)) != len(signatures):
             raise InvalidArgument("tasks must use distinct signatures")
-        manager = self._registry.get(names.pop())
-        examples = codec.serialize_examples(request.input)
-        # Every task runs on one version: the first task's answer pins it for the others.
-        version, label = _version(request.tasks[0].model_spec)
-        response = inference_pb2.MultiInferenceResponse()
         for task in request.tasks:
-            method = {_CLASSIFY: "classify", _REGRESS: "regress"}.get(task.method_name)
-            if method is None:
+            if task.method_name not in _METHODS:
                 raise InvalidArgument(
                     f"unsupported method_name {task.method_name!r}; use {_CLASSIFY} or {_REGRESS}"
                 )
-            result = manager.predict_examples(
-                version, task.model_spec.signature_name, examples, method, label=label
+        model = names.pop()
+        examples = codec.serialize_examples(request.input)
+        # Every task runs on one version: the first task's answer names it for the others.
+        version, label = codec.version_choice(request.tasks[0].model_spec)
+        response = inference_pb2.MultiInferenceResponse()
+        for task in request.tasks:
+            method = _METHODS[task.method_name]
+            result = self._dataplane.predict_examples(
+                model,
+                task.model_spec.signature_name,
+                examples,
+                method,
+                version=version,
+                label=label,
             )
             version, label = result.version, ""
             entry = response.results.add(
-                model_spec=_spec(manager.name, result.version, result.signature)
+                model_spec=codec.model_spec(model, result.version, result.signature)
             )
             if method == "classify":
                 entry.classification_result.CopyFrom(
@@ -170,16 +153,9 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         for field in request.metadata_field:
             if field != "signature_def":
                 raise InvalidArgument(f"Metadata field {field} is not supported")
-        manager = self._registry.get(request.model_spec.name)
-        version, defs = manager.signature_defs(*_version(request.model_spec))
-        response = get_model_metadata_pb2.GetModelMetadataResponse(
-            model_spec=_spec(manager.name, version, "")
-        )
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, sig in defs.items():
-            signature_map.signature_def[key].CopyFrom(sig)
-        response.metadata["signature_def"].Pack(signature_map)
-        return response
+        spec = request.model_spec
+        meta = self._dataplane.metadata(spec.name, *codec.version_choice(spec))
+        return codec.metadata_response(spec.name, meta.version, meta.signature_defs)
 
 
 class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -187,42 +163,17 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     PROTOCOL = "tfserving"
 
-    def __init__(self, registry: ModelRegistry, allow_remote_admin: bool) -> None:
-        self._registry = registry
+    def __init__(self, dataplane: DataPlane, allow_remote_admin: bool) -> None:
+        self._dataplane = dataplane
         self._allow_remote_admin = allow_remote_admin
 
     @grpc_errors
     def GetModelStatus(  # noqa: N802
         self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        manager = self._registry.get(request.model_spec.name)
-        wanted, label = _version(request.model_spec)
-        status = manager.status()
-        if label:
-            wanted = status.labels.get(label, 0)
-            if not wanted:
-                raise InvalidArgument(
-                    f"Unrecognized servable version label: '{label}' (model '{manager.name}' "
-                    f"labels: {sorted(status.labels) or 'none'})"
-                )
-        versions = [v for v in status.versions if not wanted or v.version == wanted]
-        if not versions:
-            if wanted:
-                raise NotFound(f"Could not find version {wanted} of model {manager.name}")
-            raise NotFound(f"Could not find any versions of model {manager.name}")
-        return get_model_status_pb2.GetModelStatusResponse(
-            model_version_status=[
-                get_model_status_pb2.ModelVersionStatus(
-                    version=v.version,
-                    state=_STATES[v.state],
-                    status=status_pb2.StatusProto(
-                        error_code=_UNKNOWN if v.state is State.FAILED else 0,
-                        error_message=v.error,
-                    ),
-                )
-                for v in versions
-            ]
-        )
+        spec = request.model_spec
+        versions = self._dataplane.version_status(spec.name, *codec.version_choice(spec))
+        return codec.status_response(versions)
 
     @grpc_errors
     def HandleReloadConfigRequest(  # noqa: N802
@@ -232,24 +183,11 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         not listed are removed). Without a config: re-read ``--config`` if the server has one;
         then every model rescans its export root now and the answer comes once they serve."""
         check_admin("HandleReloadConfigRequest", context.peer(), self._allow_remote_admin)
-        registry = self._registry
-        if request.config.WhichOneof("config") is not None:
-            if registry.fixed_models:
-                raise FailedPrecondition(
-                    "with --workers, change the config file and send SIGHUP to the server "
-                    "(or send an empty config to rescan every model)"
-                )
-            registry.apply(codec.model_settings(request.config, _current(registry)))
-        elif registry.config_source is not None:
-            registry.reload_config()
-        for manager in registry:
-            registry.reload(manager, 0)
+        config = request.config
+        if config.WhichOneof("config") is not None:
+            self._dataplane.reload_config(
+                lambda current: tfserving_config.model_settings(config, current)
+            )
+        else:
+            self._dataplane.reload_config()
         return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto())
-
-
-def _current(registry: ModelRegistry) -> Callable[[str], ModelSettings | None]:
-    def settings(name: str) -> ModelSettings | None:
-        manager = registry.find(name)
-        return manager.settings if manager is not None else None
-
-    return settings

@@ -5,14 +5,12 @@ fields (``batching`` and ``versions`` are nested mappings of their own settings)
 checked completely before it is used, and every error names the key it is about, e.g.
 ``models[1].batching.max_batch_size: expected an integer, got 'x'``. A relative ``export_root``
 is relative to the file's directory; an ``s3://`` or ``gs://`` one is mirrored into a cache
-directory (``$SWAPSERVE_CACHE_DIR``). See README for an example.
+directory (``$SWAPSERVE_CACHE_DIR``). See docs/configuration.md for an example.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import types
 import typing
 from collections.abc import Mapping
@@ -21,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from swapserve.model.remote import is_remote
-from swapserve.settings import ModelSettings, SettingsError
+from swapserve.settings import ModelSettings, SettingsError, is_remote
 
 _TOP_LEVEL = ("models",)
+_DERIVED = ("remote",)  # set from export_root, never written in the file
 
 
 def load_models(path: Path) -> tuple[ModelSettings, ...]:
@@ -62,9 +60,7 @@ def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]
     names: set[str] = set()
     for i, raw in enumerate(models):
         at = f"{where}: models[{i}]"
-        model = _build(ModelSettings, remote_root(raw), at)
-        if not model.export_root.is_absolute():
-            model = dataclasses.replace(model, export_root=base / model.export_root)
+        model = _model(raw, at, base)
         try:
             model.validate()
         except SettingsError as err:
@@ -76,37 +72,29 @@ def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]
     return tuple(out)
 
 
-def cache_dir(model: str) -> Path:
-    """Where a remote export root is mirrored: ``$SWAPSERVE_CACHE_DIR/<model>`` (default: the
-    system temp directory's ``swapserve-cache``)."""
-    base = os.environ.get("SWAPSERVE_CACHE_DIR") or os.path.join(
-        tempfile.gettempdir(), "swapserve-cache"
-    )
-    return Path(base) / model
-
-
-def export_location(model: str, root: str) -> tuple[Path, str | None]:
-    """Where a model's export root, as written by a user, is watched: the directory itself, or
-    for an object-store URL its local cache directory and the URL (``ModelSettings.remote``)."""
-    if is_remote(root):
-        return cache_dir(model), root
-    return Path(root), None
-
-
-def remote_root(raw: Any) -> Any:
-    """A model entry whose ``export_root`` is an object-store URL becomes ``remote`` = the URL
-    and ``export_root`` = its local cache directory."""
-    if not (isinstance(raw, dict) and isinstance(raw.get("name"), str)):
-        return raw
-    root = raw.get("export_root")
-    if not (isinstance(root, str) and is_remote(root)):
-        return raw
-    local, url = export_location(raw["name"], root)
-    return {**raw, "remote": url, "export_root": str(local)}
+def _model(raw: Any, where: str, base: Path) -> ModelSettings:
+    """One ``models`` entry; its export root goes through ``ModelSettings.at`` (a relative
+    directory is relative to the file's directory; a URL is mirrored)."""
+    if isinstance(raw, dict):
+        for key in _DERIVED:
+            if key in raw:
+                raise SettingsError(
+                    f"{where}: unknown key {key!r} (set export_root to an s3:// or gs:// URL)"
+                )
+    built = _build(ModelSettings, raw, where)
+    root = raw["export_root"]
+    if not is_remote(root):
+        root = str(base / root)
+    fields = {
+        f.name: getattr(built, f.name)
+        for f in dataclasses.fields(ModelSettings)
+        if f.name not in ("name", "export_root", *_DERIVED)
+    }
+    return ModelSettings.at(built.name, root, **fields)
 
 
 def _check_keys(data: Mapping[Any, Any], known: typing.Iterable[str], where: str) -> None:
-    known = tuple(known)
+    known = tuple(k for k in known if k not in _DERIVED)
     for key in data:
         if key not in known:
             raise SettingsError(f"{where}: unknown key {key!r} (known keys: {', '.join(known)})")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from helpers import RolloutLoad, estimator_version, serving, wait_for
-from swapserve.transport.server import SwapServer
+from swapserve.app import App
 from swapserve_client import Client, targets
 from swapserve_client import cli as client_cli
 
 X = {"number": np.ones([1, 1], np.float32)}
 
 
-def _predicts(server: SwapServer) -> float:
+def _predicts(server: App) -> float:
     value = server.registry.metrics.registry.get_sample_value(
         "swapserve_requests_total",
         {"model": "m", "protocol": "swapserve", "method": "Predict", "code": "OK"},

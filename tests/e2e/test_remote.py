@@ -74,14 +74,13 @@ def test_s3_export_root(
         w: estimator_export(tmp_path / f"src{w}", weight=float(w), bias=0.0) for w in (1, 2, 3)
     }
     _upload(fs, url, exports[1], 1)
-    from swapserve.config import remote_root
     from swapserve.settings import ModelSettings
 
-    remote = remote_root({"name": "m", "export_root": url})
-    assert remote["remote"] == url and remote["export_root"] == str(cache / "m")
+    located = ModelSettings.at("m", url)
+    assert located.remote == url and located.export_root == cache / "m"
     with (
         serving(
-            Path(remote["export_root"]),
+            located.export_root,
             remote=url,
             poll_seconds=0.1,
             settle_seconds=0.6,

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from helpers import ServerProcess, estimator_version, wait_for
+from swapserve.app import create_app
+from swapserve.dataplane import DataPlane
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import ModelSettings, SessionSettings, Settings
 from swapserve.transport.prediction import PredictionServicer
-from swapserve.transport.server import create_server
 from swapserve_client import Client, SwapserveError
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
@@ -41,7 +42,7 @@ class ExpiredContext:
 def test_expired_deadline_is_not_run(tmp_path: Path) -> None:
     manager = ModelManager(ModelSettings("m", tmp_path), SessionSettings())
     registry = ModelRegistry([manager], manager.metrics)
-    servicer = PredictionServicer(registry, allow_remote_admin=False)
+    servicer = PredictionServicer(DataPlane(registry), allow_remote_admin=False)
     context = ExpiredContext()
     with pytest.raises(RuntimeError):
         servicer.Predict(pb.PredictRequest(model_name="m"), context)  # type: ignore[arg-type]
@@ -55,7 +56,7 @@ def test_concurrency_limit_answers_resource_exhausted(tmp_path: Path) -> None:
         models=(ModelSettings("m", tmp_path, poll_seconds=600, reload_settle_seconds=3.0),),
         host="127.0.0.1", port=0, max_concurrent_rpcs=1,
     )  # fmt: skip
-    server = create_server(settings)
+    server = create_app(settings)
     server.start()
     try:
         target = f"127.0.0.1:{server.port}"

@@ -8,6 +8,7 @@ from typing import NoReturn
 import grpc
 import pytest
 
+from swapserve.dataplane import DataPlane
 from swapserve.errors import PermissionDenied
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
@@ -72,7 +73,9 @@ class FakeContext:
 @pytest.mark.parametrize("allow_remote", [False, True])
 def test_reload_from_remote_peer(tmp_path: Path, allow_remote: bool) -> None:
     manager = ModelManager(ModelSettings("m", tmp_path), SessionSettings())
-    servicer = PredictionServicer(ModelRegistry([manager]), allow_remote_admin=allow_remote)
+    servicer = PredictionServicer(
+        DataPlane(ModelRegistry([manager])), allow_remote_admin=allow_remote
+    )
     context = FakeContext("ipv4:203.0.113.7:4444")
     with pytest.raises(Aborted):
         servicer.Reload(pb.ReloadRequest(model_name="m"), context)  # type: ignore[arg-type]

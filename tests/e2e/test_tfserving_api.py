@@ -433,19 +433,3 @@ def test_reload_config_adds_and_removes_models(tmp_path: Path) -> None:
         assert "model 'two' is not served here (models: 'three')" in exc.value.details()
         assert y("three") == 4.0
         stubs.channel.close()
-
-
-def test_model_config_list_with_an_object_store_base_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from swapserve.codecs.tfserving import model_settings
-
-    monkeypatch.setenv("SWAPSERVE_CACHE_DIR", str(tmp_path))
-    config = model_server_config_pb2.ModelServerConfig()
-    entry = config.model_config_list.config.add(name="m", base_path="s3://bucket/exports/m")
-    entry.model_version_policy.latest.num_versions = 2
-    entry.version_labels["stable"] = 7
-    (settings,) = model_settings(config, lambda name: None)
-    assert settings.remote == "s3://bucket/exports/m"
-    assert settings.export_root == tmp_path / "m"
-    assert settings.versions.latest == 2 and settings.labels == {"stable": 7}

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from helpers import estimator_version, wait_for
+from swapserve.app import App, create_app
 from swapserve.settings import ModelSettings, Settings, SettingsError
-from swapserve.transport.server import SwapServer, create_server
 from swapserve_client import Client, SwapserveError
 from swapserve_client import cli as client_cli
 
@@ -82,8 +82,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def _start(settings: Settings) -> Iterator[SwapServer]:
-    server = create_server(settings)
+def _start(settings: Settings) -> Iterator[App]:
+    server = create_app(settings)
     server.start()
     try:
         yield server

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from helpers import HALF_PLUS_TWO, copy_version, serving, wait_for
-from swapserve.model.loaded import WARMUP_FILE
+from swapserve.model.warmup import WARMUP_FILE
 from swapserve_client import Client
 
 

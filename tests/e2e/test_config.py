@@ -33,8 +33,8 @@ from helpers import (
     serving_settings,
     wait_for,
 )
-from swapserve.config import load_models, parse_models
-from swapserve.settings import ModelSettings, Settings, SettingsError, VersionPolicy
+from swapserve.config_file import load_models
+from swapserve.settings import Settings, VersionPolicy
 from swapserve_client import Client, SwapserveError
 
 X = {"number": np.array([[1.0]], np.float32)}
@@ -213,97 +213,6 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_config_file_parsing(tmp_path: Path) -> None:
-    config = _write(
-        tmp_path / "swapserve.yaml",
-        """
-models:
-  - name: seed
-    export_root: models/seed          # relative to this file
-    versions: {latest: 2}
-    labels: {stable: 1795300968}
-    batching: {enabled: true, max_batch_size: 16, allowed_batch_sizes: [8, 16]}
-  - name: other
-    export_root: /srv/other
-    versions: {specific: [3, 5]}
-    poll_seconds: 0.5
-    warm_up: false
-""",
-    )
-    seed, other = load_models(config)
-    assert seed.export_root == tmp_path / "models" / "seed"
-    assert seed.versions == VersionPolicy(latest=2)
-    assert seed.labels == {"stable": 1795300968}
-    assert seed.batching.enabled and seed.batching.allowed_batch_sizes == (8, 16)
-    assert other == ModelSettings(
-        "other",
-        Path("/srv/other"),
-        poll_seconds=0.5,
-        warm_up=False,
-        versions=VersionPolicy(specific=(3, 5)),
-    )
-
-
-@pytest.mark.parametrize(
-    ("document", "message"),
-    [
-        ("[1, 2]", "c.yaml: expected a mapping with a 'models' list"),
-        ("model: []", "c.yaml: unknown key 'model' (known keys: models)"),
-        ("models: []", "c.yaml: 'models' must be a non-empty list of models"),
-        ("models: [{export_root: /x}]", "c.yaml: models[0]: missing required key 'name'"),
-        (
-            "models: [{name: a, export_root: /x, polls: 1}]",
-            "c.yaml: models[0]: unknown key 'polls' (known keys: name, export_root,",
-        ),
-        (
-            "models: [{name: a, export_root: /x, batching: {max_batch_size: x}}]",
-            "c.yaml: models[0].batching.max_batch_size: expected an integer, got 'x'",
-        ),
-        (
-            "models: [{name: a, export_root: /x, batching: {enabled: 1}}]",
-            "c.yaml: models[0].batching.enabled: expected true or false, got 1",
-        ),
-        (
-            "models: [{name: a, export_root: /x, versions: {latest: 0}}]",
-            "c.yaml: models[0]: model 'a': versions.latest must be >= 1, got 0",
-        ),
-        (
-            "models: [{name: a, export_root: /x, versions: {specific: 3}}]",
-            "c.yaml: models[0].versions.specific: expected a list, got 3",
-        ),
-        (
-            "models: [{name: a, export_root: /x, labels: {stable: v1}}]",
-            "c.yaml: models[0].labels.stable: expected an integer, got 'v1'",
-        ),
-        (
-            "models: [{name: a, export_root: /x, labels: {'7': 1}}]",
-            "label '7': use letters",
-        ),
-        (
-            "models: [{name: a, export_root: /x}, {name: a, export_root: /y}]",
-            "c.yaml: models[1]: model name 'a' is configured twice",
-        ),
-        ("models: [{name: 'a b', export_root: /x}]", "c.yaml: models[0]: model name 'a b'"),
-        (
-            "models: [{name: a, export_root: /x, poll_seconds: null}]",
-            "c.yaml: models[0].poll_seconds: expected a number, got nothing (null)",
-        ),
-    ],
-)
-def test_config_errors_name_the_key(tmp_path: Path, document: str, message: str) -> None:
-    import yaml
-
-    with pytest.raises(SettingsError) as exc:
-        parse_models(yaml.safe_load(document), "c.yaml", base=tmp_path)
-    assert message in str(exc.value)
-
-
-def test_config_file_not_yaml(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError) as exc:
-        load_models(_write(tmp_path / "c.yaml", "models: [unclosed"))
-    assert "c.yaml: not valid YAML: while parsing a flow sequence" in str(exc.value)
-
-
 # ---- reloading the config --------------------------------------------------------------------
 
 
@@ -394,19 +303,3 @@ def test_sighup_adds_and_removes_models_without_disturbing_others(tmp_path: Path
         assert set(outcomes) == {"ok"}, outcomes
     finally:
         assert server.stop() == 0, server.log
-
-
-def test_shipped_config_examples_parse(tmp_path: Path) -> None:
-    """The Kubernetes ConfigMap's config and README's example are valid swapserve configs."""
-    import yaml
-
-    from helpers import REPO
-
-    configmap = yaml.safe_load((REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text())
-    (model,) = parse_models(yaml.safe_load(configmap["data"]["swapserve.yaml"]), "cm", tmp_path)
-    assert (model.name, model.export_root) == ("seed", Path("/models/seed"))
-    readme = (REPO / "README.md").read_text()
-    example = readme.split("`swapserve --config swapserve.yaml`:\n\n```yaml\n")[1].split("```")[0]
-    seed, ranker = parse_models(yaml.safe_load(example), "README", tmp_path)
-    assert seed.versions == VersionPolicy(latest=2) and seed.labels == {"stable": 1795300968}
-    assert ranker.versions == VersionPolicy(specific=(17, 18))

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from swapserve.app import App, create_app
 from swapserve.settings import ModelSettings, Settings
-from swapserve.transport.server import SwapServer, create_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TESTDATA = Path(
     os.environ.get("SWAPSERVE_TESTDATA", REPO.parent / "shared" / "testdata" / "tfserving")
 )
@@ -101,7 +101,7 @@ def serving(
     admin_token: str | None = None,
     token: str | None = None,
     **model_kwargs: Any,
-) -> Iterator[SwapServer]:
+) -> Iterator[App]:
     """A started server on 127.0.0.1:<free port> for one model; stopped on exit."""
     model_kwargs.setdefault("poll_seconds", 0.1)
     settings = Settings(
@@ -118,10 +118,10 @@ def serving(
 
 
 @contextmanager
-def serving_settings(settings: Settings, wait: bool = True) -> Iterator[SwapServer]:
+def serving_settings(settings: Settings, wait: bool = True) -> Iterator[App]:
     """A started server for ``settings`` (port 0 for tests); every model serves before it is
     yielded unless ``wait`` is false."""
-    server = create_server(settings)
+    server = create_app(settings)
     server.start()
     try:
         if wait:

@@ -179,9 +179,10 @@ def test_auto_run_thread_keeps_the_faster(
     import time
 
     from swapserve.model import loaded as loaded_module
+    from swapserve.model import runthread
     from swapserve.settings import SessionSettings
 
-    real = loaded_module._make_callable
+    real = runthread.make_callable
 
     def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
         fn = real(session, feeds, fetches, run_options)
@@ -195,7 +196,7 @@ def test_auto_run_thread_keeps_the_faster(
         slowed.slowed = True  # type: ignore[attr-defined]
         return slowed
 
-    monkeypatch.setattr(loaded_module, "_make_callable", make)
+    monkeypatch.setattr(runthread, "make_callable", make)
     path = estimator_version(tmp_path, 1, weight=1.0)
     loaded = loaded_module.LoadedVersion.load(1, path, SessionSettings(run_thread="auto"))
     try:
@@ -220,10 +221,11 @@ def test_auto_run_thread_times_the_batch_the_model_runs(
     """With batching the timing runs full batches (a wide graph can win in the pool at 64
     rows and lose at 1); the manager passes max_batch_size, and 1 row without batching."""
     from swapserve.model import loaded as loaded_module
+    from swapserve.model import runthread
     from swapserve.model.manager import ModelManager
     from swapserve.settings import BatchingSettings, ModelSettings, SessionSettings
 
-    real = loaded_module._make_callable
+    real = runthread.make_callable
     timed_rows: list[int] = []
 
     def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
@@ -241,11 +243,11 @@ def test_auto_run_thread_times_the_batch_the_model_runs(
     def loader(*args):  # type: ignore[no-untyped-def]
         calls.append(args[4])
         timed_rows.clear()
-        monkeypatch.setattr(loaded_module, "_make_callable", make)
+        monkeypatch.setattr(runthread, "make_callable", make)
         try:
             return loaded_module.LoadedVersion.load(*args)
         finally:
-            monkeypatch.setattr(loaded_module, "_make_callable", real)
+            monkeypatch.setattr(runthread, "make_callable", real)
 
     for batching, rows in ((BatchingSettings(), 1), (BatchingSettings(True, 16), 16)):
         settings = ModelSettings("m", tmp_path / "root", batching=batching)

@@ -1,0 +1,156 @@
+"""``swapserve --workers N``: N server processes on one port, and the supervisor that runs them.
+
+Each worker (``SO_REUSEPORT``; the kernel spreads connections across them) has its own models
+and watchers -- Python threads share one GIL, processes do not -- and runs the same serve loop as
+a single process (``swapserve.app.serve``), with a ``ClusterCoordinator`` so admin changes reach
+every worker. The main process only supervises: it restarts a worker that dies, passes SIGHUP on,
+and stops them all on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import multiprocessing.context
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import replace
+from types import FrameType
+
+from swapserve import logs
+from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
+from swapserve.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """Binds host:port with SO_REUSEPORT and keeps it, so port 0 becomes one port all workers
+    share and no other program takes it meanwhile (as grpc's multiprocessing example does)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker_main(
+    settings: Settings, worker: int, state: ClusterState, level: str, log_format: str
+) -> None:
+    logs.configure(level, log_format, worker=worker)
+    from swapserve.app import create_app, serve  # noqa: PLC0415 (after logging setup)
+
+    if settings.metrics_port:  # one metrics endpoint per worker: port, port + 1, ...
+        settings = replace(settings, metrics_port=settings.metrics_port + worker)
+    settings = _current_config(settings)
+    # Each worker mirrors a remote export root into its own cache: workers never prune or
+    # replace files another one has loaded (at the cost of one download per worker).
+    settings = replace(
+        settings,
+        models=tuple(
+            replace(m, export_root=m.export_root / f"worker-{worker}") if m.remote else m
+            for m in settings.models
+        ),
+    )
+    app = create_app(
+        settings,
+        reuse_port=True,
+        fixed_models=True,  # the shared state has one slot per model at start
+        coordinator=lambda registry: ClusterCoordinator(state, worker, registry),
+    )
+    serve(app, interrupt=False, started=f"worker {worker} serving (pid {os.getpid()})")
+
+
+def _current_config(settings: Settings) -> Settings:
+    """A (re)started worker takes the config file as it is now, if it lists the same models."""
+    if settings.config_path is None:
+        return settings
+    from swapserve.config_file import load_models  # noqa: PLC0415
+
+    try:
+        models = load_models(settings.config_path)
+    except SettingsError as err:
+        log.error("config file not usable (%s); starting with the config read at start", err)
+        return settings
+    if sorted(m.name for m in models) != sorted(m.name for m in settings.models):
+        log.error("the config file lists other models now; starting with the config read at start")
+        return settings
+    return replace(settings, models=models)
+
+
+def run_workers(settings: Settings, workers: int, log_level: str, log_format: str = "text") -> int:
+    """Runs and supervises ``workers`` server processes until SIGTERM/SIGINT; returns the exit
+    code."""
+    ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
+    with closing(_reserve_port(settings.host, settings.port)) as sock:
+        port = sock.getsockname()[1]
+        settings = replace(settings, port=port)
+        state = ClusterState(ctx, workers, len(settings.models))
+        stopping = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s; stopping %d workers", signal.Signals(signum).name, workers)
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        def spawn(worker: int) -> multiprocessing.context.SpawnProcess:
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(settings, worker, state, log_level, log_format),
+                name=f"swapserve-worker-{worker}",
+            )
+            proc.start()
+            log.info("worker %d started (pid %s)", worker, proc.pid)
+            return proc
+
+        procs = [spawn(w) for w in range(workers)]
+        if settings.config_path is not None:
+            signal.signal(signal.SIGHUP, lambda *_: _forward(procs, signal.SIGHUP))
+        log.info("listening on %s:%d (%d workers)", settings.host, port, workers)
+        restarts: list[float] = []
+        while not stopping.wait(0.2):
+            for w, proc in enumerate(procs):
+                if proc.is_alive():
+                    continue
+                state.alive[w] = 0
+                log.error(
+                    "worker %d (pid %s) exited with %s; restarting", w, proc.pid, proc.exitcode
+                )
+                restarts = [t for t in restarts if t > time.monotonic() - 60] + [time.monotonic()]
+                if len(restarts) > 5 * workers:
+                    log.error(
+                        "workers keep dying (%d restarts in a minute); giving up", len(restarts)
+                    )
+                    stopping.set()
+                    break
+                procs[w] = spawn(w)
+        _stop_all(procs, settings.grace_seconds)
+    return 0 if len(restarts) <= 5 * workers else 1
+
+
+def _forward(procs: Sequence[multiprocessing.context.SpawnProcess], signum: int) -> None:
+    log.info("forwarding %s to the workers", signal.Signals(signum).name)
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signum)
+
+
+def _stop_all(procs: Sequence[multiprocessing.context.SpawnProcess], grace: float) -> None:
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()  # SIGTERM: graceful in the worker
+    deadline = time.monotonic() + grace + 10
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            log.warning("worker pid %s did not stop in time; killing it", proc.pid)
+            proc.kill()
+            proc.join()
+    log.info("stopped")

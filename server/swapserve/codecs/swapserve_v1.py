@@ -1,0 +1,60 @@
+"""swapserve.v1 messages <-> the data plane's types (tensors: ``swapserve_client.tensors``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from swapserve.model.records import ModelStatus
+from swapserve.model.signature import SignatureSpec, TensorSpec
+from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+
+
+def status_response(model: str, status: ModelStatus) -> pb.GetModelStatusResponse:
+    """GetModelStatus's answer: every known version, newest first."""
+    return pb.GetModelStatusResponse(
+        model_name=model,
+        serving_version=status.serving_version,
+        pinned_version=status.pinned_version,
+        versions=[
+            pb.ModelVersionStatus(
+                version=v.version,
+                state=int(v.state),  # type: ignore[arg-type]
+                error_message=v.error,
+                serving=v.serving,
+                load_seconds=v.load_seconds,
+                updated_unix=v.updated_unix,
+                labels=v.labels,
+            )
+            for v in status.versions
+        ],
+        version_labels=status.labels,
+        storage_error=status.storage_error,
+    )
+
+
+def metadata_response(
+    model: str, version: int, signatures: Mapping[str, SignatureSpec]
+) -> pb.GetModelMetadataResponse:
+    """GetModelMetadata's answer: every signature with its tensors."""
+    return pb.GetModelMetadataResponse(
+        model_name=model,
+        version=version,
+        signatures=[
+            pb.SignatureMetadata(
+                name=sig.name,
+                method_name=sig.method_name,
+                inputs=[_tensor_info(t) for t in sig.inputs.values()],
+                outputs=[_tensor_info(t) for t in sig.outputs.values()],
+            )
+            for sig in signatures.values()
+        ],
+    )
+
+
+def _tensor_info(spec: TensorSpec) -> pb.TensorInfo:
+    return pb.TensorInfo(
+        name=spec.name,
+        dtype=spec.dtype,  # type: ignore[arg-type]
+        shape=[] if spec.shape is None else list(spec.shape),
+        unknown_rank=spec.shape is None,
+    )

@@ -1,0 +1,318 @@
+"""The data plane: one protocol-neutral API over the served models.
+
+Every transport -- the swapserve.v1, TF Serving and KServe V2 gRPC servicers, and any HTTP
+handler -- decodes its request, calls one method here, and encodes the answer. This is the one
+place that resolves a model name, a version number or a version label to a loaded version, and
+the one place that words what went wrong (unknown model, bad version choice, version not loaded,
+unknown label, nothing serving). Admin changes go through a ``Coordinator``: in one process
+directly, with ``--workers`` on every worker. (MLServer's ``DataPlane`` between its servers and
+its model registry.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from swapserve.metrics import Metrics
+from swapserve.model.manager import ModelManager, Prediction, ReloadOutcome
+from swapserve.model.records import ModelStatus, State, VersionStatus
+from swapserve.model.registry import ConfigChange, ModelRegistry
+from swapserve.model.serving import Handle
+from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, unknown_signature
+from swapserve.settings import ModelSettings
+
+
+class Coordinator(Protocol):
+    """Carries out admin changes: in one process directly; across workers, on every worker."""
+
+    def start(self) -> None:
+        """Begins following other processes' changes (after the server started)."""
+        ...
+
+    def stop(self) -> None:
+        """Stops following them (before the server stops)."""
+        ...
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """Reloads (version 0) or pins ``version``; returns once it serves."""
+        ...
+
+    def unload(self, manager: ModelManager) -> int:
+        """Stops serving the model until the next reload."""
+        ...
+
+
+class LocalCoordinator:
+    """This process only."""
+
+    def start(self) -> None:
+        """Nothing to follow."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """See ``ModelManager.reload``."""
+        return manager.reload(version)
+
+    def unload(self, manager: ModelManager) -> int:
+        """See ``ModelManager.unload``."""
+        return manager.unload()
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A loaded version's signatures (and the SavedModel's SignatureDef protos)."""
+
+    version: int
+    signatures: Mapping[str, SignatureSpec]
+    signature_defs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One model as a repository index lists it: the serving version, else the newest known."""
+
+    name: str
+    version: VersionStatus | None
+    serving: bool
+
+
+def check_choice(version: int, label: str) -> None:
+    """Raises InvalidArgument for a version choice no protocol may make."""
+    if version < 0:
+        raise InvalidArgument(f"version must be >= 0 (0: the served version), got {version}")
+    if version and label:
+        raise InvalidArgument("give a version or a version label, not both")
+
+
+def unknown_label(model: str, label: str, labels: Mapping[str, int]) -> InvalidArgument:
+    """INVALID_ARGUMENT and this wording, as TF Serving answers an unknown label."""
+    known = ", ".join(f"'{k}'" for k in sorted(labels)) or "none"
+    return InvalidArgument(
+        f"Unrecognized servable version label: '{label}' (model '{model}' labels: {known})"
+    )
+
+
+class DataPlane:
+    """Predict, metadata, status, readiness and admin calls by (model, version, label).
+
+    Args:
+        registry: the served models.
+        coordinator: applies Reload/Unload (default: in this process only).
+    """
+
+    def __init__(self, registry: ModelRegistry, coordinator: Coordinator | None = None) -> None:
+        self._registry = registry
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics every model and transport reports to."""
+        return self._registry.metrics
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Calls ``listener()`` whenever a model's served version, or the model set, changes."""
+        self._registry.subscribe(listener)
+
+    def known(self, model: str) -> bool:
+        """True if ``model`` is served (transports label metrics only with known names)."""
+        return self._registry.find(model) is not None
+
+    # ---- inference ----------------------------------------------------------------------------
+
+    def predict(
+        self,
+        model: str,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: int = 0,
+        label: str = "",
+        output_filter: Sequence[str] = (),
+    ) -> Prediction:
+        """Runs ``inputs`` through a signature of the model's served version (``version`` 0),
+        of a loaded ``version``, or of the version ``label`` names."""
+        manager = self._registry.get(model)
+        manager.check_size(sum(int(a.size) for a in inputs.values()))
+        with self._serving(manager, version, label) as handle:
+            return handle.run(signature, inputs, output_filter)
+
+    def predict_examples(
+        self,
+        model: str,
+        signature: str,
+        serialized: np.ndarray,
+        method: str,
+        *,
+        version: int = 0,
+        label: str = "",
+    ) -> Prediction:
+        """Runs a classify or regress signature on serialized tf.Example protos."""
+        manager = self._registry.get(model)
+        manager.check_size(int(serialized.size))
+        with self._serving(manager, version, label) as handle:
+            return handle.run_examples(signature, serialized, method)
+
+    # ---- metadata and status ------------------------------------------------------------------
+
+    def metadata(self, model: str, version: int = 0, label: str = "") -> Metadata:
+        """The signatures of the version a request would run on."""
+        manager = self._registry.get(model)
+        with self._serving(manager, version, label) as handle:
+            loaded = handle.loaded
+            return Metadata(handle.version, loaded.signatures, loaded.signature_defs)
+
+    def signature(
+        self, model: str, name: str = "", version: int = 0, label: str = ""
+    ) -> tuple[int, SignatureSpec]:
+        """One signature (default ``serving_default``) and the version that has it."""
+        meta = self.metadata(model, version, label)
+        sig = meta.signatures.get(name or DEFAULT_SIGNATURE)
+        if sig is None:
+            raise unknown_signature(name or DEFAULT_SIGNATURE, meta.signatures)
+        return meta.version, sig
+
+    def status(self, model: str) -> ModelStatus:
+        """Every known version of the model, with the served and pinned versions and labels."""
+        return self._registry.get(model).status()
+
+    def version_status(
+        self, model: str, version: int = 0, label: str = ""
+    ) -> tuple[VersionStatus, ...]:
+        """The status of one version (by number or label), or of every version (neither).
+
+        Raises:
+            NotFound: no such version (in TF Serving's words).
+            InvalidArgument: an unknown label (in TF Serving's words).
+        """
+        check_choice(version, label)
+        manager = self._registry.get(model)
+        status = manager.status()
+        if label:
+            version = status.labels.get(label, 0)
+            if not version:
+                raise unknown_label(model, label, status.labels)
+        versions = tuple(v for v in status.versions if not version or v.version == version)
+        if not versions:
+            if version:
+                raise NotFound(f"Could not find version {version} of model {model}")
+            raise NotFound(f"Could not find any versions of model {model}")
+        return versions
+
+    def model_ready(self, model: str, version: int = 0, label: str = "") -> bool:
+        """True if the model (or that version or label of it) answers requests now; False for
+        an unknown model, version or label."""
+        manager = self._registry.find(model)
+        if manager is None or version < 0 or (version and label):
+            return False
+        handle = manager.acquire(version, label)
+        if handle is None:
+            return False
+        manager.release(handle)
+        return True
+
+    def server_ready(self) -> bool:
+        """True when every configured model serves (readiness)."""
+        return self._registry.all_serving()
+
+    def index(self, ready_only: bool = False) -> list[IndexEntry]:
+        """Every model with its serving version (else its newest known one)."""
+        out = []
+        for manager in self._registry:
+            status = manager.status()
+            if ready_only and not status.serving_version:
+                continue
+            current = next((v for v in status.versions if v.serving), None)
+            shown = current or (status.versions[0] if status.versions else None)
+            out.append(IndexEntry(manager.name, shown, current is not None))
+        return out
+
+    # ---- admin --------------------------------------------------------------------------------
+
+    def reload(self, model: str, version: int = 0) -> ReloadOutcome:
+        """Rescans now and serves the newest version the policy allows (``version`` 0), or
+        pins ``version``; answers once it serves, else with the error."""
+        return self.coordinator.reload(self._registry.get(model), version)
+
+    def unload(self, model: str) -> int:
+        """Stops serving ``model`` until the next reload; returns the version that served."""
+        return self.coordinator.unload(self._registry.get(model))
+
+    def reload_config(
+        self,
+        models: Callable[[Callable[[str], ModelSettings | None]], tuple[ModelSettings, ...]]
+        | None = None,
+    ) -> ConfigChange:
+        """Applies a new model list (TF Serving's HandleReloadConfigRequest), or re-reads the
+        config file when ``models`` is None and the server has one; then every model rescans
+        and the answer comes once they serve.
+
+        Args:
+            models: builds the new model list from the current settings by name.
+
+        Raises:
+            FailedPrecondition: a model list while models are fixed (``--workers``).
+            InvalidArgument: an invalid config file or model list.
+        """
+        registry = self._registry
+        change = ConfigChange()
+        if models is not None:
+            if registry.fixed_models:
+                raise FailedPrecondition(
+                    "with --workers, change the config file and send SIGHUP to the server "
+                    "(or send an empty config to rescan every model)"
+                )
+            change = registry.apply(models(self._current_settings))
+        elif registry.has_config_file:
+            change = registry.reload_config()
+        for manager in registry:
+            self.coordinator.reload(manager, 0)
+        return change
+
+    def _current_settings(self, name: str) -> ModelSettings | None:
+        manager = self._registry.find(name)
+        return manager.settings if manager is not None else None
+
+    # ---- resolving (model, version, label) ----------------------------------------------------
+
+    @contextmanager
+    def _serving(self, manager: ModelManager, version: int, label: str) -> Iterator[Handle]:
+        """The loaded version a request names, held for the request's duration."""
+        check_choice(version, label)
+        handle = manager.acquire(version, label)
+        if handle is None:
+            raise self._not_serving(manager, version, label)
+        try:
+            yield handle
+        finally:
+            manager.release(handle)
+
+    @staticmethod
+    def _not_serving(manager: ModelManager, version: int, label: str) -> Exception:
+        """Why no loaded version answers (version, label), worded for the client."""
+        status = manager.status()
+        if label and label not in status.labels:
+            return unknown_label(manager.name, label, status.labels)
+        loaded = manager.loaded_versions
+        if not loaded:
+            return Unavailable(manager.unavailable_reason())
+        if label:
+            version = status.labels[label]
+        what = f"version {version} (label '{label}')" if label else f"version {version}"
+        record = next((v for v in status.versions if v.version == version), None)
+        why = ""
+        if record is not None and record.state is State.FAILED:
+            why = f": it failed to load: {record.error}"
+        elif record is not None and record.state is State.LOADING:
+            why = ": it is loading"
+        return NotFound(
+            f"{what} of model '{manager.name}' is not loaded{why} (loaded: {list(loaded)}; "
+            f"serving {status.serving_version or 'none'})"
+        )

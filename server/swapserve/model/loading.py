@@ -1,0 +1,125 @@
+"""Loading one version into a ``Handle`` (with its batcher), recording and logging the outcome.
+
+The default loader imports TensorFlow on first use, so the rest of the model core -- policy,
+records, serving map, manager -- can be imported and tested without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from swapserve.errors import LoadError
+from swapserve.metrics import Metrics
+from swapserve.model.batching import Batcher
+from swapserve.model.discovery import Candidate
+from swapserve.model.records import VersionRecords
+from swapserve.model.serving import Handle
+from swapserve.settings import ModelSettings, SessionSettings
+
+if TYPE_CHECKING:
+    from swapserve.model.loaded import LoadedVersion
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[int, Path, SessionSettings, bool, int], "LoadedVersion"]
+"""(version, path, session settings, warm up, rows to time the run thread on) -> loaded."""
+
+
+def load_saved_model(
+    version: int, path: Path, session: SessionSettings, warm_up: bool, timing_rows: int
+) -> LoadedVersion:
+    """The default loader: ``LoadedVersion.load`` (TensorFlow is imported on first use)."""
+    from swapserve.model.loaded import LoadedVersion  # noqa: PLC0415
+
+    return LoadedVersion.load(version, path, session, warm_up, timing_rows)
+
+
+class VersionLoader:
+    """Loads versions of one model.
+
+    Args:
+        model: the model's name.
+        session: TensorFlow session options for every version.
+        loader: loads one version (tests pass fakes).
+        records: where each load's state and outcome are recorded.
+        metrics: load counters and timings.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        session: SessionSettings,
+        loader: Loader,
+        records: VersionRecords,
+        metrics: Metrics,
+    ) -> None:
+        self._model = model
+        self._session = session
+        self._loader = loader
+        self._records = records
+        self._metrics = metrics
+
+    def load(self, cand: Candidate, settings: ModelSettings) -> Handle:
+        """Loads, validates and warms ``cand`` up; it does not serve until committed.
+
+        Raises:
+            LoadError: the version cannot serve (recorded as FAILED and logged).
+        """
+        model, metrics = self._model, self._metrics
+        self._records.loading(cand.version)
+        log.info(
+            "model %s: loading version %d from %s",
+            model,
+            cand.version,
+            cand.path,
+            extra={"model": model, "version": cand.version, "event": "loading"},
+        )
+        batching = settings.batching
+        rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
+        try:
+            if cand.unreadable:
+                shown = ", ".join(cand.unreadable[:5])
+                raise LoadError(
+                    f"permission denied: the server cannot read {shown} in {cand.path} "
+                    "(it is retried when its files change)"
+                )
+            loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
+        except LoadError as err:
+            metrics.loads.labels(model, "failure").inc()
+            self._records.failed(cand, str(err))
+            log.error(
+                "model %s: version %d failed to load: %s",
+                model,
+                cand.version,
+                err,
+                extra={"model": model, "version": cand.version, "event": "failed"},
+            )
+            raise
+        metrics.loads.labels(model, "success").inc()
+        metrics.load_seconds.labels(model).observe(loaded.load_seconds)
+        metrics.loaded_versions.labels(model).inc()
+        batcher = Batcher(loaded, batching, model, metrics) if batching.enabled else None
+        self._records.available(cand.version, loaded.load_seconds)
+        timing = loaded.run_thread_timing
+        log.info(
+            "model %s: version %d loaded in %.3fs; run thread: %s%s",
+            model,
+            cand.version,
+            loaded.load_seconds,
+            loaded.run_thread,
+            f" (timed on {rows} rows: pool {timing[0] * 1e3:.3f} ms, "
+            f"caller {timing[1] * 1e3:.3f} ms per call)"
+            if timing
+            else "",
+            extra={
+                "model": model,
+                "version": cand.version,
+                "event": "loaded",
+                "load_seconds": loaded.load_seconds,
+                "run_thread": loaded.run_thread,
+            },
+        )
+        return Handle(loaded, batcher, model, metrics)

@@ -1,0 +1,263 @@
+"""Per-version records of one model: what each version directory is and has been.
+
+One record per version holds everything the server remembers about it: its life-cycle state and
+error (what GetModelStatus shows), its load time, and the bookkeeping that decides when it may
+load -- the file set seen last (``discovery.Fingerprint``), since when it has been unchanged
+(settling), and the file set it failed with (a failed version is retried only once its files
+change). Pure bookkeeping: no threads of its own, no TensorFlow; the clock is injectable.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from swapserve.model.discovery import Candidate, Fingerprint
+
+KEEP_ENDED = 20
+"""Ended versions whose directory is gone, kept in status for the operator."""
+
+
+class State(enum.IntEnum):
+    """A version's life cycle (numbers as in the API's ModelVersionStatus.State)."""
+
+    START = 10
+    LOADING = 20
+    AVAILABLE = 30
+    UNLOADING = 40
+    END = 50
+    FAILED = 60
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One version as GetModelStatus reports it."""
+
+    version: int
+    state: State
+    error: str
+    serving: bool
+    """It answers requests that name no version."""
+    load_seconds: float
+    updated_unix: float
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Every known version, newest first, with the served and pinned versions (0: none)."""
+
+    versions: tuple[VersionStatus, ...]
+    serving_version: int
+    pinned_version: int
+    labels: Mapping[str, int] = field(default_factory=dict)
+    storage_error: str = ""
+    """The export root's last listing or download error ("" when it works)."""
+
+
+@dataclass
+class _Record:
+    state: State
+    error: str = ""
+    load_seconds: float = 0.0
+    updated_unix: float = 0.0
+    fingerprint: Fingerprint | None = None
+    """The file set of the last scan that saw the directory; None once it is gone."""
+    since: float = 0.0
+    """Clock time since which ``fingerprint`` has been unchanged."""
+    failed_fingerprint: Fingerprint | None = None
+    """The file set the last failed load had; the failure stands while the files are the same."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one scan changed, for the caller to log."""
+
+    discovered: tuple[Candidate, ...] = ()
+    retried: tuple[int, ...] = ()
+    """Failed versions whose files changed: they will be tried again."""
+
+
+class VersionRecords:
+    """The records of one model's versions; thread-safe.
+
+    Args:
+        clock: seconds for settle ages (monotonic; tests pass a fake).
+        wall: seconds since the epoch for ``updated_unix``.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._records: dict[int, _Record] = {}  # guarded by _lock
+
+    # ---- discovery ----------------------------------------------------------------------------
+
+    def observe(self, candidates: Mapping[int, Candidate]) -> Observed:
+        """Records one scan: new versions start, a changed file set restarts its settle clock
+        (and lifts a failure), versions no longer on disk that never loaded end."""
+        now, wall = self._clock(), self._wall()
+        discovered: list[Candidate] = []
+        retried: list[int] = []
+        with self._lock:
+            for version, cand in candidates.items():
+                rec = self._records.get(version)
+                if rec is None:
+                    discovered.append(cand)
+                    self._records[version] = _Record(
+                        State.START, updated_unix=wall, fingerprint=cand.fingerprint, since=now
+                    )
+                    continue
+                if rec.fingerprint != cand.fingerprint:  # changed, or back after being gone
+                    rec.fingerprint, rec.since = cand.fingerprint, now
+                if rec.state is State.FAILED and rec.failed_fingerprint != rec.fingerprint:
+                    rec.state, rec.error, rec.updated_unix = State.START, "", wall
+                    rec.failed_fingerprint = None
+                    retried.append(version)
+            for version, rec in self._records.items():
+                if version in candidates:
+                    continue
+                rec.fingerprint = rec.failed_fingerprint = None
+                if rec.state in (State.START, State.FAILED):
+                    rec.state, rec.updated_unix = State.END, wall
+            ended = sorted(
+                (
+                    v
+                    for v, r in self._records.items()
+                    if r.state is State.END and v not in candidates
+                ),
+                reverse=True,
+            )
+            for version in ended[KEEP_ENDED:]:
+                del self._records[version]
+        return Observed(tuple(discovered), tuple(retried))
+
+    def age(self, version: int) -> float:
+        """Seconds the version's current file set has been seen unchanged (0 if not on disk)."""
+        with self._lock:
+            rec = self._records.get(version)
+            if rec is None or rec.fingerprint is None:
+                return 0.0
+            return self._clock() - rec.since
+
+    def ready(
+        self, candidates: Iterable[Candidate], settle_seconds: float, retry_failed: bool = False
+    ) -> list[Candidate]:
+        """The loadable candidates, newest first: complete, settled, and not failed with the
+        files they have now (unless ``retry_failed``: an explicit Reload tries them again).
+
+        Args:
+            candidates: the last scan's candidates (``observe`` must have seen them).
+            settle_seconds: how long a file set must have been unchanged.
+            retry_failed: include versions that failed with the same file set.
+        """
+        # A poll that fires a hair early must not wait a whole extra interval.
+        threshold = settle_seconds * 0.95
+        out = [
+            c
+            for c in candidates
+            if c.complete
+            and self.age(c.version) >= threshold
+            and (retry_failed or self.failed_error(c.version) is None)
+        ]
+        return sorted(out, key=lambda c: c.version, reverse=True)
+
+    def failed_error(self, version: int) -> str | None:
+        """The load error if the version failed with the file set it has now."""
+        with self._lock:
+            rec = self._records.get(version)
+            if rec is None or rec.failed_fingerprint is None:
+                return None
+            if rec.failed_fingerprint != rec.fingerprint:
+                return None
+            return rec.error
+
+    # ---- life cycle ---------------------------------------------------------------------------
+
+    def loading(self, version: int) -> None:
+        """A load of ``version`` begins."""
+        self._set(version, State.LOADING)
+
+    def failed(self, cand: Candidate, error: str) -> None:
+        """A load failed; it is not retried while the version keeps these files."""
+        with self._lock:
+            rec = self._records.setdefault(
+                cand.version,
+                _Record(State.FAILED, fingerprint=cand.fingerprint, since=self._clock()),
+            )
+            rec.state, rec.error, rec.updated_unix = State.FAILED, error, self._wall()
+            rec.failed_fingerprint = cand.fingerprint
+
+    def available(self, version: int, load_seconds: float) -> None:
+        """A load succeeded (any earlier failure is forgotten)."""
+        with self._lock:
+            rec = self._records.setdefault(version, _Record(State.AVAILABLE))
+            rec.state, rec.error, rec.updated_unix = State.AVAILABLE, "", self._wall()
+            rec.load_seconds = load_seconds
+            rec.failed_fingerprint = None
+
+    def unloading(self, version: int) -> None:
+        """The version was taken out of service; it is released once its requests finish."""
+        self._set(version, State.UNLOADING)
+
+    def ended(self, version: int) -> None:
+        """An unloading version was released."""
+        with self._lock:
+            rec = self._records.get(version)
+            if rec is not None and rec.state is State.UNLOADING:
+                rec.state, rec.updated_unix = State.END, self._wall()
+
+    def _set(self, version: int, state: State) -> None:
+        with self._lock:
+            rec = self._records.setdefault(version, _Record(state))
+            rec.state, rec.error, rec.updated_unix = state, "", self._wall()
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def state(self, version: int) -> tuple[State, str] | None:
+        """The version's state and error, or None if it is unknown."""
+        with self._lock:
+            rec = self._records.get(version)
+            return None if rec is None else (rec.state, rec.error)
+
+    def load_seconds(self, version: int) -> float:
+        """How long the version's last successful load took (0.0 if unknown)."""
+        with self._lock:
+            rec = self._records.get(version)
+            return 0.0 if rec is None else rec.load_seconds
+
+    def newest_failed(self) -> tuple[int, str] | None:
+        """The newest version in FAILED state, with its error."""
+        with self._lock:
+            failed = [v for v, r in self._records.items() if r.state is State.FAILED]
+            if not failed:
+                return None
+            version = max(failed)
+            return version, self._records[version].error
+
+    def statuses(self, serving: int, labels: Mapping[str, int]) -> tuple[VersionStatus, ...]:
+        """Every known version, newest first, as status reports it."""
+        by_version: dict[int, list[str]] = {}
+        for label, v in sorted(labels.items()):
+            by_version.setdefault(v, []).append(label)
+        with self._lock:
+            return tuple(
+                VersionStatus(
+                    version=v,
+                    state=r.state,
+                    error=r.error,
+                    serving=v == serving,
+                    load_seconds=r.load_seconds,
+                    updated_unix=r.updated_unix,
+                    labels=tuple(by_version.get(v, ())),
+                )
+                for v, r in sorted(self._records.items(), reverse=True)
+            )

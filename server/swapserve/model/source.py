@@ -1,0 +1,127 @@
+"""Where one model's versions come from: scans of its export root (mirrored first when the root
+is in object storage), recorded in its ``VersionRecords``. Runs on the load path only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from swapserve.metrics import Metrics
+from swapserve.model import discovery
+from swapserve.model.records import VersionRecords
+from swapserve.model.remote import Keep, RemoteMirror
+
+log = logging.getLogger(__name__)
+
+Candidates = dict[int, discovery.Candidate]
+
+
+class ExportSource:
+    """Scans one export root; not thread-safe (the manager's load lock serialises callers).
+
+    Args:
+        name: the model's name (logs, metrics).
+        root: the directory scanned (a remote root's local cache).
+        remote: the object-store URL mirrored into ``root``, if any.
+        poll_seconds: the first backoff after a storage failure.
+        records: where each scan is recorded.
+        metrics: storage error counter.
+        keep: which remote versions to have in the cache (see ``policy.remote_keep``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        remote: str | None,
+        *,
+        poll_seconds: float,
+        records: VersionRecords,
+        metrics: Metrics,
+        keep: Keep,
+    ) -> None:
+        self._name = name
+        self.root = root
+        self._records = records
+        self._metrics = metrics
+        self._keep = keep
+        self._mirror = RemoteMirror(name, remote, root, poll_seconds) if remote else None
+        self._storage_failures = 0  # mirror failures already counted in metrics
+        self._root_seen: bool | None = None  # None: not scanned yet
+
+    @property
+    def remote(self) -> bool:
+        """The root is mirrored from object storage."""
+        return self._mirror is not None
+
+    @property
+    def storage_error(self) -> str:
+        """The remote root's last listing or download error ("" when it works or is local)."""
+        return self._mirror.error if self._mirror is not None else ""
+
+    def scan(self, settle: float) -> Candidates:
+        """One scan: sync the mirror, list the root, record what changed. An unreadable or
+        missing root lists nothing (what is loaded keeps serving)."""
+        if self._mirror is not None:
+            self._mirror.sync(settle, self._keep)
+            if self._mirror.failures > self._storage_failures:
+                self._metrics.child(self._metrics.storage_errors, self._name).inc(
+                    self._mirror.failures - self._storage_failures
+                )
+                self._storage_failures = self._mirror.failures
+        try:
+            candidates = discovery.scan(self.root)
+        except OSError as err:
+            # An unreadable root is a storage fault like a missing one: keep what serves.
+            if self._root_seen is not False:
+                log.warning(
+                    "model %s: cannot list export root %s (%s); keeping what is loaded",
+                    self._name,
+                    self.root,
+                    err.strerror,
+                )
+            self._root_seen = False
+            return {}
+        exists = self.root.is_dir()
+        if exists != self._root_seen:
+            if exists:
+                log.info("model %s: watching export root %s", self._name, self.root)
+            else:
+                log.warning(
+                    "model %s: export root %s does not exist; waiting for it", self._name, self.root
+                )
+            self._root_seen = exists
+        observed = self._records.observe(candidates)
+        for cand in observed.discovered:
+            log.info(
+                "model %s: discovered version %d at %s",
+                self._name,
+                cand.version,
+                cand.path,
+                extra={"model": self._name, "version": cand.version, "event": "discovered"},
+            )
+        for version in observed.retried:
+            log.info(
+                "model %s: files of failed version %d changed; will retry",
+                self._name,
+                version,
+                extra={"model": self._name, "version": version, "event": "retry"},
+            )
+        return candidates
+
+    def scan_settled(
+        self, settle: float, sleep: Callable[[float], None] = time.sleep
+    ) -> Candidates:
+        """Scans twice, ``settle`` seconds apart when needed, so Reload sees whether a version
+        is still being written without waiting for a poll."""
+        candidates = self.scan(settle)
+        if self._mirror is not None and not (self._mirror.error or candidates):
+            sleep(settle)  # a remote version seen for the first time settles over 2 listings
+            candidates = self.scan(settle)
+        youngest = min((self._records.age(v) for v in candidates), default=settle)
+        if youngest < settle:
+            sleep(settle - youngest)
+            candidates = self.scan(settle)
+        return candidates

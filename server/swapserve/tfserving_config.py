@@ -1,0 +1,75 @@
+"""TensorFlow Serving's ``ModelServerConfig`` (``model_config_list``) as swapserve settings.
+
+``HandleReloadConfigRequest`` carries one; the fields TF Serving's config has (name, base_path,
+model_platform, model_version_policy, version_labels) map onto ``ModelSettings``, and the options it
+lacks (polling, batching, warm-up) keep the values the model has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from tensorflow_serving.config import model_server_config_pb2
+
+from swapserve.errors import InvalidArgument
+from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
+
+_ALL_VERSIONS = 2**31  # model_version_policy "all": every version on disk
+
+
+def model_settings(
+    config: model_server_config_pb2.ModelServerConfig,
+    current: Callable[[str], ModelSettings | None],
+) -> tuple[ModelSettings, ...]:
+    """A ``model_config_list`` as model settings: name, base_path, model_version_policy and
+    version_labels come from the config; options TF Serving's config does not carry (polling,
+    batching, warm-up) stay as the model has them (defaults for a new model).
+
+    Raises:
+        InvalidArgument: another kind of config, or an invalid entry (named).
+    """
+    if config.WhichOneof("config") != "model_config_list":
+        raise InvalidArgument("only model_config_list configs are supported")
+    out = []
+    for i, entry in enumerate(config.model_config_list.config):
+        where = f"model_config_list.config[{i}]"
+        if not entry.name or not entry.base_path:
+            raise InvalidArgument(f"{where}: name and base_path are required")
+        if entry.model_platform not in ("", "tensorflow"):
+            raise InvalidArgument(
+                f"{where}: model_platform {entry.model_platform!r} is not served here "
+                "(use 'tensorflow')"
+            )
+        base = current(entry.name) or ModelSettings(entry.name, Path())
+        policy = entry.model_version_policy
+        choice = policy.WhichOneof("policy_choice")
+        if choice == "specific":
+            versions = VersionPolicy(specific=tuple(int(v) for v in policy.specific.versions))
+        elif choice == "all":
+            versions = VersionPolicy(latest=_ALL_VERSIONS)
+        else:
+            latest = policy.latest.num_versions if choice == "latest" else 1
+            versions = VersionPolicy(latest=latest or 1)
+        fields = {
+            f.name: getattr(base, f.name)
+            for f in dataclasses.fields(base)
+            if f.name not in ("name", "export_root", "remote", "versions", "labels")
+        }
+        settings = ModelSettings.at(
+            entry.name,
+            entry.base_path,
+            versions=versions,
+            labels=dict(entry.version_labels),
+            **fields,
+        )
+        try:
+            settings.validate()
+        except SettingsError as err:
+            raise InvalidArgument(f"{where}: {err}") from None
+        out.append(settings)
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise InvalidArgument(f"a model is listed twice in model_config_list: {names}")
+    return tuple(out)

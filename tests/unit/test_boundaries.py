@@ -1,0 +1,78 @@
+"""Module boundaries the design depends on, checked on the real import graph."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = (
+    "swapserve.model.policy",
+    "swapserve.model.records",
+    "swapserve.model.discovery",
+    "swapserve.model.serving",
+    "swapserve.model.source",
+    "swapserve.model.loading",
+    "swapserve.model.manager",
+    "swapserve.model.registry",
+    "swapserve.model.watcher",
+    "swapserve.dataplane",
+)
+TENSORFLOW_FREE = (
+    *CORE,
+    "swapserve.config_file",
+    "swapserve.settings",
+    "swapserve.tfserving_config",
+    "swapserve.codecs.kserve_v2",
+    "swapserve.codecs.swapserve_v1",
+    "swapserve_client",
+    "swapserve_client.tensors",
+)
+
+
+def _imported(modules: tuple[str, ...]) -> set[str]:
+    code = textwrap.dedent(
+        f"""
+        import importlib, sys
+        for name in {modules!r}:
+            importlib.import_module(name)
+        print("\\n".join(sys.modules))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO
+    )
+    return set(out.stdout.split())
+
+
+def test_core_imports_no_grpc_protobuf_or_tensorflow() -> None:
+    """The model core and the data plane: no transport, no generated code, no TensorFlow."""
+    loaded = _imported(CORE)
+    for banned in ("tensorflow", "grpc", "google.protobuf", "swapserve_client._proto"):
+        found = sorted(m for m in loaded if m == banned or m.startswith(banned + "."))
+        assert not found, f"the core imports {banned}: {found[:5]}"
+
+
+def test_unit_tested_modules_import_no_tensorflow() -> None:
+    loaded = _imported(TENSORFLOW_FREE)
+    assert "tensorflow" not in loaded
+
+
+def test_modules_stay_small() -> None:
+    """One concern per module: none grows past ~400 lines."""
+    sizes = {
+        str(p.relative_to(REPO)): len(p.read_text().splitlines())
+        for p in (REPO / "server" / "swapserve").rglob("*.py")
+    }
+    assert max(sizes.values()) <= 420, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_dtype_table_matches_the_api() -> None:
+    """``swapserve_client.dtypes`` repeats the DataType enum without importing it."""
+    from swapserve_client import dtypes
+    from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+
+    enum = {v.number: v.name for v in pb.DESCRIPTOR.enum_types_by_name["DataType"].values}
+    assert dtypes.DTYPE_NAMES == enum
