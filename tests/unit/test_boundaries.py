@@ -75,4 +75,4 @@ def test_dtype_table_matches_the_api() -> None:
     from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
     enum = {v.number: v.name for v in pb.DESCRIPTOR.enum_types_by_name["DataType"].values}
-    assert dtypes.DTYPE_NAMES == enum
+    assert enum == dtypes.DTYPE_NAMES

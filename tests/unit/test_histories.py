@@ -18,11 +18,11 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+from fakes import FakeLoader, remove_version, write_version
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from fakes import FakeLoader, remove_version, write_version
 from swapserve.errors import SwapserveError
 from swapserve.model.manager import ModelManager
 from swapserve.model.records import State
@@ -187,10 +187,10 @@ class Histories(RuleBasedStateMachine):
                 if complete
                 and (
                     v in loaded
-                    or good
+                    or (good
                     and (
                         not settled_only or (since is not None and self.clock.now - since >= SETTLE)
-                    )
+                    ))
                 )
             ),
             reverse=True,
