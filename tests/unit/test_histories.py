@@ -138,7 +138,7 @@ class Histories(RuleBasedStateMachine):
     def reload(self) -> None:
         """Reload(0): unpin and follow the policy now (Reload settles on its own)."""
         assert self.manager is not None
-        try:
+        try:  # noqa: SIM105 (the comment below says why)
             self.manager.reload(0)
         except SwapserveError:
             pass  # the newest failed, or nothing is complete: checked below either way
