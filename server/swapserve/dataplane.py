@@ -81,7 +81,6 @@ class IndexEntry:
 
     name: str
     version: VersionStatus | None
-    serving: bool
 
 
 def check_choice(version: int, label: str) -> None:
@@ -231,7 +230,7 @@ class DataPlane:
                 continue
             current = next((v for v in status.versions if v.serving), None)
             shown = current or (status.versions[0] if status.versions else None)
-            out.append(IndexEntry(manager.name, shown, current is not None))
+            out.append(IndexEntry(manager.name, shown))
         return out
 
     # ---- admin --------------------------------------------------------------------------------

@@ -187,10 +187,13 @@ class Histories(RuleBasedStateMachine):
                 if complete
                 and (
                     v in loaded
-                    or (good
-                    and (
-                        not settled_only or (since is not None and self.clock.now - since >= SETTLE)
-                    ))
+                    or (
+                        good
+                        and (
+                            not settled_only
+                            or (since is not None and self.clock.now - since >= SETTLE)
+                        )
+                    )
                 )
             ),
             reverse=True,

@@ -3,8 +3,8 @@
 ``export_saved_model`` stages into ``temp-<ts>`` and renames, but rsync, ``gsutil cp`` and friends
 create the final directory first and fill it over seconds or minutes. So a version is only a
 candidate when it has ``saved_model.pb`` (or ``.pbtxt``) *and* its file set -- every relative path
-with its size and mtime -- has stayed unchanged for a settle period. A version that failed to
-load is not retried until its file set changes.
+with its size and mtime -- has stayed unchanged for a settle period (the settle clock and the
+failure memory live in ``records.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -100,79 +98,3 @@ def _fingerprint(path: Path) -> tuple[Fingerprint, tuple[str, ...]]:
                 unreadable.append(rel)
             items.append((rel, st.st_size, st.st_mtime_ns))
     return tuple(sorted(items)), tuple(sorted(unreadable))
-
-
-@dataclass
-class _Seen:
-    fingerprint: Fingerprint
-    since: float
-    failed_error: str | None = None
-    failed_fingerprint: Fingerprint | None = None
-
-
-@dataclass
-class Tracker:
-    """Settle and failure bookkeeping across scans of one export root."""
-
-    clock: Callable[[], float] = time.monotonic
-    _seen: dict[int, _Seen] = field(default_factory=dict)
-
-    def update(self, candidates: dict[int, Candidate]) -> None:
-        """Records one scan: a changed file set restarts that version's settle clock."""
-        now = self.clock()
-        for version in list(self._seen):
-            if version not in candidates:
-                del self._seen[version]
-        for version, cand in candidates.items():
-            seen = self._seen.get(version)
-            if seen is None:
-                self._seen[version] = _Seen(cand.fingerprint, now)
-            elif seen.fingerprint != cand.fingerprint:
-                seen.fingerprint, seen.since = cand.fingerprint, now
-
-    def age(self, version: int) -> float:
-        """Seconds the version's current file set has been seen unchanged (0 if unknown)."""
-        seen = self._seen.get(version)
-        return 0.0 if seen is None else self.clock() - seen.since
-
-    def ready(
-        self, candidates: Iterable[Candidate], settle_seconds: float, retry_failed: bool = False
-    ) -> list[Candidate]:
-        """The loadable candidates, newest first.
-
-        Args:
-            candidates: the last scan's candidates (``update`` must have seen them).
-            settle_seconds: how long a file set must have been unchanged.
-            retry_failed: include versions that failed with the same file set (explicit reload).
-        """
-        # A poll that fires a hair early must not wait a whole extra interval.
-        threshold = settle_seconds * 0.95
-        out = [
-            c
-            for c in candidates
-            if c.complete
-            and self.age(c.version) >= threshold
-            and (retry_failed or self.failed_error(c.version) is None)
-        ]
-        return sorted(out, key=lambda c: c.version, reverse=True)
-
-    def mark_failed(self, candidate: Candidate, error: str) -> None:
-        """Remembers a failed load; the version is skipped until its files change."""
-        seen = self._seen.setdefault(candidate.version, _Seen(candidate.fingerprint, self.clock()))
-        seen.failed_error = error
-        seen.failed_fingerprint = candidate.fingerprint
-
-    def clear_failed(self, version: int) -> None:
-        """Forgets a failure (after a successful load of the same version)."""
-        seen = self._seen.get(version)
-        if seen is not None:
-            seen.failed_error = seen.failed_fingerprint = None
-
-    def failed_error(self, version: int) -> str | None:
-        """The load error if the version failed with the file set it has now."""
-        seen = self._seen.get(version)
-        if seen is None or seen.failed_error is None:
-            return None
-        if seen.failed_fingerprint != seen.fingerprint:
-            return None
-        return seen.failed_error

@@ -222,12 +222,6 @@ class VersionRecords:
 
     # ---- reading ------------------------------------------------------------------------------
 
-    def state(self, version: int) -> tuple[State, str] | None:
-        """The version's state and error, or None if it is unknown."""
-        with self._lock:
-            rec = self._records.get(version)
-            return None if rec is None else (rec.state, rec.error)
-
     def load_seconds(self, version: int) -> float:
         """How long the version's last successful load took (0.0 if unknown)."""
         with self._lock:

@@ -52,11 +52,6 @@ class ExportSource:
         self._root_seen: bool | None = None  # None: not scanned yet
 
     @property
-    def remote(self) -> bool:
-        """The root is mirrored from object storage."""
-        return self._mirror is not None
-
-    @property
     def storage_error(self) -> str:
         """The remote root's last listing or download error ("" when it works or is local)."""
         return self._mirror.error if self._mirror is not None else ""
