@@ -87,4 +87,4 @@ bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed  ## s
 
 bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 10 minutes)
 	$(BIN)/python bench/suite.py
-	$(BIN)/python bench/update_readme.py
+	$(BIN)/python bench/update_docs.py

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         type=Path,
-        help="YAML file listing the models to serve (see README); re-read on "
+        help="YAML file listing the models to serve (see docs/configuration.md); re-read on "
         "SIGHUP and on HandleReloadConfigRequest. Replaces the one-model flags below",
     )
     p.add_argument("--model-name", help="one model: the name clients use for it")
@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--otel",
         action="store_true",
         help="export OpenTelemetry traces (a span per RPC) over OTLP/gRPC, configured by the "
-        "OTEL_EXPORTER_OTLP_* environment variables; needs pip install 'swapserve[otel]'",
+        "OTEL_EXPORTER_OTLP_* environment variables; needs the optional extra 'otel' "
+        "(make setup installs it)",
     )
     p.add_argument(
         "--log-format",

@@ -20,12 +20,24 @@ import numpy as np
 
 from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from swapserve.metrics import Metrics
-from swapserve.model.manager import ModelManager, Prediction, ReloadOutcome
+from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.records import ModelStatus, State, VersionStatus
 from swapserve.model.registry import ConfigChange, ModelRegistry
-from swapserve.model.serving import Handle
+from swapserve.model.serving import Handle, Prediction
 from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, unknown_signature
 from swapserve.settings import ModelSettings
+
+__all__ = [
+    "Coordinator",
+    "DataPlane",
+    "IndexEntry",
+    "LocalCoordinator",
+    "Metadata",
+    "Prediction",  # re-exported: what predict returns
+    "ReloadOutcome",  # re-exported: what reload returns
+    "check_choice",
+    "unknown_label",
+]
 
 
 class Coordinator(Protocol):

@@ -23,7 +23,7 @@ _Labelled = Counter | Gauge | Histogram
 
 
 class Metrics:
-    """Every metric swapserve exports (names and meanings are listed in README)."""
+    """Every metric swapserve exports (names and meanings: docs/operations.md)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()

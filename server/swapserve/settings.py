@@ -220,7 +220,7 @@ class Settings:
     """The models served."""
     config_path: Path | None = None
     otel: bool = False
-    """Export OpenTelemetry traces (a span per RPC) over OTLP; needs ``swapserve[otel]``."""
+    """Export OpenTelemetry traces (a span per RPC) over OTLP; needs the ``otel`` extra."""
     """The config file the models came from (re-read on SIGHUP and HandleReloadConfigRequest)."""
     host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
     """Address to listen on."""

@@ -12,7 +12,6 @@ import pytest
 
 from helpers import (
     HALF_PLUS_TWO,
-    REPO,
     ServerProcess,
     copy_version,
     estimator_version,
@@ -203,26 +202,6 @@ def test_server_process_serves_then_stops_on_sigterm(tmp_path: Path) -> None:
     assert re.search(r"version 123 serving \(loaded in [0-9.]+s\)", log)
     assert "received SIGTERM; shutting down" in log
     assert "unloaded version 123" in log
-
-
-def test_readme_documents_every_server_flag() -> None:
-    """README's flag table lists every ``swapserve --help`` flag (and no flag that is gone)."""
-    import re
-
-    from swapserve.cli import build_parser
-
-    flags = {
-        option
-        for action in build_parser()._actions
-        for option in action.option_strings
-        if option.startswith("--") and option not in ("--help", "--version")
-    }
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### `swapserve` (also `python -m swapserve`)")[1].split("\n### ")[0]
-    documented = set(re.findall(r"^\| `(--[a-z-]+)`(?:, `(--[a-z-]+)`)?", section, re.M))
-    in_table = {f for pair in documented for f in pair if f}
-    assert flags - in_table == set(), "flags missing from README"
-    assert in_table - flags == set(), "README documents flags that do not exist"
 
 
 def test_client_cli_output_into_a_closed_pipe(tmp_path: Path) -> None:

@@ -19,11 +19,12 @@ CORE = (
     "swapserve.model.registry",
     "swapserve.model.watcher",
     "swapserve.dataplane",
+    "swapserve.settings",
+    "swapserve.config_file",
+    "swapserve.errors",
 )
 TENSORFLOW_FREE = (
     *CORE,
-    "swapserve.config_file",
-    "swapserve.settings",
     "swapserve.tfserving_config",
     "swapserve.codecs.kserve_v2",
     "swapserve.codecs.swapserve_v1",
@@ -67,6 +68,22 @@ def test_modules_stay_small() -> None:
         for p in (REPO / "server" / "swapserve").rglob("*.py")
     }
     assert max(sizes.values()) <= 420, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_transports_reach_models_only_through_the_data_plane() -> None:
+    """No servicer or codec imports the registry, a manager, the serving map or a loaded version:
+    every version and label is resolved in ``swapserve.dataplane``."""
+    import ast
+
+    reaching = {"registry", "manager", "serving", "loaded", "loading", "source", "policy"}
+    for package in ("transport", "codecs"):
+        for path in (REPO / "server" / "swapserve" / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    parts = node.module.split(".")
+                    assert not (parts[:2] == ["swapserve", "model"] and reaching & set(parts)), (
+                        f"{path.name} imports {node.module}"
+                    )
 
 
 def test_dtype_table_matches_the_api() -> None:

@@ -115,7 +115,7 @@ def test_shipped_config_examples_parse(tmp_path: Path) -> None:
     configmap = yaml.safe_load((REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text())
     (model,) = parse_models(yaml.safe_load(configmap["data"]["swapserve.yaml"]), "cm", tmp_path)
     assert (model.name, model.export_root) == ("seed", Path("/models/seed"))
-    doc = (REPO / "README.md").read_text()
+    doc = (REPO / "docs" / "configuration.md").read_text()
     example = doc.split("`swapserve --config swapserve.yaml`:\n\n```yaml\n")[1].split("```")[0]
     seed, ranker = parse_models(yaml.safe_load(example), "configuration.md", tmp_path)
     assert seed.versions == VersionPolicy(latest=2) and seed.labels == {"stable": 1795300968}

@@ -56,8 +56,8 @@ class RemoteMirror:
             self._fs, self._path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
         except ImportError as err:
             raise SettingsError(
-                f"export root {url} needs the optional dependencies: pip install "
-                f"'swapserve[s3]' (or gcsfs for gs://): {err}"
+                f"export root {url} needs the optional extra 's3' (from a clone: pip install -c "
+                f"requirements.lock ./client '.[s3]'; gcsfs for gs://): {err}"
             ) from None
         self.model, self.url, self.cache = model, url, cache
         self._poll = poll_seconds

@@ -1,4 +1,5 @@
-"""Who may call admin RPCs. Until tokens arrive, that is loopback peers only, by default."""
+"""Who may call admin RPCs when no admin token is set: loopback peers only, unless
+``--allow-remote-admin``. With an admin token, ``auth.py`` checks the token instead."""
 
 from __future__ import annotations
 

@@ -25,9 +25,8 @@ from tensorflow_serving.apis import (
 
 from swapserve import tfserving_config
 from swapserve.codecs import tfserving as codec
-from swapserve.dataplane import DataPlane
+from swapserve.dataplane import DataPlane, Prediction
 from swapserve.errors import InvalidArgument
-from swapserve.model.manager import Prediction
 from swapserve.model.signature import DEFAULT_SIGNATURE
 from swapserve.transport.admin import check_admin
 from swapserve.transport.errors import grpc_errors

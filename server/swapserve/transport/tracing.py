@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing, the optional extra ``swapserve[otel]`` (``--otel``).
+"""OpenTelemetry tracing, the optional extra ``otel`` (``--otel``).
 
 One span per RPC (opentelemetry-instrumentation-grpc's server interceptor: method, peer, status
 code), carrying the model name, exported over OTLP/gRPC. Where to send spans and how is configured
@@ -41,7 +41,8 @@ def interceptor() -> tuple[grpc.ServerInterceptor, Callable[[], None]]:  # type:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
     except ImportError:
         raise SettingsError(
-            "--otel needs the optional dependencies: pip install 'swapserve[otel]'"
+            "--otel needs the optional extra 'otel' (from a clone: pip install -c "
+            "requirements.lock ./client '.[otel]')"
         ) from None
     name = os.environ.get("OTEL_SERVICE_NAME", "swapserve")
     provider = TracerProvider(resource=Resource.create({"service.name": name}))

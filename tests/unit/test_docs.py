@@ -1,0 +1,73 @@
+"""The docs stay true to the tree: every module is on the architecture page, every server flag is
+in the configuration page's table, and every relative link points at a file that exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "deploy" / "README.md"]
+
+
+def test_architecture_names_every_module() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([a-z0-9_/]+\.py)`", page))
+    root = REPO / "server" / "swapserve"
+    modules = {
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == root
+    }
+    assert modules - named == set(), "modules missing from docs/architecture.md"
+    stale = {
+        m
+        for m in named - modules
+        if "/" in m and m.split("/")[0] in {"model", "codecs", "transport", "cluster"}
+    }
+    assert stale == set(), "docs/architecture.md names modules that do not exist"
+
+
+def test_configuration_documents_every_server_flag() -> None:
+    """The flag table lists every ``swapserve --help`` flag, and no flag that is gone."""
+    from swapserve.cli import build_parser
+
+    flags = {
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option not in ("--help", "--version")
+    }
+    page = (REPO / "docs" / "configuration.md").read_text()
+    section = page.split("### `swapserve` (also `python -m swapserve`)")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `(--[a-z-]+)`(?:, `(--[a-z-]+)`)?", section, re.M))
+    in_table = {f for pair in documented for f in pair if f}
+    assert flags - in_table == set(), "flags missing from docs/configuration.md"
+    assert in_table - flags == set(), "docs/configuration.md documents flags that do not exist"
+
+
+def test_relative_links_resolve() -> None:
+    """Links between the pages (and to files in the repository) point at something, and a
+    ``#fragment`` names a heading of the page it points at."""
+    broken = []
+    for doc in DOCS:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            if not file.exists():
+                broken.append(f"{doc.name}: {target}")
+            elif fragment and file.suffix == ".md" and fragment not in _anchors(file):
+                broken.append(f"{doc.name}: {target} (no such heading)")
+    assert broken == []
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", page.read_text(), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
