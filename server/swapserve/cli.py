@@ -256,7 +256,7 @@ def _labels(specs: Sequence[str]) -> dict[str, int]:
     labels = {}
     for spec in specs:
         name, sep, version = spec.partition("=")
-        if not sep or not version.strip().isdigit():
+        if not sep or not (version.strip().isascii() and version.strip().isdigit()):
             raise SettingsError(f"--label {spec!r}: expected NAME=VERSION, e.g. stable=3")
         labels[name.strip()] = int(version)
     return labels

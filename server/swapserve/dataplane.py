@@ -25,7 +25,7 @@ from swapserve.model.records import ModelStatus, State, VersionStatus
 from swapserve.model.registry import ConfigChange, ModelRegistry
 from swapserve.model.serving import Handle, Prediction
 from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, unknown_signature
-from swapserve.settings import ModelSettings
+from swapserve.settings import MAX_VERSION, ModelSettings
 
 __all__ = [
     "Coordinator",
@@ -97,8 +97,10 @@ class IndexEntry:
 
 def check_choice(version: int, label: str) -> None:
     """Raises InvalidArgument for a version choice no protocol may make."""
-    if version < 0:
-        raise InvalidArgument(f"version must be >= 0 (0: the served version), got {version}")
+    if not 0 <= version <= MAX_VERSION:
+        raise InvalidArgument(
+            f"version must be from 0 (the served version) to {MAX_VERSION}, got {version}"
+        )
     if version and label:
         raise InvalidArgument("give a version or a version label, not both")
 

@@ -101,6 +101,11 @@ class BatchingSettings:
                 )
 
 
+MAX_VERSION = 2**63 - 1
+"""The largest version number: every protocol carries versions as int64 (TF Serving's
+``ModelSpec.version``, our ``version`` fields) or as text clients parse into one."""
+
+
 @dataclass(frozen=True)
 class VersionPolicy:
     """Which versions of a model are loaded (as TF Serving's model_version_policy)."""
@@ -115,10 +120,10 @@ class VersionPolicy:
         """Raises SettingsError naming the bad field."""
         if self.latest < 1:
             raise SettingsError(f"model '{model}': versions.latest must be >= 1, got {self.latest}")
-        if any(v < 1 for v in self.specific):
+        if any(not 1 <= v <= MAX_VERSION for v in self.specific):
             raise SettingsError(
-                f"model '{model}': versions.specific must list versions >= 1, "
-                f"got {list(self.specific)}"
+                f"model '{model}': versions.specific must list versions from 1 to "
+                f"{MAX_VERSION}, got {list(self.specific)}"
             )
 
 
@@ -201,9 +206,14 @@ class ModelSettings:
                     f"{where}: label {label!r}: use letters, digits, '_', '.', '-', starting "
                     "with a letter (a label must not look like a version number)"
                 )
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            if (
+                not isinstance(version, int)
+                or isinstance(version, bool)
+                or not 1 <= version <= MAX_VERSION
+            ):
                 raise SettingsError(
-                    f"{where}: label {label!r} must name a version >= 1, got {version!r}"
+                    f"{where}: label {label!r} must name a version from 1 to {MAX_VERSION}, "
+                    f"got {version!r}"
                 )
 
     @property

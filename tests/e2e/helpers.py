@@ -250,3 +250,65 @@ class RolloutLoad:
             if float(out.outputs["output"][0, 0]) != 2.0 * out.version:
                 self.failures.append(f"version {out.version} answered {out.outputs['output']}")
             self.seen[out.version] += 1
+
+
+class CallLoad:
+    """Threads calling ``calls`` round-robin until stopped: the load a test keeps running
+    *through* the event it tests. Each exception is kept as ``"CODE: message"`` (gRPC errors)
+    or its repr; ``ok`` counts answers."""
+
+    def __init__(self, calls: list[Callable[[], Any]], threads: int = 4) -> None:
+        import threading
+
+        self._calls = calls
+        self.ok = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()  # guards ok and errors
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
+
+    def __enter__(self) -> CallLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def wait_for_answers(self, count: int, timeout: float = 30.0) -> None:
+        """Waits until ``count`` more calls have been answered (the load is really running)."""
+        start = self.ok
+        wait_for(lambda: self.ok >= start + count, timeout, what=f"{count} answers")
+
+    def _run(self, index: int) -> None:
+        import grpc
+
+        from swapserve_client import SwapserveError
+
+        i = index
+        while not self._stop.is_set():
+            call = self._calls[i % len(self._calls)]
+            i += 1
+            try:
+                call()
+            except grpc.RpcError as err:
+                with self._lock:
+                    self.errors.append(f"{err.code().name}: {err.details()}")  # type: ignore[attr-defined]
+                continue
+            except SwapserveError as err:
+                with self._lock:
+                    self.errors.append(str(err))
+                continue
+            except Exception as err:
+                with self._lock:
+                    self.errors.append(repr(err))
+                continue
+            with self._lock:
+                self.ok += 1

@@ -392,7 +392,7 @@ X = np.zeros([2, 1], np.float32)
             "NOT_FOUND",
             "version 5 of model 'hp2' is not loaded (loaded: [123]; serving 123)",
         ),
-        ({"x": X}, {"version": -1}, "INVALID_ARGUMENT", "version must be >= 0"),
+        ({"x": X}, {"version": -1}, "INVALID_ARGUMENT", "version must be from 0"),
     ],
 )
 def test_bad_requests(

@@ -233,3 +233,52 @@ def test_workers_mirror_into_their_own_caches(
             np.testing.assert_allclose(client.predict("m", X)["output"], [[2.0]])
     finally:
         assert server.stop() == 0, server.log
+
+
+def test_s3_versions_beyond_int64_are_ignored(
+    tmp_path: Path,
+    s3: tuple[ThreadedMotoServer, s3fs.S3FileSystem, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """2^63 under an S3 root is never listed as a version; 2^63 - 1 loads and serves."""
+    caplog.set_level(logging.WARNING, logger="swapserve")
+    _, fs, bucket = s3
+    url = f"s3://{bucket}/m"
+    monkeypatch.setenv("SWAPSERVE_CACHE_DIR", str(tmp_path / "cache"))
+    export = estimator_export(tmp_path / "src", weight=1.0, bias=0.0)
+    _upload(fs, url, export, 1)
+    top = 2**63 - 1
+    with (
+        serving(tmp_path / "cache" / "m", remote=url, poll_seconds=0.1, settle_seconds=0.3) as app,
+        Client(f"127.0.0.1:{app.port}", timeout=30) as client,
+    ):
+        answers: list[str] = []
+        stop = threading.Event()
+
+        def predict() -> None:
+            while not stop.is_set():
+                try:
+                    out = client.predict_full("m", X)
+                    answers.append("ok" if out.outputs["output"][0, 0] == 2.0 else "wrong")
+                except Exception as err:
+                    answers.append(repr(err))
+
+        threads = [threading.Thread(target=predict) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            _upload(fs, url, export, top + 1)
+            time.sleep(1.0)  # ten polls, past the settle period
+            assert _serving(client) == 1
+            assert not (tmp_path / "cache" / "m" / str(top + 1)).exists()
+            _upload(fs, url, export, top)
+            wait_for(lambda: _serving(client) == top, what="version 2^63-1 from S3")
+            assert next(v.version for v in client.status("m")) == top
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert answers and set(answers) == {"ok"}, sorted(set(answers))[:5]
+    skipped = [r.getMessage() for r in caplog.records if "version numbers go up to" in r.message]
+    assert len(skipped) == 1, skipped

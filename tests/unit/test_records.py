@@ -63,3 +63,34 @@ def test_ready_is_newest_first_and_forgets_removed(tmp_path: Path) -> None:
     assert [c.version for c in tracker.ready(found.values(), 1.0)] == [10, 3, 2]
     tracker.observe({})
     assert tracker.age(10) == 0.0
+
+
+def test_a_version_with_problems_fails_at_once_and_is_retried_when_repaired(
+    tmp_path: Path,
+) -> None:
+    records = VersionRecords(FakeClock())
+    path = _version(tmp_path, "2")
+    (path / "a").symlink_to("b")
+    (path / "b").symlink_to("a")
+    observed = records.observe(discovery.scan(tmp_path))
+    (status,) = records.statuses(0, {})
+    assert status.state.name == "FAILED" and "a: symlink to b does not resolve" in status.error
+    assert records.ready(discovery.scan(tmp_path).values(), 0.0) == []
+    assert observed.retried == ()
+    # Still broken after a change (one link fixed): still FAILED, not announced as a retry.
+    (path / "a").unlink()
+    assert records.observe(discovery.scan(tmp_path)).retried == ()
+    assert records.statuses(0, {})[0].state.name == "FAILED"
+    (path / "b").unlink()
+    assert records.observe(discovery.scan(tmp_path)).retried == (2,)
+    assert records.statuses(0, {})[0].state.name == "START"
+
+
+def test_problems_appearing_in_a_loaded_version_do_not_mark_it_failed(tmp_path: Path) -> None:
+    records = VersionRecords(FakeClock())
+    path = _version(tmp_path, "1")
+    records.observe(discovery.scan(tmp_path))
+    records.available(1, 0.1)
+    (path / "loop").symlink_to("loop")
+    records.observe(discovery.scan(tmp_path))
+    assert records.statuses(1, {})[0].state.name == "AVAILABLE"

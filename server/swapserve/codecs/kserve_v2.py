@@ -177,7 +177,7 @@ class InferCall:
 
 def parse_version(text: str) -> tuple[int, str]:
     """``model_version`` as (version, label): a number, a version label, or empty (served)."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": isdigit alone takes it, int() does not
         return int(text), ""
     return 0, text
 

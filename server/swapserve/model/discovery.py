@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from swapserve.settings import MAX_VERSION
+
 log = logging.getLogger(__name__)
 
-_VERSION_DIR = re.compile(r"^[0-9]+$")
 _GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def version_of(name: str) -> int | None:
+    """The version a directory (or object-store prefix) name stands for, or None if it is not
+    one: ASCII digits only (``str.isdigit`` also takes "²"), not 0 (reserved for "the served
+    version" in requests) and at most ``MAX_VERSION`` (a larger number no API can carry)."""
+    if not (name.isascii() and name.isdigit()):
+        return None
+    version = int(name)
+    return version if 1 <= version <= MAX_VERSION else None
+
+
+def out_of_range(name: str) -> bool:
+    """An all-digit name above ``MAX_VERSION``: skipped, and worth one log line."""
+    return name.isascii() and name.isdigit() and int(name) > MAX_VERSION
 
 
 @dataclass(frozen=True)
@@ -32,44 +48,81 @@ class Candidate:
     fingerprint: Fingerprint
     complete: bool
     """It has a SavedModel graph file (it may still be missing variables: see settling)."""
-    unreadable: tuple[str, ...] = ()
-    """Files or directories in it the server may not read (relative paths)."""
+    problems: tuple[str, ...] = ()
+    """What in it cannot be used, one line each: unreadable files or directories, symlinks that
+    do not resolve (cycles, missing targets). A version with problems fails to load (and is
+    retried when its files change)."""
+
+    @property
+    def problem(self) -> str:
+        """``problems`` as one error message ("" if none)."""
+        if not self.problems:
+            return ""
+        more = len(self.problems) - 3
+        shown = "; ".join(self.problems[:3]) + (f"; and {more} more" if more > 0 else "")
+        return f"unusable files in {self.path}: {shown} (it is retried when its files change)"
 
 
-def scan(root: Path) -> dict[int, Candidate]:
+def scan(root: Path, skipped: set[str] | None = None) -> dict[int, Candidate]:
     """Lists the version directories under ``root`` (an empty dict if it does not exist).
 
     Only names made of digits count (estimator timestamps, TF Serving's ``00000123``); version 0
     is reserved for "the served version" in requests and is skipped, as are ``temp-*`` and every
     other name. When two names map to the same number (``123`` and ``0123``) the first in sorted
-    order wins.
+    order wins. A problem inside one version directory is that version's (``problems``), never
+    the scan's.
+
+    Args:
+        root: the export root.
+        skipped: names already reported as skipped (out of range, links leading out of the
+            root); a name not in it yet is logged once and added.
+
+    Raises:
+        OSError: the root itself cannot be listed (a storage fault, for the caller to report).
     """
     found: dict[int, Candidate] = {}
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
         return found
+    warned = skipped if skipped is not None else set()
     real_root = os.path.realpath(root)
     for entry in entries:
-        if not _VERSION_DIR.match(entry.name) or not entry.is_dir():
+        version = version_of(entry.name)
+        if version is None:
+            if out_of_range(entry.name) and entry.name not in warned:
+                warned.add(entry.name)
+                log.warning(
+                    "ignoring %s: version numbers go up to %d (int64, as every API carries them)",
+                    entry.path,
+                    MAX_VERSION,
+                )
+            continue
+        if version in found or not _is_dir(entry):
             continue
         if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
-            log.warning("ignoring %s: a symlink leading outside the export root", entry.path)
-            continue
-        version = int(entry.name)
-        if version == 0 or version in found:
+            if entry.name not in warned:
+                warned.add(entry.name)
+                log.warning("ignoring %s: a symlink leading outside the export root", entry.path)
             continue
         path = Path(entry.path)
-        fingerprint, unreadable = _fingerprint(path)
+        fingerprint, problems = _fingerprint(path)
         names = {rel for rel, _, _ in fingerprint}
         found[version] = Candidate(
             version=version,
             path=path,
             fingerprint=fingerprint,
             complete=any(g in names for g in _GRAPH_FILES),
-            unreadable=unreadable,
+            problems=problems,
         )
     return found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop as the version directory itself: not a directory
+        return False
 
 
 def _inside(path: str, root: str) -> bool:
@@ -77,24 +130,60 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _fingerprint(path: Path) -> tuple[Fingerprint, tuple[str, ...]]:
-    """Every file's (relative path, size, mtime), and what cannot be read. Fixing permissions
-    makes hidden files appear, so the fingerprint changes and a failed version is retried."""
-    items = []
-    unreadable: list[str] = []
+    """Every entry's (relative path, size, mtime), and the problems found.
+
+    Never follows a link out of the version nor round a cycle: directories are walked without
+    following links; a symlink is fingerprinted by itself (``rel -> target`` with the link's own
+    size and mtime) plus, when it resolves inside the version, its target's size and mtime. A
+    link that does not resolve is a problem. Fixing permissions makes hidden files appear, and
+    fixing a link changes its entry, so the fingerprint changes and a failed version is retried.
+    """
+    items: list[tuple[str, int, int]] = []
+    problems: list[str] = []
+    real_version = os.path.realpath(path)
 
     def walk_error(err: OSError) -> None:
-        if isinstance(err, PermissionError) and err.filename:
-            unreadable.append(os.path.relpath(err.filename, path) + "/")
+        if err.filename:
+            rel = os.path.relpath(err.filename, path) + "/"
+            problems.append(f"{rel}: {_reason(err)}")
 
-    for dirpath, _, filenames in os.walk(path, onerror=walk_error):
-        for name in filenames:
+    for dirpath, dirnames, filenames in os.walk(path, onerror=walk_error):
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in [*filenames, *links]:
             full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, path)
             try:
-                st = os.stat(full)
+                st = os.lstat(full)
             except FileNotFoundError:  # removed while we looked: the next scan will differ
                 continue
-            rel = os.path.relpath(full, path)
+            except OSError as err:
+                problems.append(f"{rel}: {_reason(err)}")
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = _readlink(full)
+                items.append((f"{rel} -> {target}", st.st_size, st.st_mtime_ns))
+                try:
+                    resolved = os.stat(full)  # the kernel gives up on cycles: ELOOP
+                except OSError as err:
+                    problems.append(f"{rel}: symlink to {target} does not resolve: {_reason(err)}")
+                    continue
+                if _inside(os.path.realpath(full), real_version):
+                    items.append((rel, resolved.st_size, resolved.st_mtime_ns))
+                continue
             if not os.access(full, os.R_OK):
-                unreadable.append(rel)
+                problems.append(f"{rel}: permission denied")
             items.append((rel, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(items)), tuple(sorted(unreadable))
+    return tuple(sorted(items)), tuple(sorted(problems))
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _reason(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    return err.strerror or type(err).__name__

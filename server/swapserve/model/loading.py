@@ -80,12 +80,8 @@ class VersionLoader:
         batching = settings.batching
         rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
         try:
-            if cand.unreadable:
-                shown = ", ".join(cand.unreadable[:5])
-                raise LoadError(
-                    f"permission denied: the server cannot read {shown} in {cand.path} "
-                    "(it is retried when its files change)"
-                )
+            if cand.problems:
+                raise LoadError(cand.problem)
             loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
         except LoadError as err:
             metrics.loads.labels(model, "failure").inc()

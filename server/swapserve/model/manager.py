@@ -31,7 +31,7 @@ from swapserve.model.loading import Loader, VersionLoader, load_saved_model
 from swapserve.model.records import ModelStatus, VersionRecords
 from swapserve.model.serving import Handle, Prediction, ServingMap
 from swapserve.model.source import Candidates, ExportSource
-from swapserve.settings import ModelSettings, SessionSettings
+from swapserve.settings import MAX_VERSION, ModelSettings, SessionSettings
 
 __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
 
@@ -205,16 +205,26 @@ class ModelManager:
         Raises:
             NotFound: the version is not in the export root.
             FailedPrecondition: the version is incomplete or failed to load; nothing changed.
-            Unavailable: there is no complete version at all.
+            Unavailable: there is no complete version at all, or the export root could not be
+                scanned (``storage_error``); nothing changed.
         """
-        if version < 0:
-            raise InvalidArgument(f"version must be >= 0 (0: the newest), got {version}")
+        if not 0 <= version <= MAX_VERSION:
+            raise InvalidArgument(
+                f"version must be from 0 (the newest) to {MAX_VERSION}, got {version}"
+            )
         settle = self._settings.reload_settle_seconds
         with self._load_lock:
             if self._map.stopped == "closed":
                 raise Unavailable(f"model '{self.name}' is shutting down")
             candidates = self._source.scan_settled(settle)
             previous = self._map.served_version
+            if self._source.storage_error:
+                # What it would load is unknown: saying "done" would report a stale version.
+                keeps = f"version {previous} keeps serving" if previous else "nothing is serving"
+                raise Unavailable(
+                    f"model '{self.name}': the reload could not scan the export root "
+                    f"({self._source.storage_error}); {keeps}"
+                )
             self._map.resume()
             if version:
                 self._pin_target(candidates, version)  # raises unless loadable

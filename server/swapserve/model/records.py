@@ -103,7 +103,8 @@ class VersionRecords:
 
     def observe(self, candidates: Mapping[int, Candidate]) -> Observed:
         """Records one scan: new versions start, a changed file set restarts its settle clock
-        (and lifts a failure), versions no longer on disk that never loaded end."""
+        (and lifts a failure), a version with problems (unreadable files, broken links) fails
+        with them unless it is loaded, versions no longer on disk that never loaded end."""
         now, wall = self._clock(), self._wall()
         discovered: list[Candidate] = []
         retried: list[int] = []
@@ -121,7 +122,14 @@ class VersionRecords:
                 if rec.state is State.FAILED and rec.failed_fingerprint != rec.fingerprint:
                     rec.state, rec.error, rec.updated_unix = State.START, "", wall
                     rec.failed_fingerprint = None
-                    retried.append(version)
+                    if not cand.problems:
+                        retried.append(version)
+            for version, cand in candidates.items():
+                rec = self._records[version]
+                if cand.problems and rec.state is State.START:
+                    # Known unusable without a load, whatever the policy wants: say why now.
+                    rec.state, rec.error, rec.updated_unix = State.FAILED, cand.problem, wall
+                    rec.failed_fingerprint = cand.fingerprint
             for version, rec in self._records.items():
                 if version in candidates:
                     continue

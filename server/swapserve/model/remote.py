@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from swapserve.settings import SettingsError
+from swapserve.model.discovery import out_of_range, version_of
+from swapserve.settings import MAX_VERSION, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,14 @@ class RemoteMirror:
         self.error = ""
         """The last storage error, "" once listing works again (shown in status)."""
         self.failures = 0
+        self._skipped: set[str] = set()  # out-of-range names already logged
         cache.mkdir(parents=True, exist_ok=True)
 
-    def sync(self, settle_seconds: float, keep: Keep) -> None:
-        """One poll: list, then download and prune; a failure is recorded in ``error``."""
+    def sync(self, settle_seconds: float, keep: Keep, force: bool = False) -> None:
+        """One poll: list, then download and prune; a failure is recorded in ``error``.
+        Skipped while backing off after a failure, unless ``force`` (Reload asks now)."""
         now = self._clock()
-        if now < self._next_try:
+        if now < self._next_try and not force:
             return
         try:
             listing = self._list()
@@ -106,10 +109,21 @@ class RemoteMirror:
             if info.get("type") == "directory" or not key.startswith(prefix):
                 continue
             name, _, rel = key[len(prefix) :].partition("/")
-            if not name.isdigit() or int(name) == 0 or not rel or rel.endswith("/"):
+            version = version_of(name)
+            if version is None or not rel or rel.endswith("/"):
+                if out_of_range(name) and name not in self._skipped:
+                    self._skipped.add(name)
+                    log.warning(
+                        "model %s: ignoring %s/%s: version numbers go up to %d (int64, as every "
+                        "API carries them)",
+                        self.model,
+                        self.url.rstrip("/"),
+                        name,
+                        MAX_VERSION,
+                    )
                 continue
             etag = str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or "")
-            versions.setdefault(int(name), {})[rel] = (int(info.get("size") or 0), etag)
+            versions.setdefault(version, {})[rel] = (int(info.get("size") or 0), etag)
         return versions
 
     def _settled(self, listing: dict[int, Files], now: float, settle: float) -> list[int]:
@@ -152,7 +166,7 @@ class RemoteMirror:
 
     def _prune(self, wanted: set[int]) -> None:
         for entry in os.scandir(self.cache):
-            if entry.name.isdigit() and int(entry.name) not in wanted:
+            if version_of(entry.name) is not None and int(entry.name) not in wanted:
                 shutil.rmtree(entry.path, ignore_errors=True)
                 log.info("model %s: deleted cached version %s", self.model, entry.name)
 

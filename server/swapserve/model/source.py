@@ -50,35 +50,47 @@ class ExportSource:
         self._mirror = RemoteMirror(name, remote, root, poll_seconds) if remote else None
         self._storage_failures = 0  # mirror failures already counted in metrics
         self._root_seen: bool | None = None  # None: not scanned yet
+        self._scan_error = ""  # why the last listing of the root failed ("" if it worked)
+        self._skipped: set[str] = set()  # names logged once as not versions (discovery.scan)
 
     @property
     def storage_error(self) -> str:
-        """The remote root's last listing or download error ("" when it works or is local)."""
-        return self._mirror.error if self._mirror is not None else ""
+        """Why the last scan could not see the export root: the remote root's listing or
+        download error, or the local root's listing error ("" when it works)."""
+        remote = self._mirror.error if self._mirror is not None else ""
+        return remote or self._scan_error
 
-    def scan(self, settle: float) -> Candidates:
-        """One scan: sync the mirror, list the root, record what changed. An unreadable or
-        missing root lists nothing (what is loaded keeps serving)."""
+    def scan(self, settle: float, force: bool = False) -> Candidates:
+        """One scan: sync the mirror, list the root, record what changed. An unreadable root
+        lists nothing and sets ``storage_error``; a missing one lists nothing (what is loaded
+        keeps serving either way).
+
+        Args:
+            settle: the settle period (the mirror downloads settled versions only).
+            force: try the remote root now even while backing off after a failure (Reload).
+        """
         if self._mirror is not None:
-            self._mirror.sync(settle, self._keep)
+            self._mirror.sync(settle, self._keep, force=force)
             if self._mirror.failures > self._storage_failures:
                 self._metrics.child(self._metrics.storage_errors, self._name).inc(
                     self._mirror.failures - self._storage_failures
                 )
                 self._storage_failures = self._mirror.failures
         try:
-            candidates = discovery.scan(self.root)
+            candidates = discovery.scan(self.root, self._skipped)
         except OSError as err:
-            # An unreadable root is a storage fault like a missing one: keep what serves.
-            if self._root_seen is not False:
-                log.warning(
-                    "model %s: cannot list export root %s (%s); keeping what is loaded",
-                    self._name,
-                    self.root,
-                    err.strerror,
-                )
+            # An unreadable root is a storage fault: keep what serves, and say so in status,
+            # metrics and Reload's answer.
+            error = f"cannot list export root {self.root}: {err.strerror or err}"
+            if error != self._scan_error:
+                log.warning("model %s: %s; keeping what is loaded", self._name, error)
+            self._scan_error = error
             self._root_seen = False
+            self._metrics.child(self._metrics.storage_errors, self._name).inc()
             return {}
+        if self._scan_error:
+            log.info("model %s: export root %s can be listed again", self._name, self.root)
+            self._scan_error = ""
         exists = self.root.is_dir()
         if exists != self._root_seen:
             if exists:
@@ -111,7 +123,7 @@ class ExportSource:
     ) -> Candidates:
         """Scans twice, ``settle`` seconds apart when needed, so Reload sees whether a version
         is still being written without waiting for a poll."""
-        candidates = self.scan(settle)
+        candidates = self.scan(settle, force=True)
         if self._mirror is not None and not (self._mirror.error or candidates):
             sleep(settle)  # a remote version seen for the first time settles over 2 listings
             candidates = self.scan(settle)

@@ -1,0 +1,216 @@
+"""Defects found by trying to break the server (issue 12), each with load running through the
+event: out-of-range version directories, symlink cycles, Reload storms, SIGTERM, silent sockets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+from google.protobuf import wrappers_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tritonclient.utils import InferenceServerException
+
+from helpers import HALF_PLUS_TWO, CallLoad, copy_version, serving, wait_for
+from swapserve_client import Client, SwapserveError
+
+MAX = 2**63 - 1
+X = {"x": np.array([[1.0]], np.float32)}
+
+
+class Protocols:
+    """Every protocol's status, metadata and predict calls against one model, by version."""
+
+    def __init__(self, port: int, model: str = "m") -> None:
+        self.target = f"127.0.0.1:{port}"
+        self.model = model
+        self.client = Client(self.target, timeout=30)
+        self.channel = grpc.insecure_channel(self.target)
+        self.tfs_predict = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.tfs_model = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        self.triton = triton.InferenceServerClient(self.target)
+
+    def close(self) -> None:
+        self.client.close()
+        self.channel.close()
+        self.triton.close()
+
+    def calls(self, version: int = 0) -> list[Callable[[], Any]]:
+        """One predict, status and metadata call per protocol (``version`` 0: the served one)."""
+        return [
+            lambda: self.client.predict(self.model, X, version=version),
+            lambda: self.client.model_status(self.model),
+            lambda: self.client.metadata(self.model, version=version),
+            lambda: self.tfs_predict.Predict(self._tfs_predict(version), timeout=30),
+            lambda: self.tfs_model.GetModelStatus(self._tfs_status(version), timeout=30),
+            lambda: self.tfs_predict.GetModelMetadata(self._tfs_metadata(version), timeout=30),
+            lambda: self._v2_infer(version),
+            lambda: self.triton.get_model_metadata(self.model, str(version or "")),
+            self.triton.get_model_repository_index,
+        ]
+
+    def _spec(self, message: Any, version: int) -> Any:
+        message.model_spec.name = self.model
+        if version:
+            message.model_spec.version.CopyFrom(wrappers_pb2.Int64Value(value=version))
+        return message
+
+    def _tfs_predict(self, version: int) -> predict_pb2.PredictRequest:
+        request = self._spec(predict_pb2.PredictRequest(), version)
+        request.inputs["x"].dtype = 1  # DT_FLOAT
+        request.inputs["x"].tensor_shape.dim.add(size=1)
+        request.inputs["x"].tensor_shape.dim.add(size=1)
+        request.inputs["x"].float_val.append(1.0)
+        return request
+
+    def _tfs_status(self, version: int) -> get_model_status_pb2.GetModelStatusRequest:
+        return self._spec(get_model_status_pb2.GetModelStatusRequest(), version)
+
+    def _tfs_metadata(self, version: int) -> get_model_metadata_pb2.GetModelMetadataRequest:
+        request = self._spec(get_model_metadata_pb2.GetModelMetadataRequest(), version)
+        request.metadata_field.append("signature_def")
+        return request
+
+    def _v2_infer(self, version: int) -> None:
+        tensor = triton.InferInput("x", [1, 1], "FP32")
+        tensor.set_data_from_numpy(np.array([[1.0]], np.float32))
+        result = self.triton.infer(self.model, [tensor], model_version=str(version or ""))
+        assert result.as_numpy("y").tolist() == [[2.5]]
+
+
+def _served(protocols: Protocols) -> int:
+    return protocols.client.model_status("m").serving_version
+
+
+# ---- 1. versions beyond int64 -------------------------------------------------------------------
+
+
+def test_version_directories_beyond_int64_are_never_candidates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 99999999999999999999 was loaded and swapped in, then every Predict and
+    GetModelStatus answered INTERNAL ("Value out of range")."""
+    caplog.set_level(logging.INFO, logger="swapserve")
+    root = tmp_path / "root"
+    copy_version(HALF_PLUS_TWO, root, 123)
+    with serving(root, poll_seconds=0.05) as server:
+        protocols = Protocols(server.port)
+        try:
+            with CallLoad(protocols.calls(), threads=4) as load:
+                load.wait_for_answers(20)
+                for name in (str(MAX + 1), "99999999999999999999", "0" * 3 + str(MAX + 1)):
+                    copy_version(HALF_PLUS_TWO, root, name)  # type: ignore[arg-type]
+                time.sleep(0.5)  # ten polls
+                load.wait_for_answers(20)
+                assert _served(protocols) == 123
+                assert [v.version for v in protocols.client.status("m")] == [123]
+                # The largest version every API carries loads, serves and is reported by each.
+                copy_version(HALF_PLUS_TWO, root, MAX)
+                wait_for(lambda: _served(protocols) == MAX, what="version 2^63-1 to serve")
+                load.wait_for_answers(20)
+            assert load.errors == [], sorted(set(load.errors))[:5]
+            with CallLoad(protocols.calls(MAX), threads=2) as by_number:
+                by_number.wait_for_answers(30)
+            assert by_number.errors == [], sorted(set(by_number.errors))[:5]
+            status = protocols.tfs_model.GetModelStatus(protocols._tfs_status(0), timeout=30)
+            states = {s.version: s.state for s in status.model_version_status}
+            assert states[MAX] == get_model_status_pb2.ModelVersionStatus.AVAILABLE, states
+            assert protocols.triton.get_model_metadata("m").versions == [str(MAX)]
+            # A request naming a version beyond int64 (V2 carries it as text) is refused clearly.
+            with pytest.raises(InferenceServerException) as refused:
+                protocols.triton.get_model_metadata("m", str(MAX + 1))
+            assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+            assert "version must be from 0" in refused.value.message()
+        finally:
+            protocols.close()
+    skipped = [r.getMessage() for r in caplog.records if "version numbers go up to" in r.message]
+    assert len(skipped) == 3, skipped  # once per name, not once per poll
+
+
+# ---- 2. a symlink cycle inside one version ------------------------------------------------------
+
+
+def test_a_symlink_cycle_fails_only_its_version(tmp_path: Path) -> None:
+    """Before: the cycle made the whole listing fail; newer versions were never picked up,
+    Reload answered OK with the stale version and storage_error stayed empty."""
+    root = tmp_path / "root"
+    copy_version(HALF_PLUS_TWO, root, 1)
+    with serving(root, poll_seconds=0.05) as server:
+        protocols = Protocols(server.port)
+        try:
+            with CallLoad(protocols.calls(), threads=4) as load:
+                load.wait_for_answers(20)
+                staging = tmp_path / "staging"
+                copy_version(HALF_PLUS_TWO, staging, 2)
+                (staging / "2" / "a").symlink_to("b")
+                (staging / "2" / "b").symlink_to("a")
+                os.rename(staging / "2", root / "2")
+                copy_version(HALF_PLUS_TWO, root, 3)
+                result = protocols.client.reload("m")  # the scan goes on past version 2
+                assert result.version == 3
+                failed = next(v for v in protocols.client.status("m") if v.version == 2)
+                assert failed.state == "FAILED" and "a: symlink to b does not resolve" in (
+                    failed.error
+                ), failed
+                assert protocols.client.model_status("m").storage_error == ""
+                # Pinning the broken version is refused with its reason; 3 keeps serving.
+                with pytest.raises(SwapserveError, match="symlink to b does not resolve") as err:
+                    protocols.client.reload("m", 2)
+                assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+                # Repaired: its files changed, so it is retried (and pinning it now works).
+                (root / "2" / "a").unlink()
+                (root / "2" / "b").unlink()
+                assert protocols.client.reload("m", 2).version == 2
+                assert protocols.client.reload("m").version == 3
+                load.wait_for_answers(20)
+            assert load.errors == [], sorted(set(load.errors))[:5]
+        finally:
+            protocols.close()
+
+
+def test_reload_fails_while_the_export_root_cannot_be_listed(tmp_path: Path) -> None:
+    """A fault that blocks the whole scan shows in status, metrics and Reload's answer."""
+    root = tmp_path / "root"
+    copy_version(HALF_PLUS_TWO, root, 1)
+    with serving(root, poll_seconds=0.05) as server:
+        protocols = Protocols(server.port)
+        try:
+            with CallLoad(protocols.calls(), threads=2) as load:
+                load.wait_for_answers(20)
+                os.rename(root, tmp_path / "away")
+                root.write_text("a file where the export root was: it cannot be listed")
+                status = wait_for(
+                    lambda: (s := protocols.client.model_status("m")).storage_error and s,
+                    what="the storage error",
+                )
+                assert "cannot list export root" in status.storage_error
+                with pytest.raises(SwapserveError, match="could not scan the export root") as err:
+                    protocols.client.reload("m")
+                assert err.value.code == grpc.StatusCode.UNAVAILABLE
+                assert "version 1 keeps serving" in err.value.message
+                errors = server.registry.metrics.registry.get_sample_value(
+                    "swapserve_storage_errors_total", {"model": "m"}
+                )
+                assert errors and errors >= 1
+                root.unlink()
+                os.rename(tmp_path / "away", root)
+                copy_version(HALF_PLUS_TWO, root, 2)
+                assert protocols.client.reload("m").version == 2
+                assert protocols.client.model_status("m").storage_error == ""
+                load.wait_for_answers(20)
+            assert load.errors == [], sorted(set(load.errors))[:5]
+        finally:
+            protocols.close()
