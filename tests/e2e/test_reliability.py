@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 from google.protobuf import wrappers_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -25,6 +27,7 @@ from tensorflow_serving.apis import (
 from tritonclient.utils import InferenceServerException
 
 from helpers import HALF_PLUS_TWO, CallLoad, copy_version, serving, wait_for
+from swapserve.model.records import State
 from swapserve_client import Client, SwapserveError
 
 MAX = 2**63 - 1
@@ -214,3 +217,30 @@ def test_reload_fails_while_the_export_root_cannot_be_listed(tmp_path: Path) -> 
             assert load.errors == [], sorted(set(load.errors))[:5]
         finally:
             protocols.close()
+
+
+@given(
+    st.lists(st.integers(1, MAX), min_size=1, max_size=5, unique=True),
+    st.sampled_from(list(State)),
+)
+def test_every_protocols_encoders_take_any_version_the_manager_can_hold(
+    versions: list[int], state: State
+) -> None:
+    from tritonclient.grpc import service_pb2
+
+    from swapserve.codecs import kserve_v2, swapserve_v1, tfserving
+    from swapserve.dataplane import IndexEntry
+    from swapserve.model.records import ModelStatus, VersionStatus
+
+    statuses = tuple(
+        VersionStatus(v, state, "", v == versions[0], 0.1, 1.0, ("stable",)) for v in versions
+    )
+    status = ModelStatus(statuses, versions[0], versions[-1], {"stable": versions[0]})
+    assert swapserve_v1.status_response("m", status).serving_version == versions[0]
+    assert swapserve_v1.metadata_response("m", versions[0], {}).version == versions[0]
+    assert len(tfserving.status_response(statuses).model_version_status) == len(versions)
+    assert tfserving.metadata_response("m", versions[0], {}).model_spec.version.value == versions[0]
+    row = service_pb2.RepositoryIndexResponse.ModelIndex()
+    kserve_v2.index_entry(IndexEntry("m", statuses[0]), row)
+    assert int(row.version) == versions[0]
+    assert kserve_v2.parse_version(row.version) == (versions[0], "")
