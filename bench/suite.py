@@ -8,6 +8,7 @@ Scenarios (each starts its own ``swapserve`` process on 127.0.0.1; load from ``l
   swap     -- a new version every 2 s under load: latency over time, p99 vs steady p99.
   rss      -- resident memory after 2 and after 50 swaps.
   mlp      -- the 256->1024->1024->1024 MLP at 64 clients, batching off/on; load and swap cost.
+  reload_storm -- 8 predicting clients without and with 20 Reload loops (5 pinning).
 
     .venv/bin/python bench/suite.py                 # everything (about 10 minutes)
     .venv/bin/python bench/suite.py --quick --out /tmp/b   # the tiny run `make test` checks
@@ -666,6 +667,95 @@ def scenario_mlserver(s: Suite) -> dict[str, Any]:
     return {"rows": rows, "ratios": ratios, "met": met, "summary": summary}
 
 
+def _reload_loops(
+    target: str,
+    *,
+    loops: int,
+    pinning: int,
+    pin: int,
+    newest: int,
+    stop: threading.Event,
+    backoff: float = 0.1,
+) -> dict[str, Any]:
+    """``loops`` threads calling Reload back to back (``pinning`` of them pin ``pin``, the rest
+    follow the policy) until ``stop``; every answer is checked against what it must be."""
+    from swapserve_client import SwapserveError
+
+    counts: dict[str, int] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()  # guards counts and latencies
+
+    def loop(pinned: bool) -> None:
+        with Client(target, timeout=60) as client:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    result = client.reload("seed", pin if pinned else 0)
+                    want = pin if pinned else newest
+                    key = "ok" if result.version == want else f"wrong version {result.version}"
+                except SwapserveError as err:
+                    key = err.code.name
+                with lock:
+                    counts[key] = counts.get(key, 0) + 1
+                    latencies.append(time.perf_counter() - t0)
+                if key == "RESOURCE_EXHAUSTED":
+                    stop.wait(backoff)  # what a client told "busy" does (gRPC's retry guidance)
+
+    threads = [threading.Thread(target=loop, args=(i < pinning,)) for i in range(loops)]
+    for t in threads:
+        t.start()
+    stop.wait()
+    for t in threads:
+        t.join()
+    ms = np.array(latencies or [0.0]) * 1000
+    return {
+        "answers": counts,
+        "reloads": len(latencies),
+        "p50_ms": round(float(np.median(ms)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
+
+
+def scenario_reload_storm(s: Suite) -> dict[str, Any]:
+    """8 predicting clients alone, then with 20 Reload loops (5 of them pinning), in one run on
+    one server. Pinning the served version measures the admin path itself; pinning the older
+    version makes every pin/unpin alternation load a model again (its CPU is the cost then)."""
+    clients, loops, pinning = (4, 6, 2) if s.quick else (8, 20, 5)
+    root = s.root("reload_storm", versions=2)
+    proc, port = start_server(root, "--poll-seconds", "1", "--reload-settle-seconds", "0")
+    target = f"127.0.0.1:{port}"
+    out: dict[str, Any] = {"clients": clients, "reload_loops": loops, "pinning_loops": pinning}
+    try:
+        wait_serving(target)
+        quiet = out["without_reloads"] = s.load(port, "swapserve", clients).summary()
+        for name, pin in (("pin_served", 2), ("pin_older", 1)):
+            stop = threading.Event()
+            storm: dict[str, Any] = {}
+            runner = threading.Thread(
+                target=lambda pin=pin, stop=stop, storm=storm: storm.update(
+                    _reload_loops(
+                        target, loops=loops, pinning=pinning, pin=pin, newest=2, stop=stop
+                    )
+                )
+            )
+            runner.start()
+            try:
+                during = s.load(port, "swapserve", clients).summary()
+            finally:
+                stop.set()
+                runner.join()
+            out[name] = {
+                "with_reloads": during,
+                "reloads": storm,
+                "p50_ratio": round(during["p50_ms"] / quiet["p50_ms"], 3),
+                "p99_ratio": round(during["p99_ms"] / quiet["p99_ms"], 3),
+                "throughput_ratio": round(during["throughput_rps"] / quiet["throughput_rps"], 3),
+            }
+    finally:
+        stop_server(proc)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "single": scenario_single,
     "sweep": scenario_sweep,
@@ -676,6 +766,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "caller": scenario_caller,
     "gc": scenario_gc,
     "mlserver": scenario_mlserver,
+    "reload_storm": scenario_reload_storm,
 }
 
 

@@ -115,7 +115,11 @@ def create_app(
         fixed_models=fixed_models,
         config_source=(lambda: load_models(config_path)) if config_path is not None else None,
     )
-    dataplane = DataPlane(registry, coordinator(registry) if coordinator is not None else None)
+    dataplane = DataPlane(
+        registry,
+        coordinator(registry) if coordinator is not None else None,
+        max_admin=settings.max_admin_rpcs,
+    )
     return App(settings, registry, dataplane, build_grpc_server(settings, dataplane, reuse_port))
 
 

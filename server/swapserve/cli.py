@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="RPCs handled at once; more get RESOURCE_EXHAUSTED at once (default: no limit)",
     )
     p.add_argument(
+        "--max-admin-rpcs",
+        type=int,
+        default=d.max_admin_rpcs,
+        help="admin calls (Reload, load, unload) handled at once, on threads of their own; more "
+        "get RESOURCE_EXHAUSTED at once (default: %(default)s)",
+    )
+    p.add_argument(
         "--max-message-bytes",
         type=int,
         default=d.max_message_bytes,
@@ -332,6 +339,7 @@ def settings_from_args(
         metrics_port=args.metrics_port,
         grpc_threads=args.grpc_threads,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_admin_rpcs=args.max_admin_rpcs,
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
         allow_remote_admin=args.allow_remote_admin,

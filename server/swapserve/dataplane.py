@@ -11,6 +11,7 @@ its model registry.)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from swapserve.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.records import ModelStatus, State, VersionStatus
@@ -119,11 +126,17 @@ class DataPlane:
     Args:
         registry: the served models.
         coordinator: applies Reload/Unload (default: in this process only).
+        max_admin: admin calls handled at once; more are refused with RESOURCE_EXHAUSTED at
+            once rather than queued (a queued call would hold a transport thread).
     """
 
-    def __init__(self, registry: ModelRegistry, coordinator: Coordinator | None = None) -> None:
+    def __init__(
+        self, registry: ModelRegistry, coordinator: Coordinator | None = None, max_admin: int = 4
+    ) -> None:
         self._registry = registry
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self._max_admin = max_admin
+        self._admin_slots = threading.BoundedSemaphore(max_admin)  # one per running admin call
 
     @property
     def metrics(self) -> Metrics:
@@ -249,14 +262,31 @@ class DataPlane:
 
     # ---- admin --------------------------------------------------------------------------------
 
+    @contextmanager
+    def _admin_slot(self) -> Iterator[None]:
+        """Holds one of ``max_admin`` slots for an admin call, or refuses it at once."""
+        if not self._admin_slots.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"{self._max_admin} admin calls are already in progress (--max-admin-rpcs); "
+                "concurrent reloads of one model share one rescan, so retry after a backoff"
+            )
+        try:
+            yield
+        finally:
+            self._admin_slots.release()
+
     def reload(self, model: str, version: int = 0) -> ReloadOutcome:
         """Rescans now and serves the newest version the policy allows (``version`` 0), or
         pins ``version``; answers once it serves, else with the error."""
-        return self.coordinator.reload(self._registry.get(model), version)
+        manager = self._registry.get(model)
+        with self._admin_slot():
+            return self.coordinator.reload(manager, version)
 
     def unload(self, model: str) -> int:
         """Stops serving ``model`` until the next reload; returns the version that served."""
-        return self.coordinator.unload(self._registry.get(model))
+        manager = self._registry.get(model)
+        with self._admin_slot():
+            return self.coordinator.unload(manager)
 
     def reload_config(
         self,
@@ -274,6 +304,13 @@ class DataPlane:
             FailedPrecondition: a model list while models are fixed (``--workers``).
             InvalidArgument: an invalid config file or model list.
         """
+        with self._admin_slot():
+            return self._reload_config(models)
+
+    def _reload_config(
+        self,
+        models: Callable[[Callable[[str], ModelSettings | None]], tuple[ModelSettings, ...]] | None,
+    ) -> ConfigChange:
         registry = self._registry
         change = ConfigChange()
         if models is not None:

@@ -242,6 +242,10 @@ class Settings:
     """RPCs handled at once; beyond it new RPCs get RESOURCE_EXHAUSTED at once. None: no limit."""
     grpc_threads: int = 16
     """Threads serving RPCs; TensorFlow releases the GIL, so model runs overlap."""
+    max_admin_rpcs: int = 4
+    """Admin calls (Reload, load, unload, config reload) handled at once. The gRPC pool gets
+    this many threads on top of ``grpc_threads``, so admin calls never take a prediction's
+    thread; more admin calls get RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = 256 * 1024 * 1024
     """Largest request or response message accepted."""
     grace_seconds: float = 10.0
@@ -285,6 +289,8 @@ class Settings:
             raise SettingsError(f"max concurrent rpcs must be >= 1, got {self.max_concurrent_rpcs}")
         if self.grpc_threads < 1:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
+        if self.max_admin_rpcs < 1:
+            raise SettingsError(f"max admin rpcs must be >= 1, got {self.max_admin_rpcs}")
         if self.max_message_bytes < 1024:
             raise SettingsError(f"max message bytes must be >= 1024, got {self.max_message_bytes}")
         for name, value in (("admin token", self.admin_token), ("token", self.token)):

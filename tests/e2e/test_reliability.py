@@ -244,3 +244,102 @@ def test_every_protocols_encoders_take_any_version_the_manager_can_hold(
     kserve_v2.index_entry(IndexEntry("m", statuses[0]), row)
     assert int(row.version) == versions[0]
     assert kserve_v2.parse_version(row.version) == (versions[0], "")
+
+
+# ---- 3. Reload storms ---------------------------------------------------------------------------
+
+
+def test_a_reload_storm_answers_every_reload_correctly_while_predictions_flow(
+    tmp_path: Path,
+) -> None:
+    """20 Reload loops (5 pinning the older version) through 8 predicting threads: every
+    prediction is answered, every Reload answers with the version it must serve or is refused
+    at once with RESOURCE_EXHAUSTED (past --max-admin-rpcs); figures are in `make bench`."""
+    import threading
+
+    root = tmp_path / "root"
+    copy_version(HALF_PLUS_TWO, root, 1)
+    copy_version(HALF_PLUS_TWO, root, 2)
+    answers: dict[str, int] = {}
+    lock = threading.Lock()  # guards answers
+    stop = threading.Event()
+
+    def reload_loop(target: str, pin: int) -> None:
+        with Client(target, timeout=60) as client:
+            while not stop.is_set():
+                try:
+                    result = client.reload("m", pin)
+                    key = "ok" if result.version == (pin or 2) else f"wrong: {result}"
+                except SwapserveError as err:
+                    key = err.code.name
+                    stop.wait(0.05)
+                with lock:
+                    answers[key] = answers.get(key, 0) + 1
+
+    with serving(root, poll_seconds=0.05, reload_settle_seconds=0.0) as server:
+        protocols = Protocols(server.port)
+        target = protocols.target
+        try:
+            with CallLoad([lambda: protocols.client.predict("m", X)], threads=8) as load:
+                load.wait_for_answers(50)
+                loops = [
+                    threading.Thread(target=reload_loop, args=(target, 1 if i < 5 else 0))
+                    for i in range(20)
+                ]
+                for t in loops:
+                    t.start()
+                wait_for(lambda: answers.get("ok", 0) >= 40, timeout=60, what="40 reloads")
+                load.wait_for_answers(200)
+                stop.set()
+                for t in loops:
+                    t.join()
+                load.wait_for_answers(50)
+            assert load.errors == [], sorted(set(load.errors))[:5]
+            assert set(answers) <= {"ok", "RESOURCE_EXHAUSTED"}, answers
+            assert protocols.client.reload("m").version == 2  # nothing left pinned or stuck
+        finally:
+            protocols.close()
+
+
+def test_reloads_stuck_behind_a_slow_load_never_take_a_predictions_thread(
+    tmp_path: Path,
+) -> None:
+    """Before: each waiting Reload held one of the 16 gRPC threads, so 20 Reloads behind one
+    slow load left no thread for Predict (it timed out). Now admin calls have threads of their
+    own, bounded by --max-admin-rpcs, and the rest are refused at once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "root"
+    copy_version(HALF_PLUS_TWO, root, 1)
+    with serving(root, poll_seconds=600, reload_settle_seconds=0.0) as server:
+        versions = server.registry.get("m")._versions
+        real_loader = versions._loader
+        gate, loading = threading.Event(), threading.Event()
+
+        def slow_loader(version: int, *args: Any) -> Any:
+            loading.set()
+            assert gate.wait(60)
+            return real_loader(version, *args)
+
+        versions._loader = slow_loader
+        copy_version(HALF_PLUS_TWO, root, 2)
+        protocols = Protocols(server.port)
+        try:
+            with ThreadPoolExecutor(20) as pool:
+                reloads = [pool.submit(protocols.client.reload, "m") for _ in range(20)]
+                assert loading.wait(30)
+                time.sleep(0.5)  # every Reload has arrived
+                for call in protocols.calls():  # every protocol still answers at once
+                    call()
+                gate.set()
+                outcomes = []
+                for future in reloads:
+                    try:
+                        outcomes.append(future.result(60).version)
+                    except SwapserveError as err:
+                        outcomes.append(err.code.name)
+            assert set(outcomes) == {2, "RESOURCE_EXHAUSTED"}, outcomes
+            assert outcomes.count(2) <= 4  # --max-admin-rpcs
+        finally:
+            protocols.close()

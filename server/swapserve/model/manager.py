@@ -24,9 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from swapserve.errors import FailedPrecondition, InvalidArgument, LoadError, NotFound, Unavailable
+from swapserve.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    LoadError,
+    Unavailable,
+)
 from swapserve.metrics import Metrics
 from swapserve.model import policy
+from swapserve.model.flights import Flights
 from swapserve.model.loading import Loader, VersionLoader, load_saved_model
 from swapserve.model.records import ModelStatus, VersionRecords
 from swapserve.model.serving import Handle, Prediction, ServingMap
@@ -36,6 +42,9 @@ from swapserve.settings import MAX_VERSION, ModelSettings, SessionSettings
 __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
 
 log = logging.getLogger(__name__)
+
+RELOAD_GAP = 0.05
+"""Seconds between two reload rescans of one model; callers arriving in between share the next."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,9 @@ class ModelManager:
             keep=self._remote_keep,
         )
         self._listeners: list[Callable[[], None]] = []  # set before the watcher starts
+        self._flights: Flights[ReloadOutcome] = Flights(
+            self._load_lock, RELOAD_GAP, f"the reload of model '{self.name}'"
+        )  # concurrent reloads of one target share one rescan
 
     @property
     def settings(self) -> ModelSettings:
@@ -202,6 +214,9 @@ class ModelManager:
     def reload(self, version: int = 0) -> ReloadOutcome:
         """Rescans now; follows the version policy (0, unpinning) or loads and pins ``version``.
 
+        Concurrent reloads of one target share one rescan that began after each of them was
+        called (group commit, ``flights.py``); rescans start ``RELOAD_GAP`` apart at most.
+
         Raises:
             NotFound: the version is not in the export root.
             FailedPrecondition: the version is incomplete or failed to load; nothing changed.
@@ -212,51 +227,54 @@ class ModelManager:
             raise InvalidArgument(
                 f"version must be from 0 (the newest) to {MAX_VERSION}, got {version}"
             )
+        return self._flights.run(version, lambda: self._reload_locked(version))
+
+    def _reload_locked(self, version: int) -> ReloadOutcome:
+        """One reload; the caller holds ``_load_lock``."""
         settle = self._settings.reload_settle_seconds
-        with self._load_lock:
-            if self._map.stopped == "closed":
-                raise Unavailable(f"model '{self.name}' is shutting down")
-            candidates = self._source.scan_settled(settle)
-            previous = self._map.served_version
-            if self._source.storage_error:
-                # What it would load is unknown: saying "done" would report a stale version.
-                keeps = f"version {previous} keeps serving" if previous else "nothing is serving"
-                raise Unavailable(
-                    f"model '{self.name}': the reload could not scan the export root "
-                    f"({self._source.storage_error}); {keeps}"
-                )
-            self._map.resume()
-            if version:
-                self._pin_target(candidates, version)  # raises unless loadable
-            pinned_before = self._map.pinned
-            self._map.set_pinned(version)
-            failures = self._converge(candidates, settle, retry_failed=True)
-            served = self._map.served_version
-            ready = self._records.ready(candidates.values(), settle, retry_failed=True)
-            target = version or policy.default_version(
-                [c.version for c in ready], 0, self._settings.versions
+        if self._map.stopped == "closed":
+            raise Unavailable(f"model '{self.name}' is shutting down")
+        candidates = self._source.scan_settled(settle)
+        previous = self._map.served_version
+        if self._source.storage_error:
+            # What it would load is unknown: saying "done" would report a stale version.
+            keeps = f"version {previous} keeps serving" if previous else "nothing is serving"
+            raise Unavailable(
+                f"model '{self.name}': the reload could not scan the export root "
+                f"({self._source.storage_error}); {keeps}"
             )
-            if target in failures or (version and served != version):
-                keeps = (
-                    "nothing is serving"
-                    if not served
-                    else f"version {served} keeps serving"
-                    if served == previous
-                    else f"version {served} serves"
-                )
-                if version:
-                    self._map.set_pinned(pinned_before)
-                raise FailedPrecondition(
-                    f"version {target} of model '{self.name}' failed to load ({keeps}): "
-                    f"{failures.get(target, 'unknown error')}"
-                )
-            if not served:
-                raise Unavailable(
-                    f"model '{self.name}' has no complete version in export root "
-                    f"{self._settings.export_root}"
-                )
-            seconds = self._records.load_seconds(served) if served != previous else 0.0
-            return ReloadOutcome(previous, served, seconds, pinned=bool(version))
+        self._map.resume()
+        if version:
+            self._source.check_pinnable(candidates, version, settle)
+        pinned_before = self._map.pinned
+        self._map.set_pinned(version)
+        failures = self._converge(candidates, settle, retry_failed=True)
+        served = self._map.served_version
+        ready = self._records.ready(candidates.values(), settle, retry_failed=True)
+        target = version or policy.default_version(
+            [c.version for c in ready], 0, self._settings.versions
+        )
+        if target in failures or (version and served != version):
+            keeps = (
+                "nothing is serving"
+                if not served
+                else f"version {served} keeps serving"
+                if served == previous
+                else f"version {served} serves"
+            )
+            if version:
+                self._map.set_pinned(pinned_before)
+            raise FailedPrecondition(
+                f"version {target} of model '{self.name}' failed to load ({keeps}): "
+                f"{failures.get(target, 'unknown error')}"
+            )
+        if not served:
+            raise Unavailable(
+                f"model '{self.name}' has no complete version in export root "
+                f"{self._settings.export_root}"
+            )
+        seconds = self._records.load_seconds(served) if served != previous else 0.0
+        return ReloadOutcome(previous, served, seconds, pinned=bool(version))
 
     def reconfigure(self, settings: ModelSettings) -> None:
         """Takes on new polling, warm-up, version policy and labels (a config reload), then
@@ -350,25 +368,6 @@ class ModelManager:
             version,
             extra=self._event(version, "unloaded"),
         )
-
-    def _pin_target(self, candidates: Candidates, version: int) -> None:
-        """Raises unless ``version`` is on disk, complete and settled."""
-        cand = candidates.get(version)
-        if cand is None:
-            on_disk = sorted(candidates, reverse=True)[:10]
-            raise NotFound(
-                f"version {version} of model '{self.name}' is not in export root "
-                f"{self._settings.export_root} (versions there: {on_disk or 'none'})"
-            )
-        if not cand.complete:
-            raise FailedPrecondition(
-                f"version {version} of model '{self.name}' has no saved_model.pb yet"
-            )
-        if self._records.age(version) < self._settings.reload_settle_seconds * 0.95:
-            raise FailedPrecondition(
-                f"version {version} of model '{self.name}' is still being written "
-                "(its files changed during the reload); retry when the copy has finished"
-            )
 
     def _remote_keep(self, settled: list[int], listed: set[int]) -> set[int]:
         """The remote versions to have in the cache (see ``policy.remote_keep``)."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from swapserve.errors import FailedPrecondition, NotFound
 from swapserve.metrics import Metrics
 from swapserve.model import discovery
 from swapserve.model.records import VersionRecords
@@ -132,3 +133,27 @@ class ExportSource:
             sleep(settle - youngest)
             candidates = self.scan(settle)
         return candidates
+
+    def check_pinnable(self, candidates: Candidates, version: int, settle: float) -> None:
+        """Raises unless ``version`` is in the scan, complete and settled (Reload's pin).
+
+        Raises:
+            NotFound: the version is not in the export root.
+            FailedPrecondition: it has no graph file yet, or its files are still changing.
+        """
+        cand = candidates.get(version)
+        if cand is None:
+            on_disk = sorted(candidates, reverse=True)[:10]
+            raise NotFound(
+                f"version {version} of model '{self._name}' is not in export root "
+                f"{self.root} (versions there: {on_disk or 'none'})"
+            )
+        if not cand.complete:
+            raise FailedPrecondition(
+                f"version {version} of model '{self._name}' has no saved_model.pb yet"
+            )
+        if self._records.age(version) < settle * 0.95:
+            raise FailedPrecondition(
+                f"version {version} of model '{self._name}' is still being written "
+                "(its files changed during the reload); retry when the copy has finished"
+            )

@@ -87,7 +87,10 @@ def build_grpc_server(
         # Without tokens it would pass every call on: not installing it saves its Python per RPC.
         interceptors.append(TokenInterceptor(settings.admin_token, settings.token))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_threads, thread_name_prefix="rpc"),
+        # Admin calls wait on loads: they get threads of their own (the data plane bounds them).
+        futures.ThreadPoolExecutor(
+            max_workers=settings.grpc_threads + settings.max_admin_rpcs, thread_name_prefix="rpc"
+        ),
         interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
