@@ -56,7 +56,8 @@ def start_server(
         [
             *(command or (str(Path(sys.executable).parent / "swapserve"),)),
             "--model-name", model, "--export-root", str(root),
-            "--host", "127.0.0.1", "--port", "0", "--log-level", "INFO", *args,
+            "--host", "127.0.0.1", "--port", "0", "--log-level", "INFO", "--drain-seconds", "0",
+            *args,
         ],
         stderr=subprocess.PIPE,
         text=True,

@@ -84,6 +84,19 @@ def goals(r: dict[str, Any]) -> list[str]:
                 swap["p99_ratio"] <= 1.5 and errors == 0,
             )
         )
+    if storm := r.get("reload_storm"):
+        served = storm["pin_served"]
+        rows.append(
+            _goal(
+                f"Predict p99 under {storm['reload_loops']} Reload loops (pinning the served "
+                "version)",
+                "≤ 2 × p99 without Reloads, every Reload answered correctly",
+                f"{served['with_reloads']['p99_ms']} vs {storm['without_reloads']['p99_ms']} ms "
+                f"= {served['p99_ratio']}×; Reload answers {served['reloads']['answers']}",
+                served["p99_ratio"] <= 2
+                and set(served["reloads"]["answers"]) <= {"ok", "RESOURCE_EXHAUSTED"},
+            )
+        )
     if rss := r.get("rss"):
         marks = rss["rss_mib"]
         rows.append(
@@ -204,6 +217,40 @@ def write(r: dict[str, Any], out: Path) -> None:
             "",
         ]
         _plot_swap(swap, out / "latency_during_swaps.png")
+    if storm := r.get("reload_storm"):
+        rows = [{"phase": "no Reloads", **storm["without_reloads"]}]
+        for name, what in (("pin_served", "the served version"), ("pin_older", "the older one")):
+            run = storm[name]
+            rows.append(
+                {
+                    "phase": f"{storm['reload_loops']} Reload loops, "
+                    f"{storm['pinning_loops']} pinning {what}",
+                    **run["with_reloads"],
+                    "Reload answers": run["reloads"]["answers"],
+                    "Reload p50/p99 ms": f"{run['reloads']['p50_ms']} / {run['reloads']['p99_ms']}",
+                }
+            )
+        lines += [
+            f"## Reload storm ({storm['clients']} predicting clients)",
+            "",
+            "Reload loops back off 100 ms after RESOURCE_EXHAUSTED (past `--max-admin-rpcs`). "
+            "Pinning the older version makes every pin/unpin alternation a real model load.",
+            "",
+            *_table(
+                rows,
+                [
+                    "phase",
+                    "requests",
+                    "errors",
+                    "throughput_rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "Reload answers",
+                    "Reload p50/p99 ms",
+                ],
+            ),
+            "",
+        ]
     if rss := r.get("rss"):
         lines += [
             "## Memory across swaps",

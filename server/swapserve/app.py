@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -71,11 +72,34 @@ class App:
         except Exception:
             log.exception("config reload failed")
 
-    def stop(self, grace: float | None = None) -> None:
-        """Stops accepting RPCs, lets in-flight ones finish within ``grace``, then unloads."""
+    def drain(self) -> None:
+        """Health goes NOT_SERVING for good; requests are still served (load balancers and
+        ``round_robin`` clients move away meanwhile)."""
+        self.grpc.health.shutdown()
+
+    def stop(self, grace: float | None = None, stop_transport: bool = True) -> None:
+        """Refuses new calls with UNAVAILABLE, waits up to ``grace`` for the accepted ones to
+        finish (no longer: as soon as the last one is done), then unloads.
+
+        Args:
+            grace: the longest wait for calls in progress (default: ``grace_seconds``).
+            stop_transport: stop the gRPC server too. ``serve`` leaves it to the process exit:
+                gRPC's shutdown cancels calls that arrived but were not yet picked up
+                (clients see CANCELLED, which they do not retry), while closing the sockets
+                by exiting makes them see UNAVAILABLE.
+        """
         grace = self.settings.grace_seconds if grace is None else grace
+        self.grpc.health.shutdown()
+        self.dataplane.gate.close("the server is shutting down; retry on another replica")
+        if not self.dataplane.gate.wait_idle(grace):
+            log.warning(
+                "%d calls still running after the %.1fs grace period; stopping anyway",
+                self.dataplane.gate.inflight,
+                grace,
+            )
         self.dataplane.coordinator.stop()
-        self.grpc.stop(grace)
+        if stop_transport:
+            self.grpc.stop(0)
         self.registry.close(timeout=grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
@@ -125,7 +149,10 @@ def create_app(
 
 def serve(app: App, interrupt: bool = True, started: str = "") -> None:
     """Runs ``app`` until SIGTERM/SIGINT (a second one exits at once), re-reading the config
-    file on SIGHUP; then stops gracefully. Must run on the main thread.
+    file on SIGHUP; then shuts down as a rolling update needs it: health NOT_SERVING at once,
+    serving on for ``drain_seconds`` (SIGTERM only), then new calls refused with UNAVAILABLE,
+    the accepted ones finished (up to ``grace_seconds``), models unloaded, and the process
+    exits -- as soon as the last call is done. Must run on the main thread; does not return.
 
     Args:
         app: the built server.
@@ -137,12 +164,15 @@ def serve(app: App, interrupt: bool = True, started: str = "") -> None:
 
     freeze_startup_objects()
     stopping = threading.Event()
+    drain = [app.settings.drain_seconds]  # SIGINT (a person at a terminal) skips the drain
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stopping.is_set():
             log.warning("received %s again; exiting at once", signal.Signals(signum).name)
             os._exit(1)
         log.info("received %s; shutting down", signal.Signals(signum).name)
+        if signum == signal.SIGINT:
+            drain[0] = 0.0
         stopping.set()
 
     def on_hangup(signum: int, frame: FrameType | None) -> None:
@@ -161,4 +191,15 @@ def serve(app: App, interrupt: bool = True, started: str = "") -> None:
             log.info("serving model %s from %s", model.name, model.export_root)
     while not stopping.wait(0.25):
         pass  # wake up now and then: a signal taken by another thread runs its handler here
-    app.stop()
+    app.drain()
+    if drain[0] > 0:
+        log.info("health is NOT_SERVING; still serving for %.1fs (--drain-seconds)", drain[0])
+        time.sleep(drain[0])  # a second signal exits at once
+    app.stop(stop_transport=False)
+    time.sleep(_LINGER)  # the last answers leave the process
+    logging.shutdown()
+    os._exit(0)  # closes every connection: see App.stop
+
+
+_LINGER = 0.1
+"""Seconds between the last call ending and the exit, for its answer to be written out."""

@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in-flight requests get to finish on SIGTERM/SIGINT (default: %(default)s)",
     )
     p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=d.drain_seconds,
+        help="on SIGTERM, seconds to keep serving with health NOT_SERVING before refusing new "
+        "requests, so load balancers move away first (default: %(default)s; SIGINT skips it)",
+    )
+    p.add_argument(
         "--allow-remote-admin",
         action="store_true",
         help="accept Reload from non-loopback peers (by default only loopback may reload)",
@@ -342,6 +349,7 @@ def settings_from_args(
         max_admin_rpcs=args.max_admin_rpcs,
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
+        drain_seconds=args.drain_seconds,
         allow_remote_admin=args.allow_remote_admin,
         admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
         tls_cert=args.tls_cert,

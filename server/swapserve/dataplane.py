@@ -26,6 +26,7 @@ from swapserve.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from swapserve.gate import CallGate, gated
 from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.records import ModelStatus, State, VersionStatus
@@ -137,6 +138,8 @@ class DataPlane:
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self._max_admin = max_admin
         self._admin_slots = threading.BoundedSemaphore(max_admin)  # one per running admin call
+        self.gate = CallGate()
+        """Every call below passes it; closed at shutdown (new calls get UNAVAILABLE)."""
 
     @property
     def metrics(self) -> Metrics:
@@ -153,6 +156,7 @@ class DataPlane:
 
     # ---- inference ----------------------------------------------------------------------------
 
+    @gated
     def predict(
         self,
         model: str,
@@ -170,6 +174,7 @@ class DataPlane:
         with self._serving(manager, version, label) as handle:
             return handle.run(signature, inputs, output_filter)
 
+    @gated
     def predict_examples(
         self,
         model: str,
@@ -188,6 +193,7 @@ class DataPlane:
 
     # ---- metadata and status ------------------------------------------------------------------
 
+    @gated
     def metadata(self, model: str, version: int = 0, label: str = "") -> Metadata:
         """The signatures of the version a request would run on."""
         manager = self._registry.get(model)
@@ -195,6 +201,7 @@ class DataPlane:
             loaded = handle.loaded
             return Metadata(handle.version, loaded.signatures, loaded.signature_defs)
 
+    @gated
     def signature(
         self, model: str, name: str = "", version: int = 0, label: str = ""
     ) -> tuple[int, SignatureSpec]:
@@ -205,10 +212,12 @@ class DataPlane:
             raise unknown_signature(name or DEFAULT_SIGNATURE, meta.signatures)
         return meta.version, sig
 
+    @gated
     def status(self, model: str) -> ModelStatus:
         """Every known version of the model, with the served and pinned versions and labels."""
         return self._registry.get(model).status()
 
+    @gated
     def version_status(
         self, model: str, version: int = 0, label: str = ""
     ) -> tuple[VersionStatus, ...]:
@@ -232,6 +241,7 @@ class DataPlane:
             raise NotFound(f"Could not find any versions of model {model}")
         return versions
 
+    @gated
     def model_ready(self, model: str, version: int = 0, label: str = "") -> bool:
         """True if the model (or that version or label of it) answers requests now; False for
         an unknown model, version or label."""
@@ -245,9 +255,10 @@ class DataPlane:
         return True
 
     def server_ready(self) -> bool:
-        """True when every configured model serves (readiness)."""
-        return self._registry.all_serving()
+        """True when every configured model serves (readiness) and the server is not closing."""
+        return not self.gate.closed and self._registry.all_serving()
 
+    @gated
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
         """Every model with its serving version (else its newest known one)."""
         out = []
@@ -275,6 +286,7 @@ class DataPlane:
         finally:
             self._admin_slots.release()
 
+    @gated
     def reload(self, model: str, version: int = 0) -> ReloadOutcome:
         """Rescans now and serves the newest version the policy allows (``version`` 0), or
         pins ``version``; answers once it serves, else with the error."""
@@ -282,12 +294,14 @@ class DataPlane:
         with self._admin_slot():
             return self.coordinator.reload(manager, version)
 
+    @gated
     def unload(self, model: str) -> int:
         """Stops serving ``model`` until the next reload; returns the version that served."""
         manager = self._registry.get(model)
         with self._admin_slot():
             return self.coordinator.unload(manager)
 
+    @gated
     def reload_config(
         self,
         models: Callable[[Callable[[str], ModelSettings | None]], tuple[ModelSettings, ...]]

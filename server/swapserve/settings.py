@@ -250,6 +250,9 @@ class Settings:
     """Largest request or response message accepted."""
     grace_seconds: float = 10.0
     """On SIGTERM/SIGINT, how long in-flight requests may take to finish."""
+    drain_seconds: float = 5.0
+    """On SIGTERM, how long the server keeps serving with health NOT_SERVING before it refuses
+    new requests, so load balancers and clients move away first (SIGINT skips it)."""
     allow_remote_admin: bool = False
     """Accept admin RPCs (Reload) from non-loopback peers without a token."""
     admin_token: str | None = field(default=None, repr=False)
@@ -309,6 +312,8 @@ class Settings:
                 raise SettingsError(f"{name} {tls_path} is not a readable file")
         if self.grace_seconds < 0:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
+        if self.drain_seconds < 0:
+            raise SettingsError(f"drain seconds must be >= 0, got {self.drain_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:
             raise SettingsError("session thread counts must be >= 0")
         if self.session.run_thread not in RUN_THREADS:

@@ -158,6 +158,8 @@ class ServerProcess:
                 "127.0.0.1",
                 "--port",
                 "0",
+                "--drain-seconds",  # tests that drain pass their own (the last flag wins)
+                "0",
                 *args,
             ],
             stderr=subprocess.PIPE,
@@ -306,9 +308,15 @@ class CallLoad:
                 with self._lock:
                     self.errors.append(str(err))
                 continue
-            except Exception as err:
+            except Exception as err:  # every failure is the test's finding
+                status = getattr(err, "status", None)  # tritonclient's InferenceServerException
+                text = (
+                    f"{str(status()).removeprefix('StatusCode.')}: {err}"
+                    if callable(status)
+                    else repr(err)
+                )
                 with self._lock:
-                    self.errors.append(repr(err))
+                    self.errors.append(text)
                 continue
             with self._lock:
                 self.ok += 1

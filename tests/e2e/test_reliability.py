@@ -343,3 +343,67 @@ def test_reloads_stuck_behind_a_slow_load_never_take_a_predictions_thread(
             assert outcomes.count(2) <= 4  # --max-admin-rpcs
         finally:
             protocols.close()
+
+
+# ---- 4. SIGTERM under load ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["one process", "three models", "two workers"])
+def test_sigterm_under_load_answers_ok_or_unavailable_and_exits_when_done(
+    tmp_path: Path, shape: str
+) -> None:
+    """Before: 1-7 requests per run ended CANCELLED (gRPC's shutdown cancels calls that arrived
+    but were not yet picked up), and with three models the server waited out the whole grace.
+    Now: NOT_SERVING at once, serving on through --drain-seconds, then UNAVAILABLE, exit as soon
+    as the accepted calls are done (well before --grace-seconds)."""
+    import subprocess
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from helpers import ServerProcess
+
+    names = ["m", "m2", "m3"] if shape == "three models" else ["m"]
+    for name in names:
+        copy_version(HALF_PLUS_TWO, tmp_path / name, 1)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "models:\n" + "".join(f"  - name: {n}\n    export_root: {tmp_path / n}\n" for n in names)
+    )
+    drain = 2.0
+    args = ["--config", str(config), "--drain-seconds", str(drain), "--grace-seconds", "30"]
+    if shape == "two workers":
+        args += ["--workers", "2"]
+    server = ServerProcess(*args)
+    protocols = Protocols(server.port)
+    health = health_pb2_grpc.HealthStub(protocols.channel)
+    try:
+        wait_for(lambda: _ready(protocols, names), timeout=120, what="every model to serve")
+        with CallLoad(protocols.calls(), threads=8) as load:
+            load.wait_for_answers(100)
+            signalled = time.monotonic()
+            server.proc.send_signal(15)
+            time.sleep(0.5)
+            check = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            load.wait_for_answers(100)  # still serving during the drain
+            assert time.monotonic() - signalled < drain, "the drain ended before answers came"
+            try:
+                code = server.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"no exit within 60 s\n{server.log}")
+            exit_seconds = time.monotonic() - signalled
+            time.sleep(0.5)  # the load goes on past the exit
+        assert code == 0, server.log
+        refused = [e for e in load.errors if not e.startswith("UNAVAILABLE")]
+        assert refused == [], sorted(set(refused))[:5]
+        assert exit_seconds < drain + 5, exit_seconds  # not the 30 s grace
+    finally:
+        protocols.close()
+        server.stop()
+
+
+def _ready(protocols: Protocols, names: list[str]) -> bool:
+    try:
+        return all(protocols.client.model_status(n).serving_version for n in names)
+    except SwapserveError:
+        return False

@@ -131,7 +131,7 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
                     stopping.set()
                     break
                 procs[w] = spawn(w)
-        _stop_all(procs, settings.grace_seconds)
+        _stop_all(procs, settings.drain_seconds + settings.grace_seconds)
     return 0 if len(restarts) <= 5 * workers else 1
 
 
@@ -143,6 +143,8 @@ def _forward(procs: Sequence[multiprocessing.context.SpawnProcess], signum: int)
 
 
 def _stop_all(procs: Sequence[multiprocessing.context.SpawnProcess], grace: float) -> None:
+    """SIGTERM to every worker (each drains, then finishes its calls), then waits ``grace`` (the
+    drain plus the grace period) and 10 s more before killing."""
     for proc in procs:
         if proc.is_alive():
             proc.terminate()  # SIGTERM: graceful in the worker

@@ -94,4 +94,3 @@ class Flights(Generic[T]):
                     del self._pending[key]
             flight.finish(result, error)
         return result
-

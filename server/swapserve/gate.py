@@ -1,0 +1,91 @@
+"""The door every data-plane call passes: counts calls in progress and, once closed at shutdown,
+refuses new ones with UNAVAILABLE (which clients and load balancers retry elsewhere), so the
+server can wait for exactly the calls it accepted and then exit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from swapserve.errors import Unavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CallGate:
+    """Counts calls in progress; ``close`` refuses new ones. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when _inflight drops to 0
+        self._inflight = 0  # guarded by _lock
+        self._refusal = ""  # guarded by _lock: why new calls are refused ("" while open)
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """One call's span; raises Unavailable once the gate is closed."""
+        with self._lock:
+            if self._refusal:
+                raise Unavailable(self._refusal)
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """True once new calls are refused."""
+        with self._lock:
+            return bool(self._refusal)
+
+    @property
+    def inflight(self) -> int:
+        """Calls in progress now."""
+        with self._lock:
+            return self._inflight
+
+    def close(self, reason: str) -> None:
+        """Refuses every new call with UNAVAILABLE and ``reason``; calls in progress go on."""
+        with self._lock:
+            self._refusal = reason
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Waits until no call is in progress; False if some still are after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+            return True
+
+
+class _Gated(Protocol):
+    gate: CallGate
+
+
+S = TypeVar("S", bound=_Gated)
+
+
+def gated(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Runs ``method`` as one call through ``self.gate``."""
+
+    @wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.gate.call():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+__all__ = ["CallGate", "gated"]
