@@ -174,6 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
         "get RESOURCE_EXHAUSTED at once (default: %(default)s)",
     )
     p.add_argument(
+        "--handshake-timeout-seconds",
+        type=float,
+        default=d.handshake_timeout_seconds,
+        help="close connections that have not completed the TLS/HTTP/2 handshake within this "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connection-idle-seconds",
+        type=float,
+        default=d.max_connection_idle_seconds,
+        help="send GOAWAY to connections without an RPC for this long; 0: never "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--keepalive-seconds",
+        type=float,
+        default=d.keepalive_seconds,
+        help="ping connections idle this long and close those that do not answer within 20 s; "
+        "0: off (default: %(default)s)",
+    )
+    p.add_argument(
         "--max-message-bytes",
         type=int,
         default=d.max_message_bytes,
@@ -350,6 +371,9 @@ def settings_from_args(
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
         drain_seconds=args.drain_seconds,
+        handshake_timeout_seconds=args.handshake_timeout_seconds,
+        max_connection_idle_seconds=args.max_connection_idle_seconds,
+        keepalive_seconds=args.keepalive_seconds,
         allow_remote_admin=args.allow_remote_admin,
         admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
         tls_cert=args.tls_cert,

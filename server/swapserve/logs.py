@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -33,8 +36,46 @@ def configure(level: str, fmt: str = "text", worker: int | None = None) -> None:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    grpc_common = logging.getLogger("grpc._common")  # where gRPC logs undecodable messages
+    if not any(isinstance(f, UndecodableRequests) for f in grpc_common.filters):
+        grpc_common.addFilter(UndecodableRequests())
     root.setLevel(level)
     if level != "DEBUG":
         # TensorFlow's own INFO/WARNING chatter (C++ and Python) drowns ours; errors still show.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class UndecodableRequests(logging.Filter):
+    """gRPC logs a full traceback for every request it cannot deserialize (and answers it
+    INTERNAL "Exception deserializing request!", as gRPC does): garbage traffic would flood the
+    log. This turns them into one warning line at most every ``every`` seconds, with a count."""
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()  # guards _next and _suppressed
+        self._next = 0.0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "deserializing" not in str(record.msg):
+            return True
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._every
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = "could not deserialize a request (%s: %s); answered INTERNAL%s"
+        record.args = (
+            type(error).__name__ if error else "error",
+            str(error)[:200] if error else "",
+            f"; {suppressed} more since the last report" if suppressed else "",
+        )
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

@@ -246,6 +246,15 @@ class Settings:
     """Admin calls (Reload, load, unload, config reload) handled at once. The gRPC pool gets
     this many threads on top of ``grpc_threads``, so admin calls never take a prediction's
     thread; more admin calls get RESOURCE_EXHAUSTED at once."""
+    handshake_timeout_seconds: float = 10.0
+    """A connection that has not completed its TLS and HTTP/2 handshake (the client preface)
+    within this is closed: silent sockets cannot pile up file descriptors."""
+    max_connection_idle_seconds: float = 300.0
+    """A connection with no RPC for this long is sent GOAWAY and closed (clients reconnect on
+    their next call); 0 keeps idle connections open."""
+    keepalive_seconds: float = 60.0
+    """The server pings a connection idle this long, and closes it if the ping is not answered
+    within 20 s (peers that vanished without a FIN); 0 turns it off."""
     max_message_bytes: int = 256 * 1024 * 1024
     """Largest request or response message accepted."""
     grace_seconds: float = 10.0
@@ -312,6 +321,15 @@ class Settings:
                 raise SettingsError(f"{name} {tls_path} is not a readable file")
         if self.grace_seconds < 0:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
+        for name in (
+            "handshake_timeout_seconds",
+            "max_connection_idle_seconds",
+            "keepalive_seconds",
+        ):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name.replace('_', ' ')} must be >= 0")
+        if self.handshake_timeout_seconds == 0:
+            raise SettingsError("handshake timeout seconds must be > 0")
         if self.drain_seconds < 0:
             raise SettingsError(f"drain seconds must be >= 0, got {self.drain_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:

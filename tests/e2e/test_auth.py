@@ -88,3 +88,35 @@ def test_client_cli_sends_the_token(
 def test_weak_tokens_are_refused() -> None:
     with pytest.raises(SettingsError, match="admin token must be at least 16"):
         Settings(models=(ModelSettings("m", Path("/tmp")),), admin_token="short").validate()
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer ", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(tmp_path: Path, scheme: str) -> None:
+    estimator_version(tmp_path, 1, weight=1.0)
+    with serving(tmp_path, poll_seconds=600, admin_token=ADMIN, token=DATA) as server:
+        target = f"127.0.0.1:{server.port}"
+        with Client(target, metadata=[("authorization", f"{scheme} {DATA}")]) as client:
+            assert client.predict_full("m", X).version == 1  # before: UNAUTHENTICATED
+        with Client(target, metadata=[("authorization", f"{scheme} {ADMIN}")]) as admin:
+            assert admin.reload("m").version == 1
+        with Client(target, metadata=[("authorization", f"Basic {DATA}")]) as other:
+            with pytest.raises(SwapserveError) as exc:
+                other.predict("m", X)
+            assert exc.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_with_only_a_data_token_admin_calls_need_it_too(tmp_path: Path) -> None:
+    """Before: with only --token-file, Reload from loopback needed no token at all."""
+    estimator_version(tmp_path, 1, weight=1.0)
+    with serving(tmp_path, poll_seconds=600, token=DATA) as server:
+        target = f"127.0.0.1:{server.port}"
+        with Client(target) as anonymous, pytest.raises(SwapserveError) as exc:
+            anonymous.reload("m")
+        assert exc.value.code == grpc.StatusCode.UNAUTHENTICATED
+        assert "needs an 'authorization: Bearer <token>' header" in exc.value.message
+        with Client(target, metadata=bearer("wrong-token-0123456789")) as wrong:
+            with pytest.raises(SwapserveError) as exc:
+                wrong.reload("m")
+            assert exc.value.code == grpc.StatusCode.PERMISSION_DENIED
+        with Client(target, metadata=bearer(DATA)) as data:
+            assert data.reload("m").version == 1  # from loopback, with the data token

@@ -407,3 +407,91 @@ def _ready(protocols: Protocols, names: list[str]) -> bool:
         return all(protocols.client.model_status(n).serving_version for n in names)
     except SwapserveError:
         return False
+
+
+# ---- 5. silent sockets --------------------------------------------------------------------------
+
+
+def test_silent_and_idle_connections_are_closed_while_predictions_go_on(tmp_path: Path) -> None:
+    """Before: 500 raw TCP connections that never sent the HTTP/2 preface stayed open forever
+    (fds 9 -> 509). Now the handshake deadline closes them, and an HTTP/2 connection that went
+    quiet is sent GOAWAY after --max-connection-idle-seconds."""
+    import socket
+
+    from helpers import ServerProcess
+
+    copy_version(HALF_PLUS_TWO, tmp_path / "m", 1)
+    server = ServerProcess(
+        "--model-name", "m", "--export-root", str(tmp_path / "m"),
+        "--handshake-timeout-seconds", "1", "--max-connection-idle-seconds", "1",
+    )  # fmt: skip
+    protocols = Protocols(server.port)
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+    try:
+        wait_for(lambda: _ready(protocols, ["m"]), timeout=60, what="the model to serve")
+        with CallLoad(protocols.calls()[:1], threads=2) as load:
+            load.wait_for_answers(20)
+            baseline = fds()
+            silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+            wait_for(lambda: fds() >= baseline + 150, timeout=10, what="the server to accept")
+            # Past the handshake deadline the server closes every one; predictions go on.
+            wait_for(lambda: fds() <= baseline + 5, timeout=15, what="silent sockets closed")
+            load.wait_for_answers(20)
+            for sock in silent:
+                sock.settimeout(5)
+                while sock.recv(4096):  # the server's SETTINGS, maybe a GOAWAY, then the close
+                    pass
+                sock.close()
+            # A connection that completed the HTTP/2 preface, then went quiet.
+            quiet = socket.create_connection(("127.0.0.1", server.port))
+            quiet.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            quiet.settimeout(10)
+            received = b""
+            while chunk := quiet.recv(4096):  # SETTINGS, ..., GOAWAY, then the close
+                received += chunk
+            assert 7 in _frame_types(received)  # GOAWAY came before the close
+            quiet.close()
+            load.wait_for_answers(20)
+        assert load.errors == [], sorted(set(load.errors))[:5]
+    finally:
+        protocols.close()
+        server.stop()
+
+
+def _frame_types(data: bytes) -> list[int]:
+    """The types of the HTTP/2 frames in ``data`` (9-byte headers: length, type, flags, id)."""
+    types, at = [], 0
+    while at + 9 <= len(data):
+        length = int.from_bytes(data[at : at + 3], "big")
+        types.append(data[at + 3])
+        at += 9 + length
+    return types
+
+
+# ---- smaller: undecodable requests ---------------------------------------------------------------
+
+
+def test_undecodable_requests_log_one_line_not_a_traceback_each(tmp_path: Path) -> None:
+    from helpers import ServerProcess
+
+    copy_version(HALF_PLUS_TWO, tmp_path / "m", 1)
+    server = ServerProcess("--model-name", "m", "--export-root", str(tmp_path / "m"))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            predict = channel.unary_unary("/swapserve.v1.PredictionService/Predict")
+            for _ in range(200):
+                with pytest.raises(grpc.RpcError) as err:
+                    predict(b"\xff\xff\xff garbage", timeout=10)
+                assert err.value.code() == grpc.StatusCode.INTERNAL
+            protocols = Protocols(server.port)
+            try:
+                protocols.client.model_status("m")  # still answering
+            finally:
+                protocols.close()
+    finally:
+        assert server.stop() == 0
+    assert server.log.count("could not deserialize a request") == 1, server.log[-2000:]
+    assert "Traceback" not in server.log

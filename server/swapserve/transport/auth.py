@@ -2,8 +2,9 @@
 
 With an admin token, admin RPCs (Reload, HandleReloadConfigRequest, RepositoryModelLoad/Unload)
 need ``authorization: Bearer <admin token>`` from any peer; without one they are limited to
-loopback peers (``swapserve.transport.admin``). With a data token, every other RPC of the served
-APIs needs ``authorization: Bearer <token>`` (the admin token works too). Health checks and
+loopback peers (``swapserve.transport.admin``) and, when a data token is set, need that token. With
+a data token, every other RPC of the served APIs needs ``authorization: Bearer <token>`` (the
+admin token works too). The ``Bearer`` scheme is case-insensitive. Health checks and
 reflection stay open so probes and tools work. Tokens are compared in constant time.
 """
 
@@ -53,11 +54,19 @@ class TokenInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if method.startswith(_OPEN_PREFIXES):
             return continuation(handler_call_details)
         admin = method in ADMIN_METHODS
-        accepted = [self._admin] if admin else [self._data, self._admin]
+        accepted: list[str | None]
         if admin and self._admin is None:
-            return continuation(handler_call_details)  # loopback rule, in the servicer
-        if not admin and self._data is None:
+            if self._data is None:
+                return continuation(handler_call_details)  # loopback rule, in the servicer
+            # Only a data token: admin calls need it too (and the loopback rule still applies)
+            # -- a server that asks for a token to predict must not reload for anyone local.
+            accepted, admin = [self._data], False
+        elif admin:
+            accepted = [self._admin]
+        elif self._data is None:
             return continuation(handler_call_details)
+        else:
+            accepted = [self._data, self._admin]
         presented = _bearer(handler_call_details.invocation_metadata)
         kind = "admin " if admin else ""
         if presented is None:
@@ -71,7 +80,11 @@ class TokenInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
 
 def _bearer(metadata: Any) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header; the scheme is
+    case-insensitive (RFC 7235 section 2.1, RFC 6750)."""
     for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value[len("Bearer ") :]
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
     return None

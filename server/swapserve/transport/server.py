@@ -64,6 +64,29 @@ class GrpcTransport:
             self.flush_traces()
 
 
+def connection_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC core channel args that bound a connection's life: a handshake deadline (a socket
+    that never sends the HTTP/2 preface is closed), an idle limit, and keepalive pings that find
+    vanished peers. Clients may ping every 10 s (their keepalive) without being sent away."""
+
+    def ms(seconds: float) -> int:
+        return int(seconds * 1000)
+
+    options = [
+        ("grpc.server_handshake_timeout_ms", ms(settings.handshake_timeout_seconds)),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if settings.max_connection_idle_seconds:
+        options.append(("grpc.max_connection_idle_ms", ms(settings.max_connection_idle_seconds)))
+    if settings.keepalive_seconds:
+        options += [
+            ("grpc.keepalive_time_ms", ms(settings.keepalive_seconds)),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ]
+    return options
+
+
 def build_grpc_server(
     settings: Settings, dataplane: DataPlane, reuse_port: bool = False
 ) -> GrpcTransport:
@@ -97,6 +120,7 @@ def build_grpc_server(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
+            *connection_options(settings),
         ],
     )
     # With an admin token the token is the gate, from any peer; without, loopback only.
