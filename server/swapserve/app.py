@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swapserve.config_file import load_models
 from swapserve.dataplane import Coordinator, DataPlane
@@ -25,6 +25,9 @@ from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
 from swapserve.settings import ModelSettings, Settings
 from swapserve.transport.server import GrpcTransport, build_grpc_server
+
+if TYPE_CHECKING:
+    from swapserve.transport.rest import RestServer
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class App:
         registry: ModelRegistry,
         dataplane: DataPlane,
         grpc_transport: GrpcTransport,
+        rest: RestServer | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -47,6 +51,9 @@ class App:
         self.grpc = grpc_transport
         self.port = grpc_transport.port
         """The bound gRPC port (the real one when settings asked for port 0)."""
+        self.rest = rest
+        self.rest_port = rest.port if rest is not None else None
+        """The bound HTTP port (None: ``--rest-port`` not set)."""
         self.metrics_port: int | None = None
         """The bound metrics port once started (None: metrics off)."""
         self._metrics_http: Any = None
@@ -60,6 +67,9 @@ class App:
             )
             log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
         self.grpc.start()
+        if self.rest is not None:
+            self.rest.start()
+            log.info("HTTP on %s:%d", self.settings.host, self.rest_port)
         self.dataplane.coordinator.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
 
@@ -75,6 +85,7 @@ class App:
     def drain(self) -> None:
         """Health goes NOT_SERVING for good; requests are still served (load balancers and
         ``round_robin`` clients move away meanwhile)."""
+        self.dataplane.draining = True
         self.grpc.health.shutdown()
 
     def stop(self, grace: float | None = None, stop_transport: bool = True) -> None:
@@ -100,6 +111,8 @@ class App:
         self.dataplane.coordinator.stop()
         if stop_transport:
             self.grpc.stop(0)
+            if self.rest is not None:
+                self.rest.stop()
         self.registry.close(timeout=grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
@@ -144,7 +157,13 @@ def create_app(
         coordinator(registry) if coordinator is not None else None,
         max_admin=settings.max_admin_rpcs,
     )
-    return App(settings, registry, dataplane, build_grpc_server(settings, dataplane, reuse_port))
+    grpc_transport = build_grpc_server(settings, dataplane, reuse_port)
+    rest = None
+    if settings.rest_port is not None:
+        from swapserve.transport.rest import RestServer  # noqa: PLC0415 (aiohttp only if used)
+
+        rest = RestServer(settings, dataplane, reuse_port)
+    return App(settings, registry, dataplane, grpc_transport, rest)
 
 
 def serve(app: App, interrupt: bool = True, started: str = "") -> None:

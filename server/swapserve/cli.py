@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch-size)",
     )
     p.add_argument(
+        "--rest-port",
+        type=int,
+        default=None,
+        help="serve TF Serving's REST API and /healthz, /readyz over HTTP/1.1 on this port "
+        "(0: any free port; default: off)",
+    )
+    p.add_argument(
         "--grpc-threads",
         type=int,
         default=d.grpc_threads,
@@ -368,6 +375,7 @@ def settings_from_args(
         grpc_threads=args.grpc_threads,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         max_admin_rpcs=args.max_admin_rpcs,
+        rest_port=args.rest_port,
         max_message_bytes=args.max_message_bytes,
         grace_seconds=args.grace_seconds,
         drain_seconds=args.drain_seconds,

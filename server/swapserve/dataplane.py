@@ -138,6 +138,8 @@ class DataPlane:
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self._max_admin = max_admin
         self._admin_slots = threading.BoundedSemaphore(max_admin)  # one per running admin call
+        self.draining = False
+        """Set on SIGTERM: still serving, but no longer ready (HTTP readiness says so)."""
         self.gate = CallGate()
         """Every call below passes it; closed at shutdown (new calls get UNAVAILABLE)."""
 
@@ -253,6 +255,12 @@ class DataPlane:
             return False
         manager.release(handle)
         return True
+
+    def not_ready_reason(self) -> str:
+        """Why the server is not ready ("" when every model serves): HTTP readiness."""
+        if self.draining or self.gate.closed:
+            return "the server is shutting down"
+        return "; ".join(m.unavailable_reason() for m in self._registry if not m.serving_version)
 
     def server_ready(self) -> bool:
         """True when every configured model serves (readiness) and the server is not closing."""

@@ -236,6 +236,9 @@ class Settings:
     """Address to listen on."""
     port: int = 8500
     """Port to listen on; 0 picks a free one (tests)."""
+    rest_port: int | None = None
+    """Port of the HTTP/1.1 API (TF Serving's REST API, health) on ``host``; None: off, 0: any
+    free port."""
     metrics_port: int | None = None
     """Port of the Prometheus ``/metrics`` endpoint on ``host``; None: off, 0: any free port."""
     max_concurrent_rpcs: int | None = None
@@ -330,6 +333,8 @@ class Settings:
                 raise SettingsError(f"{name.replace('_', ' ')} must be >= 0")
         if self.handshake_timeout_seconds == 0:
             raise SettingsError("handshake timeout seconds must be > 0")
+        if self.rest_port is not None and not 0 <= self.rest_port <= 65535:
+            raise SettingsError(f"rest port must be from 0 to 65535, got {self.rest_port}")
         if self.drain_seconds < 0:
             raise SettingsError(f"drain seconds must be >= 0, got {self.drain_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:

@@ -87,9 +87,15 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
     """Runs and supervises ``workers`` server processes until SIGTERM/SIGINT; returns the exit
     code."""
     ctx = mp.get_context("spawn")  # TensorFlow is not fork-safe
-    with closing(_reserve_port(settings.host, settings.port)) as sock:
+    rest = settings.rest_port
+    with (
+        closing(_reserve_port(settings.host, settings.port)) as sock,
+        closing(_reserve_port(settings.host, rest if rest is not None else 0)) as rest_sock,
+    ):
         port = sock.getsockname()[1]
         settings = replace(settings, port=port)
+        if rest is not None:  # port 0 becomes one HTTP port every worker shares too
+            settings = replace(settings, rest_port=rest_sock.getsockname()[1])
         state = ClusterState(ctx, workers, len(settings.models))
         stopping = threading.Event()
 

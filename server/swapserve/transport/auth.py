@@ -53,38 +53,63 @@ class TokenInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if method.startswith(_OPEN_PREFIXES):
             return continuation(handler_call_details)
-        admin = method in ADMIN_METHODS
-        accepted: list[str | None]
-        if admin and self._admin is None:
-            if self._data is None:
-                return continuation(handler_call_details)  # loopback rule, in the servicer
-            # Only a data token: admin calls need it too (and the loopback rule still applies)
-            # -- a server that asks for a token to predict must not reload for anyone local.
-            accepted, admin = [self._data], False
-        elif admin:
-            accepted = [self._admin]
-        elif self._data is None:
-            return continuation(handler_call_details)
-        else:
-            accepted = [self._data, self._admin]
-        presented = _bearer(handler_call_details.invocation_metadata)
-        kind = "admin " if admin else ""
-        if presented is None:
-            return _abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                f"{method} needs an 'authorization: Bearer <{kind}token>' header",
-            )
-        if not any(t is not None and _matches(presented, t) for t in accepted):
-            return _abort(grpc.StatusCode.PERMISSION_DENIED, f"invalid {kind}token for {method}")
+        refusal = token_refusal(
+            method,
+            _bearer(handler_call_details.invocation_metadata),
+            admin=method in ADMIN_METHODS,
+            admin_token=self._admin,
+            data_token=self._data,
+        )
+        if refusal is not None:
+            return _abort(*refusal)
         return continuation(handler_call_details)
 
 
+def token_refusal(
+    what: str,
+    presented: str | None,
+    *,
+    admin: bool,
+    admin_token: str | None,
+    data_token: str | None,
+) -> tuple[grpc.StatusCode, str] | None:
+    """Why a call with token ``presented`` (None: no header) may not run, or None if it may.
+    The one rule for every transport (gRPC here, HTTP in ``rest.py``)."""
+    accepted: list[str | None]
+    if admin and admin_token is None:
+        if data_token is None:
+            return None  # the loopback rule applies, in the servicer
+        # Only a data token: admin calls need it too (and the loopback rule still applies)
+        # -- a server that asks for a token to predict must not reload for anyone local.
+        accepted, admin = [data_token], False
+    elif admin:
+        accepted = [admin_token]
+    elif data_token is None:
+        return None
+    else:
+        accepted = [data_token, admin_token]
+    kind = "admin " if admin else ""
+    if presented is None:
+        return (
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"{what} needs an 'authorization: Bearer <{kind}token>' header",
+        )
+    if not any(t is not None and _matches(presented, t) for t in accepted):
+        return grpc.StatusCode.PERMISSION_DENIED, f"invalid {kind}token for {what}"
+    return None
+
+
+def bearer(value: str | None) -> str | None:
+    """The token of an ``authorization`` value ``Bearer <token>`` (scheme case-insensitive)."""
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def _bearer(metadata: Any) -> str | None:
-    """The token of an ``authorization: Bearer <token>`` header; the scheme is
-    case-insensitive (RFC 7235 section 2.1, RFC 6750)."""
+    """The token of the call's ``authorization`` header (RFC 7235 section 2.1, RFC 6750)."""
     for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+        if key == "authorization" and isinstance(value, str) and (token := bearer(value)):
+            return token
     return None
