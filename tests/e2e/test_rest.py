@@ -254,9 +254,11 @@ def test_workers_share_the_http_port(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         ports = wait_for(
-            lambda: len(found := set(re.findall(r"HTTP on 127\.0\.0\.1:(\d+)", server.log))) >= 1
-            and server.log.count("HTTP on") >= 2
-            and found,
+            lambda: (
+                len(found := set(re.findall(r"HTTP on 127\.0\.0\.1:(\d+)", server.log))) >= 1
+                and server.log.count("HTTP on") >= 2
+                and found
+            ),
             timeout=120,
             what="both workers on HTTP",
         )

@@ -91,6 +91,58 @@ def decode_contents(datatype: str, shape: list[int], contents: Any) -> np.ndarra
         raise TensorError(f"a value does not fit {datatype}: {err}") from None
 
 
+def decode_json(datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    """A tensor from the HTTP/REST ``data`` field: a flat or nested list in row-major order;
+    BYTES elements are strings (UTF-8)."""
+    dtype, _, count = _check_shape(datatype, shape)
+    flat = _flat(data)
+    if len(flat) != count:
+        raise TensorError(f"shape {shape} needs {count} values in 'data', got {len(flat)}")
+    if datatype == "BYTES":
+        if not all(isinstance(v, str) for v in flat):
+            raise TensorError(
+                "BYTES 'data' must be strings (send binary data with the binary tensor extension)"
+            )
+        out = np.empty(count, dtype=object)
+        out[:] = [v.encode("utf-8") for v in flat]
+        return out.reshape(shape)
+    if any(isinstance(v, (str, dict, list)) or v is None for v in flat):
+        raise TensorError(f"{datatype} 'data' must be numbers")
+    if datatype == "BOOL" and not all(isinstance(v, bool) for v in flat):
+        raise TensorError("BOOL 'data' must be true or false")
+    if dtype.kind in "iu" and not all(
+        isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for v in flat
+    ):
+        raise TensorError(f"{datatype} 'data' must be integers")
+    try:
+        return np.array(flat, dtype=dtype.newbyteorder("=")).reshape(shape)
+    except (OverflowError, ValueError, TypeError) as err:
+        raise TensorError(f"a value does not fit {datatype}: {err}") from None
+
+
+def _flat(data: Any, limit: int = 64) -> list[Any]:
+    """The elements of a (nested) list in row-major order, without recursion."""
+    if not isinstance(data, list):
+        raise TensorError("'data' must be a list")
+    return _flat_in_order(data, limit)
+
+
+def _flat_in_order(data: list[Any], limit: int) -> list[Any]:
+    out: list[Any] = []
+    iters = [iter(data)]
+    while iters:
+        if len(iters) > limit:
+            raise TensorError(f"'data' is nested deeper than {limit} levels")
+        for item in iters[-1]:
+            if isinstance(item, list):
+                iters.append(iter(item))
+                break
+            out.append(item)
+        else:
+            iters.pop()
+    return out
+
+
 def decode_raw(datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
     """A tensor from one ``raw_input_contents`` entry."""
     dtype, _, count = _check_shape(datatype, shape)

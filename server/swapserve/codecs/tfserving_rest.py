@@ -47,7 +47,8 @@ _STATE_NAMES = {
     State.END: "END",
     State.FAILED: "END",  # TF Serving has no FAILED state: END with an error
 }
-_VERBS = ("predict", "classify", "regress")
+VERBS = ("predict", "classify", "regress")
+"""The POST methods of ``/v1/models/NAME...:VERB``."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def parse_path(tail: str) -> Route:
     last = tail.rsplit("/", 1)[-1]
     if ":" in last:
         head, _, verb = tail.rpartition(":")
-        if verb not in _VERBS:
+        if verb not in VERBS:
             raise NotFound(f"Malformed request: unknown method ':{verb}' in /v1/models/{tail}")
     parts = head.split("/")
     if parts[-1] == "metadata" and not verb:

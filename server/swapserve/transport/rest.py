@@ -26,7 +26,9 @@ from swapserve.codecs import tfserving_rest as codec
 from swapserve.dataplane import DataPlane
 from swapserve.errors import InvalidArgument, SwapserveError
 from swapserve.settings import Settings, SettingsError
+from swapserve.transport.admin import check_admin
 from swapserve.transport.auth import bearer, token_refusal
+from swapserve.transport.rest_v2 import KServeV2Routes
 from swapserve_client.dtypes import TensorError
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ HTTP_STATUS = {
 
 _PROTOCOL = "tfserving_rest"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Reply = tuple[bytes, int, dict[str, str]]
+"""What an API call's work returns: the body, the answering version (0: none), extra headers."""
 
 
 def _json(status: int, payload: Any, version: int = 0) -> web.Response:
@@ -90,6 +94,7 @@ class RestServer:
         self._app.router.add_route("GET", "/v1/models/{tail:.+}", self._v1)
         self._app.router.add_route("POST", "/v1/models/{tail:.+}", self._v1)
         self._app.router.add_get("/healthz", self._healthz)
+        KServeV2Routes(self, dataplane).add_to(self._app)
         self._app.router.add_get("/readyz", self._readyz)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -152,75 +157,102 @@ class RestServer:
 
     async def _v1(self, request: web.Request) -> web.Response:
         """Every ``/v1/models/...`` call: status, metadata, predict, classify, regress."""
+        tail = request.match_info["tail"]
+        last = tail.rsplit("/", 1)[-1]
+        verb = last.rpartition(":")[2] if ":" in last else "metadata" if last == "metadata" else ""
+        body = await request.read() if request.method == "POST" else b""
+        return await self.run(
+            request,
+            "tfserving_rest",
+            verb if verb in ("metadata", *codec.VERBS) else "status",
+            tail.split("/", 1)[0].split(":", 1)[0],
+            lambda: self._v1_call(request.method, tail, body),
+        )
+
+    def _v1_call(self, method: str, tail: str, body: bytes) -> Reply:
+        route = codec.parse_path(tail)
+        if method == "GET" and route.verb in ("", "metadata"):
+            return self._get(route)
+        if method == "POST" and route.verb in codec.VERBS:
+            return self._post(route, body)
+        raise _MethodNotAllowed(f"{method} is not allowed on /v1/models/{tail}")
+
+    async def run(
+        self,
+        request: web.Request,
+        protocol: str,
+        method: str,
+        model: str,
+        work: Callable[[], Reply],
+        *,
+        admin: bool = False,
+    ) -> web.Response:
+        """One API call: the token check, ``work()`` on the pool (data-plane calls block), the
+        error mapping and the metrics. ``work`` returns (body, model version, extra headers)."""
         start = time.perf_counter()
-        model, method, status = "", "status", 500
+        status = 500
         try:
-            route = codec.parse_path(request.match_info["tail"])
-            model, method = route.model, route.verb or "status"
-            self._authorize(request)
-            if request.method == "GET" and route.verb in ("", "metadata"):
-                payload, version = await self._call(self._get, route)
-            elif request.method == "POST" and route.verb in ("predict", "classify", "regress"):
-                body = await request.read()
-                payload, version = await self._call(self._post, route, body)
-            else:
-                status = 405
-                return _error(405, f"{request.method} is not allowed on {request.path}")
+            self._authorize(request, admin)
+            body, version, headers = await asyncio.get_running_loop().run_in_executor(
+                self._pool, work
+            )
+            if version:
+                headers = {**headers, VERSION_HEADER: str(version)}
             status = 200
             return web.Response(
                 status=200,
-                body=payload,
-                content_type="application/json",
-                headers={VERSION_HEADER: str(version)} if version else None,
+                body=body,
+                headers={"Content-Type": "application/json", **headers},
             )
+        except _MethodNotAllowed as err:
+            status = 405
+            return _error(405, str(err))
         except SwapserveError as err:
             status = HTTP_STATUS.get(err.status, 500)
             return _error(status, err.message)
         except TensorError as err:
             status = 400
             return _error(400, str(err))
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
             return _error(500, "internal server error (see the server log)")
         finally:
             m = self._dataplane.metrics
             label = model if self._dataplane.known(model) else ""  # bounded label values
-            m.child(m.requests, label, _PROTOCOL, method, str(status)).inc()
-            m.child(m.request_seconds, label, _PROTOCOL, method).observe(
-                time.perf_counter() - start
-            )
+            m.child(m.requests, label, protocol, method, str(status)).inc()
+            m.child(m.request_seconds, label, protocol, method).observe(time.perf_counter() - start)
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize(self, request: web.Request, admin: bool) -> None:
         refusal = token_refusal(
             f"{request.method} {request.path}",
             bearer(request.headers.get("Authorization")),
-            admin=False,
+            admin=admin,
             admin_token=self._settings.admin_token,
             data_token=self._settings.token,
         )
         if refusal is not None:
             code, message = refusal
             raise _Refused(HTTP_STATUS[code.name], message)
-
-    async def _call(self, fn: Callable[..., tuple[bytes, int]], *args: Any) -> tuple[bytes, int]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        if admin and self._settings.admin_token is None:
+            peer = request.remote or ""
+            check_admin(
+                f"{request.method} {request.path}",
+                f"ipv6:[{peer}]:0" if ":" in peer else f"ipv4:{peer}:0",
+                self._settings.allow_remote_admin,
+            )
 
     # ---- on the pool --------------------------------------------------------------------------
 
-    def _get(self, route: codec.Route) -> tuple[bytes, int]:
+    def _get(self, route: codec.Route) -> Reply:
         dp = self._dataplane
         if route.verb == "metadata":
             meta = dp.metadata(route.model, route.version, route.label)
             payload = codec.metadata_json(route.model, meta.version, meta.signature_defs)
-            return codec.dumps(payload), meta.version
+            return codec.dumps(payload), meta.version, {}
         versions = dp.version_status(route.model, route.version, route.label)
-        return codec.dumps(codec.status_json(versions)), 0
+        return codec.dumps(codec.status_json(versions)), 0, {}
 
-    def _post(self, route: codec.Route, raw: bytes) -> tuple[bytes, int]:
+    def _post(self, route: codec.Route, raw: bytes) -> Reply:
         dp = self._dataplane
         body = codec.parse_body(raw)
         signature = body.get("signature_name", "")
@@ -232,13 +264,17 @@ class RestServer:
             result = dp.predict(
                 route.model, signature, inputs, version=route.version, label=route.label
             )
-            return codec.dumps(codec.encode_predict(result.outputs, rows)), result.version
+            return codec.dumps(codec.encode_predict(result.outputs, rows)), result.version, {}
         examples = codec.serialize_examples(body)
         result = dp.predict_examples(
             route.model, signature, examples, route.verb, version=route.version, label=route.label
         )
         encode = codec.classify_result if route.verb == "classify" else codec.regress_result
-        return codec.dumps(encode(result.outputs, len(examples))), result.version
+        return codec.dumps(encode(result.outputs, len(examples))), result.version, {}
+
+
+class _MethodNotAllowed(Exception):
+    """A known path with the wrong HTTP method (405)."""
 
 
 class _Refused(SwapserveError):
