@@ -8,11 +8,13 @@ carries the version, since every export adds a version.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
+from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -124,6 +126,37 @@ class Metrics:
             self.model_runs.remove(model, str(version))
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
-        """Starts the ``/metrics`` HTTP endpoint; returns the server, its thread, the bound port."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,
+        its thread, the bound port."""
+        metrics = make_wsgi_app(self.registry)
+
+        def only_metrics(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO", "").rstrip("/") != "/metrics":
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"only /metrics is served here\n"]
+            return metrics(environ, start_response)
+
+        server = make_server(
+            host.strip("[]"), port, only_metrics, _MetricsServer, handler_class=_QuietHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
         return server, thread, int(server.server_port)
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape; IPv6 when the host is an IPv6 address."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

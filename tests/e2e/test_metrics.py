@@ -100,3 +100,43 @@ def test_batching_metrics(tmp_path: Path) -> None:
         )
     assert value(s, "swapserve_batch_size_sum", model="m") == 4  # padded to 4
     assert value(s, "swapserve_batch_queue_seconds_count", model="m") == 1
+
+
+def test_the_metrics_port_serves_only_metrics_and_counts_http_requests(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    from dataclasses import replace
+
+    from helpers import serving_settings
+    from swapserve.settings import ModelSettings, Settings
+
+    estimator_version(tmp_path, 1, weight=1.0)
+    settings = Settings(
+        models=(ModelSettings(name="m", export_root=tmp_path, poll_seconds=600),),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=0,
+    )
+    with serving_settings(replace(settings, rest_port=0)) as server:
+        assert server.metrics_port and server.rest_port
+        for path in ("/", "/other", "/metricsx"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}{path}", timeout=10)
+            assert err.value.code == 404
+        base = f"http://127.0.0.1:{server.rest_port}"
+        body = json.dumps({"inputs": [[1.0]]}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{base}/v1/models/m:predict", body))
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(urllib.request.Request(f"{base}/v1/models/m:predict", b"{"))
+        v2 = json.dumps(
+            {"inputs": [{"name": "number", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}
+        ).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{base}/v2/models/m/infer", v2))
+        samples = scrape(server.metrics_port)
+        total = "swapserve_requests_total"
+        assert value(samples, total, model="m", protocol="tfserving_rest", method="predict",
+                     code="200") == 1  # fmt: skip
+        assert value(samples, total, model="m", protocol="tfserving_rest", method="predict",
+                     code="400") == 1  # fmt: skip
+        assert value(samples, total, model="m", protocol="kserve_v2_rest", method="ModelInfer",
+                     code="200") == 1  # fmt: skip
