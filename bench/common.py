@@ -47,6 +47,10 @@ def publish(src: Path, root: Path, version: int) -> None:
     os.rename(tmp, root / str(version))
 
 
+REST_PORTS: dict[int, int] = {}
+"""The HTTP port of each server started with --rest-port, by process id."""
+
+
 def start_server(
     root: Path, *args: str, model: str = "seed", command: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[str], int]:
@@ -68,6 +72,8 @@ def start_server(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = stderr.readline()
+        if m := re.search(r"HTTP on 127\.0\.0\.1:(\d+)", line):
+            REST_PORTS[proc.pid] = int(m.group(1))
         if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
             # Keep draining the log so the server never blocks on a full pipe.
             threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()

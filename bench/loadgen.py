@@ -1,4 +1,5 @@
-"""A closed-loop gRPC load generator for swapserve, TF Serving's API, KServe V2 and an echo.
+"""A closed-loop load generator for swapserve, TF Serving's API, KServe V2 and an echo over gRPC,
+and TF Serving's REST API and V2 over HTTP.
 
 Each of ``processes`` processes runs ``grpc.aio`` coroutines on its own channel; every coroutine
 sends its next request as soon as the previous one returns (closed loop), so ``clients`` is the
@@ -28,8 +29,27 @@ PATHS = {
 }
 
 
+HTTP_PATHS = {
+    "tfserving_rest": "/v1/models/{model}:predict",
+    "v2_rest": "/v2/models/{model}/infer",
+}
+"""HTTP protocols (on the server's --rest-port), by URL path."""
+
+
 def build_request(protocol: str, model: str, inputs: dict[str, np.ndarray]) -> bytes:
     """One serialized request for ``protocol``."""
+    if protocol == "tfserving_rest":
+        import json
+
+        return json.dumps({"inputs": {n: a.tolist() for n, a in inputs.items()}}).encode()
+    if protocol == "v2_rest":
+        import json
+
+        tensors = [
+            {"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
+            for n, a in inputs.items()
+        ]
+        return json.dumps({"inputs": tensors}).encode()
     if protocol in ("swapserve", "echo"):
         from swapserve_client import tensors
         from swapserve_client._proto.swapserve.v1 import prediction_pb2
@@ -85,6 +105,7 @@ class Load:
     warmup: float = 1.0
     max_requests: int = 0  # 0: no cap besides the duration
     track_versions: bool = False
+    model: str = "seed"  # HTTP paths name it
 
 
 @dataclass
@@ -119,6 +140,8 @@ class Result:
 
 
 async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict[str, Any]:
+    if load.protocol in HTTP_PATHS:
+        return await _run_http(load, clients, begin, cap)
     path = PATHS[load.protocol]
     version_of = _version_of(load.protocol) if load.track_versions else None
     measure_from = begin + load.warmup
@@ -150,6 +173,60 @@ async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict
                     starts.append(t0 - measure_from)
                     latencies.append(t1 - t0)
                     versions.append(version_of(raw) if version_of else 0)
+                else:
+                    errors[code] += 1
+                    error_starts.append(t0 - measure_from)
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        cpu = time.process_time() - cpu0
+    return {
+        "starts": starts,
+        "latencies": latencies,
+        "versions": versions,
+        "errors": dict(errors),
+        "error_starts": error_starts,
+        "count": count,
+        "cpu": cpu,
+    }
+
+
+async def _run_http(load: Load, clients: int, begin: float, cap: int) -> dict[str, Any]:
+    """The same closed loop over HTTP/1.1 keep-alive connections (aiohttp), one per client."""
+    import aiohttp
+
+    url = f"http://{load.target}{HTTP_PATHS[load.protocol].format(model=load.model)}"
+    measure_from = begin + load.warmup
+    stop_at = measure_from + load.duration
+    starts: list[float] = []
+    latencies: list[float] = []
+    versions: list[int] = []
+    error_starts: list[float] = []
+    errors: Counter[str] = Counter()
+    count = 0
+    connector = aiohttp.TCPConnector(limit=clients)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def loop() -> None:
+            nonlocal count
+            while (t0 := time.perf_counter()) < stop_at and (not cap or count < cap):
+                try:
+                    async with session.post(url, data=load.payload, headers=headers) as reply:
+                        await reply.read()
+                        ok = reply.status == 200
+                        code = str(reply.status)
+                        version = int(reply.headers.get("X-Model-Version", "0") or 0)
+                except aiohttp.ClientError as err:
+                    ok, code, version = False, type(err).__name__, 0
+                t1 = time.perf_counter()
+                if t0 < measure_from:
+                    continue
+                count += 1
+                if ok:
+                    starts.append(t0 - measure_from)
+                    latencies.append(t1 - t0)
+                    versions.append(version)
                 else:
                     errors[code] += 1
                     error_starts.append(t0 - measure_from)

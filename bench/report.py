@@ -31,6 +31,17 @@ def goals(r: dict[str, Any]) -> list[str]:
                 single["floor_ratio"] <= 1.25,
             )
         )
+        if single.get("http_ratio") is not None:
+            rest = single["protocols"]["tfserving_rest"]["p50_ms"]
+            rows.append(
+                _goal(
+                    "HTTP (TF Serving REST) single request",
+                    "p50 ≤ 1.5 × our gRPC p50, same run",
+                    f"{rest} ms vs {single['protocols']['swapserve']['p50_ms']} ms = "
+                    f"{single['http_ratio']}×",
+                    single["http_ratio"] <= 1.5,
+                )
+            )
         speedup = single.get("speedup_vs_estimator")
         est = single.get("estimator", {})
         rows.append(
@@ -158,7 +169,8 @@ def write(r: dict[str, Any], out: Path) -> None:
         for proto, s in single["protocols"].items():
             rows.append(
                 {
-                    "path": f"swapserve, {proto} protocol",
+                    "path": f"swapserve, {proto} protocol"
+                    + (" (HTTP/1.1)" if proto.endswith("_rest") else " (gRPC)"),
                     "p50 ms": s["p50_ms"],
                     "p99 ms": s["p99_ms"],
                     "client CPU %": s["client_cpu_percent"],
@@ -371,6 +383,7 @@ def write(r: dict[str, Any], out: Path) -> None:
                     [
                         "model",
                         "server",
+                        "transport",
                         "clients",
                         "batching",
                         "throughput_rps",

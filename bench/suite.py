@@ -35,7 +35,16 @@ from typing import Any
 
 import loadgen
 import numpy as np
-from common import REPO, export_versions, publish, rss_mib, start_server, stop_server, wait_serving
+from common import (
+    REPO,
+    REST_PORTS,
+    export_versions,
+    publish,
+    rss_mib,
+    start_server,
+    stop_server,
+    wait_serving,
+)
 
 from swapserve_client import Client
 
@@ -73,7 +82,8 @@ class Suite:
         return root
 
     def load(self, port: int, protocol: str, clients: int, **kw: Any) -> loadgen.Result:
-        payload = loadgen.build_request(protocol, kw.pop("model", "seed"), kw.pop("x", SEED_X))
+        model = kw.pop("model", "seed")
+        payload = loadgen.build_request(protocol, model, kw.pop("x", SEED_X))
         return loadgen.run(
             loadgen.Load(
                 target=f"127.0.0.1:{port}",
@@ -83,6 +93,7 @@ class Suite:
                 processes=min(2, clients),
                 duration=kw.pop("duration", self.seconds),
                 warmup=self.warmup,
+                model=model,
                 **kw,
             )
         )
@@ -120,7 +131,8 @@ def scenario_single(s: Suite) -> dict[str, Any]:
     rounds = 2 if s.quick else 5
     out: dict[str, Any] = {"in_process": in_process_p50(s.sources[0], SEED_X, calls)}
     echo = loadgen.EchoServer()
-    proc, port = start_server(s.root("single"))
+    proc, port = start_server(s.root("single"), "--rest-port", "0")
+    rest_port = REST_PORTS[proc.pid]
     runs: dict[str, list[loadgen.Result]] = {}
     try:
         wait_serving(f"127.0.0.1:{port}")
@@ -136,6 +148,8 @@ def scenario_single(s: Suite) -> dict[str, Any]:
             )  # fmt: skip
             for p in ("swapserve", "tfserving", "v2"):
                 runs.setdefault(p, []).append(s.load(port, p, 1))
+            for p in loadgen.HTTP_PATHS:
+                runs.setdefault(p, []).append(s.load(rest_port, p, 1))
     finally:
         stop_server(proc)
         echo.stop()
@@ -146,6 +160,7 @@ def scenario_single(s: Suite) -> dict[str, Any]:
     ours = out["protocols"]["swapserve"]["p50_ms"]
     out["floor_ms"] = round(floor, 4)
     out["floor_ratio"] = round(ours / floor, 3)
+    out["http_ratio"] = round(out["protocols"]["tfserving_rest"]["p50_ms"] / ours, 3)
     out["estimator"] = estimator_baseline(s)
     if out["estimator"].get("p50_ms"):
         out["speedup_vs_estimator"] = round(out["estimator"]["p50_ms"] / ours, 1)
@@ -555,16 +570,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_mlserver(model_dir: Path, name: str, work: Path, batch: int) -> tuple[Any, int]:
-    """MLServer serving ``model_dir`` through bench/mlserver_runtime; returns (process, port)."""
+def start_mlserver(model_dir: Path, name: str, work: Path, batch: int) -> tuple[Any, int, int]:
+    """MLServer serving ``model_dir`` through bench/mlserver_runtime; returns (process, gRPC
+    port, HTTP port)."""
     folder = work / f"mlserver-{name}"
     folder.mkdir()
-    grpc_port = _free_port()
+    grpc_port, http_port = _free_port(), _free_port()
     (folder / "settings.json").write_text(
         json.dumps(
             {
                 "grpc_port": grpc_port,
-                "http_port": _free_port(),
+                "http_port": http_port,
                 "metrics_port": _free_port(),
                 "host": "127.0.0.1",
                 "parallel_workers": 0,
@@ -600,7 +616,7 @@ def start_mlserver(model_dir: Path, name: str, work: Path, batch: int) -> tuple[
         while time.monotonic() < deadline:
             try:
                 if stub.ModelReady(service_pb2.ModelReadyRequest(name=name), timeout=2).ready:
-                    return proc, grpc_port
+                    return proc, grpc_port, http_port
             except grpc.RpcError:
                 pass
             if proc.poll() is not None:
@@ -634,34 +650,55 @@ def scenario_mlserver(s: Suite) -> dict[str, Any]:
             ]
         for server in ("swapserve", "mlserver"):
             if server == "swapserve":
-                proc, port = start_server(root, *args, model=name)
+                proc, port = start_server(root, *args, "--rest-port", "0", model=name)
+                http_port = REST_PORTS[proc.pid]
                 wait_serving(f"127.0.0.1:{port}", model=name)
             else:
-                proc, port = start_mlserver(path, name, s.tmp, batch)
+                proc, port, http_port = start_mlserver(path, name, s.tmp, batch)
             try:
-                r = s.load(port, "v2", clients, model=name, x=x).summary()
+                for transport, protocol, target in (
+                    ("gRPC", "v2", port),
+                    ("HTTP", "v2_rest", http_port),
+                ):
+                    r = s.load(target, protocol, clients, model=name, x=x).summary()
+                    rows.append(
+                        {
+                            "model": name,
+                            "server": server,
+                            "transport": transport,
+                            "clients": clients,
+                            "batching": batch > 1,
+                            **r,
+                        }
+                    )
+                    log.info("peer %s", rows[-1])
             finally:
                 stop_server(proc)
-            rows.append(
-                {"model": name, "server": server, "clients": clients, "batching": batch > 1, **r}
-            )
-            log.info("peer %s", rows[-1])
     ratios = []
     for name, *_ in cases:
-        ours = next(r for r in rows if r["model"] == name and r["server"] == "swapserve")
-        theirs = next(r for r in rows if r["model"] == name and r["server"] == "mlserver")
-        ratios.append(
-            {
-                "model": name,
-                "throughput_ratio": round(
-                    ours["throughput_rps"] / max(theirs["throughput_rps"], 1e-9), 2
-                ),
-                "p99_ratio": round(ours["p99_ms"] / theirs["p99_ms"], 2),
-            }
-        )
+        for transport in ("gRPC", "HTTP"):
+            ours, theirs = (
+                next(
+                    r
+                    for r in rows
+                    if r["model"] == name and r["server"] == who and r["transport"] == transport
+                )
+                for who in ("swapserve", "mlserver")
+            )
+            ratios.append(
+                {
+                    "model": name,
+                    "transport": transport,
+                    "throughput_ratio": round(
+                        ours["throughput_rps"] / max(theirs["throughput_rps"], 1e-9), 2
+                    ),
+                    "p99_ratio": round(ours["p99_ms"] / theirs["p99_ms"], 2),
+                }
+            )
     met = all(r["throughput_ratio"] > 1 and r["p99_ratio"] < 1 for r in ratios)
     summary = "; ".join(
-        f"{r['model']}: throughput ×{r['throughput_ratio']}, p99 ×{r['p99_ratio']} (swapserve/MLServer)"
+        f"{r['model']} {r['transport']}: throughput ×{r['throughput_ratio']}, p99 "
+        f"×{r['p99_ratio']} (swapserve/MLServer)"
         for r in ratios
     )
     return {"rows": rows, "ratios": ratios, "met": met, "summary": summary}
