@@ -285,3 +285,34 @@ def _ok(fn: Any) -> bool:
         return True
     except (urllib.error.URLError, ConnectionError):
         return False
+
+
+def test_b64_strings_in_and_out(hp2: App) -> None:
+    import base64
+
+    import tensorflow as tf
+
+    from swapserve.codecs.tfserving_rest import encode_predict
+
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[3.0]))}
+        )
+    ).SerializeToString()
+    body = {
+        "signature_name": "regress_x_to_y",
+        "instances": [{"b64": base64.b64encode(example).decode()}],
+    }
+    status, _, answer = call(hp2, "/v1/models/half_plus_two:predict", json.dumps(body))
+    assert (status, answer) == (200, {"predictions": [[3.5]]})  # outputs is [batch, 1]
+    bad = {"signature_name": "regress_x_to_y", "instances": [{"b64": "not base64!"}]}
+    status, _, answer = call(hp2, "/v1/models/half_plus_two:predict", json.dumps(bad))
+    assert status == 400 and "base64" in answer["error"]
+    # String outputs: text when UTF-8, {"b64": ...} for *_bytes outputs and for other bytes.
+    strings = np.array([b"caf\xc3\xa9", b"\xff\x00"], dtype=object)
+    assert encode_predict({"label": strings}, rows=True) == {
+        "predictions": ["café", {"b64": base64.b64encode(b"\xff\x00").decode()}]
+    }
+    assert encode_predict({"image_bytes": strings[:1]}, rows=False) == {
+        "outputs": [{"b64": base64.b64encode(b"caf\xc3\xa9").decode()}]
+    }

@@ -172,3 +172,53 @@ def test_repository_index_load_unload(hp2: tuple[App, triton.InferenceServerClie
     assert "unloaded" in str(err.value)
     client.load_model("half_plus_two")
     assert client.is_model_ready("half_plus_two")
+
+
+def test_v2_http_admin_calls_follow_the_token_rule(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    admin = "admin-token-0123456789abcdef"
+    data = "data-token-0123456789abcdef"
+    root = tmp_path_factory.mktemp("admin")
+    copy_version(HALF_PLUS_TWO, root, 1)
+    settings = Settings(
+        models=(ModelSettings(name="m", export_root=root),),
+        host="127.0.0.1",
+        port=0,
+        rest_port=0,
+        admin_token=admin,
+        token=data,
+    )
+    with serving_settings(settings) as app:
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{app.rest_port}")
+        try:
+            with pytest.raises(InferenceServerException) as err:
+                client.load_model("m")
+            assert "401" in str(err.value.status()) or "needs an" in str(err.value)
+            with pytest.raises(InferenceServerException) as err:
+                client.load_model("m", headers={"Authorization": f"Bearer {data}"})
+            assert "invalid admin token" in str(err.value)
+            client.load_model("m", headers={"Authorization": f"Bearer {admin}"})
+            result = client.infer("m", [_x(1)], headers={"Authorization": f"Bearer {data}"})
+            np.testing.assert_allclose(result.as_numpy("y"), [[2.0]])
+        finally:
+            client.close()
+
+
+def test_nothing_serving_is_503(tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = Settings(
+        models=(ModelSettings(name="m", export_root=tmp_path_factory.mktemp("none")),),
+        host="127.0.0.1",
+        port=0,
+        rest_port=0,
+    )
+    with serving_settings(settings, wait=False) as app:
+        status, body = _post(
+            app,
+            "/v2/models/m/infer",
+            {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1]}]},
+        )
+        assert status == 503 and "no version loaded yet" in body["error"]
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{app.rest_port}")
+        assert client.is_server_live() and not client.is_server_ready()
+        client.close()

@@ -141,3 +141,28 @@ def test_tls_settings_are_checked(tmp_path: Path, pki: dict[str, Path]) -> None:
         replace(good, tls_key=None).validate()
     with pytest.raises(SettingsError, match="is not a readable file"):
         replace(good, tls_client_ca=tmp_path / "missing.pem").validate()
+
+
+@pytest.mark.parametrize("mutual", [False, True])
+def test_https_on_the_rest_port(tmp_path: Path, pki: dict[str, Path], mutual: bool) -> None:
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    estimator_version(tmp_path, 1, weight=1.0)
+    settings = replace(_settings(tmp_path, pki, mutual=mutual), rest_port=0)
+    for server in _start(settings):
+        url = f"https://127.0.0.1:{server.rest_port}/v1/models/m:predict"
+        body = json.dumps({"inputs": [[1.0]]}).encode()
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        if mutual:
+            with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+                urllib.request.urlopen(urllib.request.Request(url, body), context=context)
+            context.load_cert_chain(pki["client.crt"], pki["client.key"])
+        wait_for(lambda: server.registry.get("m").serving_version == 1)
+        with urllib.request.urlopen(urllib.request.Request(url, body), context=context) as reply:
+            assert json.loads(reply.read()) == {"outputs": [[2.0]]}
+        plain = f"http://127.0.0.1:{server.rest_port}/healthz"
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(plain, timeout=5)
