@@ -16,7 +16,8 @@ from swapserve_client import Client, SwapserveError
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -123,15 +124,17 @@ def test_the_metrics_port_serves_only_metrics_and_counts_http_requests(tmp_path:
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}{path}", timeout=10)
             assert err.value.code == 404
+            err.value.close()
         base = f"http://127.0.0.1:{server.rest_port}"
         body = json.dumps({"inputs": [[1.0]]}).encode()
-        urllib.request.urlopen(urllib.request.Request(f"{base}/v1/models/m:predict", body))
-        with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(urllib.request.Request(f"{base}/v1/models/m:predict", body)).close()
+        with pytest.raises(urllib.error.HTTPError) as bad:
             urllib.request.urlopen(urllib.request.Request(f"{base}/v1/models/m:predict", b"{"))
+        bad.value.close()
         v2 = json.dumps(
             {"inputs": [{"name": "number", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}
         ).encode()
-        urllib.request.urlopen(urllib.request.Request(f"{base}/v2/models/m/infer", v2))
+        urllib.request.urlopen(urllib.request.Request(f"{base}/v2/models/m/infer", v2)).close()
         samples = scrape(server.metrics_port)
         total = "swapserve_requests_total"
         assert value(samples, total, model="m", protocol="tfserving_rest", method="predict",

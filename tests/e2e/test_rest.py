@@ -36,7 +36,8 @@ def call(
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
+        with err:
+            return err.code, dict(err.headers), json.loads(err.read())
 
 
 def _settings(root: Path, name: str = "half_plus_two", **kw: Any) -> Settings:

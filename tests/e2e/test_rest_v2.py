@@ -111,7 +111,8 @@ def _post(app: App, path: str, body: Any) -> tuple[int, Any]:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        with err:
+            return err.code, json.loads(err.read())
 
 
 def test_plain_json_requests(hp2: tuple[App, triton.InferenceServerClient]) -> None:

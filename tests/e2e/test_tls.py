@@ -164,5 +164,7 @@ def test_https_on_the_rest_port(tmp_path: Path, pki: dict[str, Path], mutual: bo
         with urllib.request.urlopen(urllib.request.Request(url, body), context=context) as reply:
             assert json.loads(reply.read()) == {"outputs": [[2.0]]}
         plain = f"http://127.0.0.1:{server.rest_port}/healthz"
-        with pytest.raises((urllib.error.URLError, ConnectionError)):
+        with pytest.raises((urllib.error.URLError, ConnectionError)) as refused:
             urllib.request.urlopen(plain, timeout=5)
+        if isinstance(refused.value, urllib.error.HTTPError):
+            refused.value.close()
