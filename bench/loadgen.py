@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing as mp
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,56 +140,27 @@ class Result:
         }
 
 
+Send = Callable[[], Awaitable[tuple[bool, str, int]]]
+"""One request: (answered OK, error code, answering version)."""
+
+
 async def _run_process(load: Load, clients: int, begin: float, cap: int) -> dict[str, Any]:
     if load.protocol in HTTP_PATHS:
         return await _run_http(load, clients, begin, cap)
     path = PATHS[load.protocol]
     version_of = _version_of(load.protocol) if load.track_versions else None
-    measure_from = begin + load.warmup
-    stop_at = measure_from + load.duration
-    starts: list[float] = []
-    latencies: list[float] = []
-    versions: list[int] = []
-    error_starts: list[float] = []
-    errors: Counter[str] = Counter()
-    count = 0
     options = [("grpc.max_receive_message_length", 256 << 20)]
     async with grpc.aio.insecure_channel(load.target, options=options) as channel:
         call = channel.unary_unary(path)  # bytes in, bytes out: no client-side (de)serialization
 
-        async def loop() -> None:
-            nonlocal count
-            while (t0 := time.perf_counter()) < stop_at and (not cap or count < cap):
-                try:
-                    raw = await call(load.payload, timeout=30)
-                    ok = True
-                except grpc.aio.AioRpcError as err:
-                    ok = False
-                    code = err.code().name
-                t1 = time.perf_counter()
-                if t0 < measure_from:
-                    continue
-                count += 1
-                if ok:
-                    starts.append(t0 - measure_from)
-                    latencies.append(t1 - t0)
-                    versions.append(version_of(raw) if version_of else 0)
-                else:
-                    errors[code] += 1
-                    error_starts.append(t0 - measure_from)
+        async def send() -> tuple[bool, str, int]:
+            try:
+                raw = await call(load.payload, timeout=30)
+            except grpc.aio.AioRpcError as err:
+                return False, err.code().name, 0
+            return True, "", version_of(raw) if version_of else 0
 
-        cpu0 = time.process_time()
-        await asyncio.gather(*(loop() for _ in range(clients)))
-        cpu = time.process_time() - cpu0
-    return {
-        "starts": starts,
-        "latencies": latencies,
-        "versions": versions,
-        "errors": dict(errors),
-        "error_starts": error_starts,
-        "count": count,
-        "cpu": cpu,
-    }
+        return await _closed_loop(load, clients, begin, cap, send)
 
 
 async def _run_http(load: Load, clients: int, begin: float, cap: int) -> dict[str, Any]:
@@ -196,6 +168,27 @@ async def _run_http(load: Load, clients: int, begin: float, cap: int) -> dict[st
     import aiohttp
 
     url = f"http://{load.target}{HTTP_PATHS[load.protocol].format(model=load.model)}"
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send() -> tuple[bool, str, int]:
+            try:
+                async with session.post(url, data=load.payload, headers=headers) as reply:
+                    await reply.read()
+                    version = int(reply.headers.get("X-Model-Version", "0") or 0)
+                    return reply.status == 200, str(reply.status), version
+            except aiohttp.ClientError as err:
+                return False, type(err).__name__, 0
+
+        return await _closed_loop(load, clients, begin, cap, send)
+
+
+async def _closed_loop(
+    load: Load, clients: int, begin: float, cap: int, send: Send
+) -> dict[str, Any]:
+    """``clients`` coroutines each sending the next request when the last returns; measured
+    from ``begin + warmup`` for ``duration`` (and at most ``cap`` requests when set)."""
     measure_from = begin + load.warmup
     stop_at = measure_from + load.duration
     starts: list[float] = []
@@ -204,36 +197,26 @@ async def _run_http(load: Load, clients: int, begin: float, cap: int) -> dict[st
     error_starts: list[float] = []
     errors: Counter[str] = Counter()
     count = 0
-    connector = aiohttp.TCPConnector(limit=clients)
-    headers = {"Content-Type": "application/json"}
-    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def loop() -> None:
-            nonlocal count
-            while (t0 := time.perf_counter()) < stop_at and (not cap or count < cap):
-                try:
-                    async with session.post(url, data=load.payload, headers=headers) as reply:
-                        await reply.read()
-                        ok = reply.status == 200
-                        code = str(reply.status)
-                        version = int(reply.headers.get("X-Model-Version", "0") or 0)
-                except aiohttp.ClientError as err:
-                    ok, code, version = False, type(err).__name__, 0
-                t1 = time.perf_counter()
-                if t0 < measure_from:
-                    continue
-                count += 1
-                if ok:
-                    starts.append(t0 - measure_from)
-                    latencies.append(t1 - t0)
-                    versions.append(version)
-                else:
-                    errors[code] += 1
-                    error_starts.append(t0 - measure_from)
+    async def loop() -> None:
+        nonlocal count
+        while (t0 := time.perf_counter()) < stop_at and (not cap or count < cap):
+            ok, code, version = await send()
+            t1 = time.perf_counter()
+            if t0 < measure_from:
+                continue
+            count += 1
+            if ok:
+                starts.append(t0 - measure_from)
+                latencies.append(t1 - t0)
+                versions.append(version)
+            else:
+                errors[code] += 1
+                error_starts.append(t0 - measure_from)
 
-        cpu0 = time.process_time()
-        await asyncio.gather(*(loop() for _ in range(clients)))
-        cpu = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    await asyncio.gather(*(loop() for _ in range(clients)))
+    cpu = time.process_time() - cpu0
     return {
         "starts": starts,
         "latencies": latencies,

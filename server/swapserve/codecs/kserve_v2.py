@@ -299,12 +299,25 @@ def tensor_metadata(spec: TensorSpec) -> pb.ModelMetadataResponse.TensorMetadata
     )
 
 
-def index_entry(entry: IndexEntry, out: pb.RepositoryIndexResponse.ModelIndex) -> None:
-    """One repository index row."""
-    out.name = entry.name
+def index_row(entry: IndexEntry) -> dict[str, str]:
+    """One repository index row's fields (``name``, ``version``, ``state``, ``reason``), the
+    empty ones left out (as JSON over HTTP shows them)."""
     if entry.version is None:
-        out.state, out.reason = "UNAVAILABLE", "no version in the export root"
-        return
-    out.version = str(entry.version.version)
-    out.state = _STATE_NAMES[entry.version.state]
-    out.reason = entry.version.error
+        return {
+            "name": entry.name,
+            "state": "UNAVAILABLE",
+            "reason": "no version in the export root",
+        }
+    row = {
+        "name": entry.name,
+        "version": str(entry.version.version),
+        "state": _STATE_NAMES[entry.version.state],
+        "reason": entry.version.error,
+    }
+    return {k: v for k, v in row.items() if v}
+
+
+def index_entry(entry: IndexEntry, out: pb.RepositoryIndexResponse.ModelIndex) -> None:
+    """One repository index row (gRPC)."""
+    for key, value in index_row(entry).items():
+        setattr(out, key, value)

@@ -208,7 +208,6 @@ def _flatten(value: Any, name: str) -> tuple[list[int], list[Any]]:
         if not probe:
             break
         probe = probe[0]
-    flat: list[Any] = []
     level = [value]
     for depth, size in enumerate(shape):
         nxt: list[Any] = []
@@ -220,11 +219,9 @@ def _flatten(value: Any, name: str) -> tuple[list[int], list[Any]]:
                 )
             nxt.extend(item)
         level = nxt
-    for item in level:
-        if isinstance(item, list):
-            raise InvalidArgument(f"input '{name}' is ragged: lists and values mix at one depth")
-    flat = level
-    return shape, flat
+    if any(isinstance(item, list) for item in level):
+        raise InvalidArgument(f"input '{name}' is ragged: lists and values mix at one depth")
+    return shape, level
 
 
 def _numbers(flat: list[Any], dtype: np.dtype[Any], name: str) -> np.ndarray:

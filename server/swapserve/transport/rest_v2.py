@@ -138,7 +138,7 @@ class KServeV2Routes:
                 raise InvalidArgument(f"the index request is not valid JSON: {err}") from None
             if not isinstance(options, dict):
                 raise InvalidArgument("the index request must be a JSON object")
-            rows = [_index_row(e) for e in self._dp.index(ready_only=bool(options.get("ready")))]
+            rows = [v2.index_row(e) for e in self._dp.index(ready_only=bool(options.get("ready")))]
             return _dumps(rows), 0, {}
 
         return await self._call(request, "RepositoryIndex", "", work)
@@ -177,19 +177,6 @@ def _tensor(spec: Any) -> dict[str, Any]:
         "datatype": v2.datatype_of_spec(spec),
         "shape": v2.shape_of_spec(spec),
     }
-
-
-def _index_row(entry: Any) -> dict[str, Any]:
-    from tritonclient.grpc import service_pb2 as pb  # noqa: PLC0415 (reuse the gRPC mapping)
-
-    row = pb.RepositoryIndexResponse.ModelIndex()
-    v2.index_entry(entry, row)
-    out: dict[str, Any] = {"name": row.name, "state": row.state}
-    if row.version:
-        out["version"] = row.version
-    if row.reason:
-        out["reason"] = row.reason
-    return out
 
 
 __all__ = ["KServeV2Routes"]
