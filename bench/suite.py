@@ -9,6 +9,7 @@ Scenarios (each starts its own ``swapserve`` process on 127.0.0.1; load from ``l
   rss      -- resident memory after 2 and after 50 swaps.
   mlp      -- the 256->1024->1024->1024 MLP at 64 clients, batching off/on; load and swap cost.
   reload_storm -- 8 predicting clients without and with 20 Reload loops (5 pinning).
+  http_stack -- the HTTP stack choice: aiohttp vs uvicorn + Starlette, json vs orjson.
 
     .venv/bin/python bench/suite.py                 # everything (about 10 minutes)
     .venv/bin/python bench/suite.py --quick --out /tmp/b   # the tiny run `make test` checks
@@ -793,6 +794,71 @@ def scenario_reload_storm(s: Suite) -> dict[str, Any]:
     return out
 
 
+HTTPSTACK_PYTHON = REPO / ".venv-httpstack" / "bin" / "python"
+STACK_VARIANTS = (  # (stack, JSON module, uvloop)
+    ("aiohttp", "json", False),
+    ("aiohttp", "orjson", False),
+    ("aiohttp", "json", True),
+    ("starlette", "json", False),
+    ("starlette", "json", True),
+    ("starlette", "orjson", True),
+)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scenario_http_stack(s: Suite) -> dict[str, Any]:
+    """The HTTP stack choice: the same predict handler on aiohttp and uvicorn + Starlette
+    (bench/http_stacks.py), at 1 and 16 clients, with server CPU per request."""
+    if not HTTPSTACK_PYTHON.exists():
+        return {"summary": "not run: no .venv-httpstack (make bench-setup)", "met": None}
+    rows = []
+    for stack, codec, uv in STACK_VARIANTS:
+        port = _free_port()
+        cmd = [str(HTTPSTACK_PYTHON), str(REPO / "bench" / "http_stacks.py"), "--stack", stack]
+        cmd += ["--json", codec, "--port", str(port)] + (["--uvloop"] if uv else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"{stack} did not start") from None
+                    time.sleep(0.1)
+            for clients in (1, 16):
+                cpu = _cpu_seconds(proc.pid)
+                result = s.load(port, "tfserving_rest", clients, model="m")
+                per_request = (_cpu_seconds(proc.pid) - cpu) / max(result.requests, 1)
+                rows.append(
+                    {
+                        "stack": stack + (" + uvloop" if uv else ""),
+                        "json": codec,
+                        "clients": clients,
+                        **result.summary(),
+                        # Over the warm-up too, so a slight overestimate for every row alike.
+                        "server_cpu_us_per_request": round(1e6 * per_request, 1),
+                    }
+                )
+                log.info("http stack %s", rows[-1])
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    best = {c: max((r for r in rows if r["clients"] == c), key=lambda r: r["throughput_rps"])
+            for c in (1, 16)}  # fmt: skip
+    summary = "; ".join(
+        f"{c} client(s): fastest {b['stack']} / {b['json']} ({b['throughput_rps']} req/s)"
+        for c, b in best.items()
+    )
+    return {"rows": rows, "met": None, "summary": summary}
+
+
 SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "single": scenario_single,
     "sweep": scenario_sweep,
@@ -804,6 +870,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "gc": scenario_gc,
     "mlserver": scenario_mlserver,
     "reload_storm": scenario_reload_storm,
+    "http_stack": scenario_http_stack,
 }
 
 

@@ -14,16 +14,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from swapserve.config_file import load_models
+from swapserve.config_file import load_config
 from swapserve.dataplane import Coordinator, DataPlane
 from swapserve.errors import SwapserveError
 from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, Settings
+from swapserve.settings import ModelSettings, Settings, SettingsError
 from swapserve.transport.server import GrpcTransport, build_grpc_server
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def create_app(
         metrics,
         factory=manager,
         fixed_models=fixed_models,
-        config_source=(lambda: load_models(config_path)) if config_path is not None else None,
+        config_source=_config_source(config_path) if config_path is not None else None,
     )
     dataplane = DataPlane(
         registry,
@@ -164,6 +165,25 @@ def create_app(
 
         rest = RestServer(settings, dataplane, reuse_port)
     return App(settings, registry, dataplane, grpc_transport, rest)
+
+
+def _config_source(path: Path) -> Callable[[], tuple[ModelSettings, ...]]:
+    """Re-reads the config file's models (SIGHUP, HandleReloadConfigRequest). Its ``server``
+    keys apply at start only, so a reload that finds them changed says so once."""
+    try:
+        server = dict(load_config(path).server)
+    except SettingsError:
+        server = {}
+
+    def read() -> tuple[ModelSettings, ...]:
+        nonlocal server
+        config = load_config(path)
+        if config.server != server:
+            log.warning("%s: the server section changed; it applies at the next start", path)
+            server = dict(config.server)
+        return config.models
+
+    return read
 
 
 def serve(app: App, interrupt: bool = True, started: str = "") -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from swapserve import __version__, logs
-from swapserve.config_file import load_models
+from swapserve.config_file import SERVER_KEYS, ConfigFile, load_config
 from swapserve.settings import (
     RUN_THREADS,
     BatchingSettings,
@@ -313,7 +313,7 @@ _MODEL_FLAGS = (
 )  # fmt: skip
 
 
-def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[ModelSettings, ...]:
+def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ConfigFile:
     if args.config is not None:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) != parser.get_default(f)]
         if given:
@@ -322,33 +322,32 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
                 f"{flag} describes the one model of the flags; with --config, set it per model "
                 "in the config file"
             )
-        return load_models(args.config)
+        return load_config(args.config)
     if args.model_name is None or args.export_root is None:
         raise SettingsError("pass --config FILE, or --model-name and --export-root")
-    return (
-        ModelSettings.at(
-            args.model_name,
-            args.export_root,
-            poll_seconds=args.poll_seconds,
-            settle_seconds=args.settle_seconds,
-            reload_settle_seconds=args.reload_settle_seconds,
-            warm_up=args.warm_up,
-            batching=BatchingSettings(
-                enabled=args.enable_batching,
-                max_batch_size=args.max_batch_size,
-                batch_timeout_micros=args.batch_timeout_micros,
-                max_enqueued_batches=args.max_enqueued_batches,
-                num_batch_threads=args.num_batch_threads,
-                allowed_batch_sizes=_sizes(args.allowed_batch_sizes, "--allowed-batch-sizes"),
-            ),
-            versions=VersionPolicy(
-                latest=args.latest,
-                specific=_sizes(args.specific_versions, "--specific-versions"),
-            ),
-            labels=_labels(args.label),
-            max_request_elements=args.max_request_elements,
+    model = ModelSettings.at(
+        args.model_name,
+        args.export_root,
+        poll_seconds=args.poll_seconds,
+        settle_seconds=args.settle_seconds,
+        reload_settle_seconds=args.reload_settle_seconds,
+        warm_up=args.warm_up,
+        batching=BatchingSettings(
+            enabled=args.enable_batching,
+            max_batch_size=args.max_batch_size,
+            batch_timeout_micros=args.batch_timeout_micros,
+            max_enqueued_batches=args.max_enqueued_batches,
+            num_batch_threads=args.num_batch_threads,
+            allowed_batch_sizes=_sizes(args.allowed_batch_sizes, "--allowed-batch-sizes"),
         ),
+        versions=VersionPolicy(
+            latest=args.latest,
+            specific=_sizes(args.specific_versions, "--specific-versions"),
+        ),
+        labels=_labels(args.label),
+        max_request_elements=args.max_request_elements,
     )
+    return ConfigFile((model,))
 
 
 def _secret(path: Path | None, env: str) -> str | None:
@@ -363,25 +362,19 @@ def _secret(path: Path | None, env: str) -> str | None:
 def settings_from_args(
     args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
 ) -> Settings:
-    """Turns parsed flags (and the config file they name) into validated settings."""
+    """Turns parsed flags (and the config file they name) into validated settings; a server key
+    of the config file applies where its flag was left at the default."""
     parser = parser or build_parser()
+    config = _config(args, parser)
+    server = {key: getattr(args, key) for key in SERVER_KEYS}
+    for key, value in config.server.items():
+        if getattr(args, key) == parser.get_default(key):
+            server[key] = value
     return Settings(
-        models=_models(args, parser),
+        models=config.models,
         config_path=args.config,
         otel=args.otel,
-        host=args.host,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        grpc_threads=args.grpc_threads,
-        max_concurrent_rpcs=args.max_concurrent_rpcs,
-        max_admin_rpcs=args.max_admin_rpcs,
-        rest_port=args.rest_port,
-        max_message_bytes=args.max_message_bytes,
-        grace_seconds=args.grace_seconds,
-        drain_seconds=args.drain_seconds,
-        handshake_timeout_seconds=args.handshake_timeout_seconds,
-        max_connection_idle_seconds=args.max_connection_idle_seconds,
-        keepalive_seconds=args.keepalive_seconds,
+        **server,
         allow_remote_admin=args.allow_remote_admin,
         admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
         tls_cert=args.tls_cert,

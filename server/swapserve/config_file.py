@@ -1,7 +1,9 @@
 """The model config file (``--config swapserve.yaml``): the served models and their options.
 
-A YAML mapping with one key, ``models``: a list of mappings whose keys are ``ModelSettings``'
-fields (``batching`` and ``versions`` are nested mappings of their own settings). The file is
+A YAML mapping with ``models``: a list of mappings whose keys are ``ModelSettings``' fields
+(``batching`` and ``versions`` are nested mappings of their own settings), and optionally
+``server``: the listeners and limits of ``Settings`` (``SERVER_KEYS``), read at start only -- a
+flag given on the command line wins over the file. The file is
 checked completely before it is used, and every error names the key it is about, e.g.
 ``models[1].batching.max_batch_size: expected an integer, got 'x'``. A relative ``export_root``
 is relative to the file's directory; an ``s3://`` or ``gs://`` one is mirrored into a cache
@@ -14,19 +16,45 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from swapserve.settings import ModelSettings, SettingsError, is_remote
+from swapserve.settings import ModelSettings, Settings, SettingsError, is_remote
 
-_TOP_LEVEL = ("models",)
+_TOP_LEVEL = ("models", "server")
 _DERIVED = ("remote",)  # set from export_root, never written in the file
+SERVER_KEYS = (
+    "host", "port", "rest_port", "metrics_port", "grpc_threads", "max_concurrent_rpcs",
+    "max_admin_rpcs", "max_message_bytes", "grace_seconds", "drain_seconds",
+    "handshake_timeout_seconds", "max_connection_idle_seconds", "keepalive_seconds",
+)  # fmt: skip
+"""``Settings`` fields the ``server`` section may set: listeners and limits, no secrets (tokens
+and TLS keys stay in files of their own, named by flags)."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A parsed, validated config file."""
+
+    models: tuple[ModelSettings, ...]
+    server: Mapping[str, Any] = field(default_factory=dict)
+    """The ``server`` keys the file sets, converted to their ``Settings`` types."""
 
 
 def load_models(path: Path) -> tuple[ModelSettings, ...]:
-    """Reads and validates a config file.
+    """Reads and validates a config file; its models.
+
+    Raises:
+        SettingsError: unreadable or invalid YAML, or a bad key or value (named in the message).
+    """
+    return load_config(path).models
+
+
+def load_config(path: Path) -> ConfigFile:
+    """Reads and validates a config file: its models and server keys.
 
     Raises:
         SettingsError: unreadable or invalid YAML, or a bad key or value (named in the message).
@@ -39,11 +67,16 @@ def load_models(path: Path) -> tuple[ModelSettings, ...]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise SettingsError(f"{path}: not valid YAML: {err}") from None
-    return parse_models(data, path.name, base=path.parent)
+    return parse_config(data, path.name, base=path.parent)
 
 
 def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]:
-    """Builds validated model settings from a parsed config document.
+    """Builds validated model settings from a parsed config document."""
+    return parse_config(data, where, base).models
+
+
+def parse_config(data: Any, where: str, base: Path) -> ConfigFile:
+    """Builds validated settings from a parsed config document.
 
     Args:
         data: the YAML document.
@@ -69,7 +102,17 @@ def parse_models(data: Any, where: str, base: Path) -> tuple[ModelSettings, ...]
             raise SettingsError(f"{at}: model name {model.name!r} is configured twice")
         names.add(model.name)
         out.append(model)
-    return tuple(out)
+    return ConfigFile(tuple(out), _server(data.get("server", {}), f"{where}: server"))
+
+
+def _server(raw: Any, where: str) -> dict[str, Any]:
+    """The ``server`` section: each key converted to its ``Settings`` type (ranges are checked
+    by ``Settings.validate`` once flags are merged in)."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: expected a mapping, got {_kind(raw)}")
+    _check_keys(raw, SERVER_KEYS, where)
+    hints = typing.get_type_hints(Settings)
+    return {key: _value(hints[key], value, f"{where}.{key}") for key, value in raw.items()}
 
 
 def _model(raw: Any, where: str, base: Path) -> ModelSettings:

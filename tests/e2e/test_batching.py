@@ -13,7 +13,14 @@ import pytest
 import tensorflow as tf
 import tritonclient.grpc as triton
 
-from helpers import HALF_PLUS_TWO_TF2, copy_version, estimator_version, serving, wait_for
+from helpers import (
+    HALF_PLUS_TWO,
+    HALF_PLUS_TWO_TF2,
+    copy_version,
+    estimator_version,
+    serving,
+    wait_for,
+)
 from swapserve.errors import InvalidArgument, ResourceExhausted
 from swapserve.export import export_model
 from swapserve.model.batching import Batcher
@@ -95,6 +102,29 @@ def test_v2_and_unbatchable_signatures(spy_root: Path, tmp_path: Path) -> None:
     copy_version(HALF_PLUS_TWO_TF2, tmp_path, 1)
     with serving(tmp_path, batching=batching()) as server, Client(f"127.0.0.1:{server.port}") as c:
         np.testing.assert_allclose(c.predict("m", {"x": np.float32([4])})["y"], [4.0])
+
+
+def test_left_out_dimensions_batch_apart(tmp_path: Path) -> None:
+    """Shape [n] requests for half_plus_two's [-1, 1] input (TF Serving's REST example) batch
+    only with their own kind, so [n] and [n, 1] callers arriving together each get their shape."""
+    copy_version(HALF_PLUS_TWO, tmp_path, 1)
+    settings = batching(max_batch_size=32, batch_timeout_micros=20_000, num_batch_threads=1)
+    with serving(tmp_path, batching=settings) as server:
+        target = f"127.0.0.1:{server.port}"
+        barrier = threading.Barrier(12)
+
+        def call(i: int) -> tuple[np.ndarray, np.ndarray]:
+            x = np.arange(1 + i % 4, dtype=np.float32) + 10 * i
+            x = x if i % 2 else x.reshape(-1, 1)
+            with Client(target) as client:
+                barrier.wait()
+                return x, client.predict("m", {"x": x})["y"]
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(call, range(12)))
+    for x, y in results:
+        assert y.shape == x.shape
+        np.testing.assert_allclose(y, 0.5 * x + 2)
 
 
 def test_hot_swap_with_batching(tmp_path: Path) -> None:

@@ -303,3 +303,36 @@ def test_sighup_adds_and_removes_models_without_disturbing_others(tmp_path: Path
         assert set(outcomes) == {"ok"}, outcomes
     finally:
         assert server.stop() == 0, server.log
+
+
+def test_server_section_sets_the_rest_port_and_a_change_waits_for_a_restart(
+    tmp_path: Path,
+) -> None:
+    import json
+    import re
+    import urllib.request
+
+    copy_version(HALF_PLUS_TWO, tmp_path / "a", 1)
+    config = _config(tmp_path / "c.yaml", {"a": (tmp_path / "a", "")})
+    models = config.read_text()
+    config.write_text(models + "server:\n  rest_port: 0\n")
+    server = ServerProcess("--config", str(config))
+    try:
+        found = re.search(r"HTTP on 127\.0\.0\.1:(\d+)", server.log)
+        assert found, server.log
+        url = f"http://127.0.0.1:{found.group(1)}/v1/models/a:predict"
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            _eventually(lambda: client.metadata("a").version, 1, "model a")
+        body = json.dumps({"instances": [1.0, 2.0, 5.0]}).encode()
+        with urllib.request.urlopen(urllib.request.Request(url, body), timeout=30) as reply:
+            assert json.loads(reply.read()) == {"predictions": [2.5, 3.0, 4.5]}
+        config.write_text(models + "server:\n  rest_port: 8599\n")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: "the server section changed; it applies at the next start" in server.log,
+            what=f"the warning; server log:\n{server.log}",
+        )
+        with urllib.request.urlopen(urllib.request.Request(url, body), timeout=30) as reply:
+            assert reply.status == 200  # still on the port it started with
+    finally:
+        assert server.stop() == 0

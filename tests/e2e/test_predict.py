@@ -351,10 +351,10 @@ X = np.zeros([2, 1], np.float32)
             "input 'x' of signature 'serving_default' has dtype DT_INT32 but DT_FLOAT is expected",
         ),
         (
-            {"x": np.zeros([2], np.float32)},
+            {"x": np.zeros([2, 1, 1], np.float32)},
             {},
             "INVALID_ARGUMENT",
-            "input 'x' of signature 'serving_default' has shape [2] (rank 1) but shape [-1, 1] (rank 2) is expected",
+            "input 'x' of signature 'serving_default' has shape [2, 1, 1] (rank 3) but shape [-1, 1] (rank 2) is expected",
         ),
         (
             {"x": np.zeros([2, 3], np.float32)},

@@ -87,6 +87,9 @@ def test_metadata_in_tf_servings_json_shape(hp2: App) -> None:
 @pytest.mark.parametrize(
     ("request_body", "answer"),
     [
+        # TF Serving's own example: scalars for the [-1, 1] input are fed as shape [3].
+        ({"instances": [1.0, 2.0, 5.0]}, {"predictions": [2.5, 3.0, 4.5]}),
+        ({"inputs": [1.0, 2.0, 5.0]}, {"outputs": [2.5, 3.0, 4.5]}),
         ({"instances": [[1.0], [2.0], [5.0]]}, {"predictions": [[2.5], [3.0], [4.5]]}),
         ({"instances": [{"x": [1.0]}, {"x": [2.0]}]}, {"predictions": [[2.5], [3.0]]}),
         ({"inputs": [[1.0], [2.0], [5.0]]}, {"outputs": [[2.5], [3.0], [4.5]]}),

@@ -80,6 +80,13 @@ def test_predict(hp2: Stubs, batch: int) -> None:
     assert response.model_spec.signature_name == "serving_default"
 
 
+def test_predict_leaving_out_a_dimension_of_size_one(hp2: Stubs) -> None:
+    """TF Serving feeds shape [3] to the [-1, 1] input unchanged; so do we, on every API."""
+    request = predict_request(x=tf.make_tensor_proto(np.float32([1.0, 2.0, 5.0])))
+    response = hp2.predict.Predict(request, timeout=10)
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), [2.5, 3.0, 4.5])
+
+
 def _raw(array: np.ndarray, shape: list[int]) -> tensor_pb2.TensorProto:
     proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(array.dtype).as_datatype_enum)
     proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape)

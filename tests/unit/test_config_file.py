@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from swapserve.config_file import load_models, parse_models
+from swapserve.cli import build_parser, settings_from_args
+from swapserve.config_file import load_models, parse_config, parse_models
 from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ models:
     ("document", "message"),
     [
         ("[1, 2]", "c.yaml: expected a mapping with a 'models' list"),
-        ("model: []", "c.yaml: unknown key 'model' (known keys: models)"),
+        ("model: []", "c.yaml: unknown key 'model' (known keys: models, server)"),
         ("models: []", "c.yaml: 'models' must be a non-empty list of models"),
         ("models: [{export_root: /x}]", "c.yaml: models[0]: missing required key 'name'"),
         (
@@ -92,6 +93,18 @@ models:
             "models: [{name: a, export_root: /x, poll_seconds: null}]",
             "c.yaml: models[0].poll_seconds: expected a number, got nothing (null)",
         ),
+        (
+            "{models: [{name: a, export_root: /x}], server: {rest_port: '8501'}}",
+            "c.yaml: server.rest_port: expected an integer, got '8501'",
+        ),
+        (
+            "{models: [{name: a, export_root: /x}], server: {token: abc}}",
+            "c.yaml: server: unknown key 'token' (known keys: host, port, rest_port,",
+        ),
+        (
+            "{models: [{name: a, export_root: /x}], server: [1]}",
+            "c.yaml: server: expected a mapping",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, document: str, message: str) -> None:
@@ -117,6 +130,26 @@ def test_shipped_config_examples_parse(tmp_path: Path) -> None:
     assert (model.name, model.export_root) == ("seed", Path("/models/seed"))
     doc = (REPO / "docs" / "configuration.md").read_text()
     example = doc.split("`swapserve --config swapserve.yaml`:\n\n```yaml\n")[1].split("```")[0]
-    seed, ranker = parse_models(yaml.safe_load(example), "configuration.md", tmp_path)
+    config = parse_config(yaml.safe_load(example), "configuration.md", tmp_path)
+    assert config.server == {"rest_port": 8501, "metrics_port": 9090}
+    seed, ranker = config.models
     assert seed.versions == VersionPolicy(latest=2) and seed.labels == {"stable": 1795300968}
     assert ranker.versions == VersionPolicy(specific=(17, 18))
+
+
+def test_server_keys_apply_where_flags_stay_at_their_defaults(tmp_path: Path) -> None:
+    config = _write(
+        tmp_path / "c.yaml",
+        "server: {rest_port: 8501, port: 9000, metrics_port: 0, drain_seconds: 0}\n"
+        "models: [{name: a, export_root: a}]\n",
+    )
+    parser = build_parser()
+    settings = settings_from_args(parser.parse_args(["--config", str(config)]), parser)
+    assert (settings.rest_port, settings.port, settings.metrics_port) == (8501, 9000, 0)
+    assert settings.drain_seconds == 0.0
+    given = parser.parse_args(["--config", str(config), "--rest-port", "0", "--port", "1234"])
+    settings = settings_from_args(given, parser)
+    assert (settings.rest_port, settings.port, settings.metrics_port) == (0, 1234, 0)
+    out_of_range = _write(tmp_path / "d.yaml", config.read_text().replace("8501", "70000"))
+    with pytest.raises(SettingsError, match="rest port must be from 0 to 65535, got 70000"):
+        settings_from_args(parser.parse_args(["--config", str(out_of_range)]), parser)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,22 @@ def test_valid_request_passes() -> None:
     SIG.validate(good())
     SIG.validate({**good(), "any": np.float32(3)})  # unknown rank takes a scalar too
     SIG.validate({**good(), "text": np.array([b"a"])})  # numpy bytes arrays are strings
+
+
+def test_trailing_dimensions_of_size_one_may_be_left_out() -> None:
+    """TF Serving feeds ``[3]`` to a ``[-1, 1]`` input (its REST example relies on it)."""
+    ones = SignatureSpec("s", "m", {"x": TensorSpec("x", "x:0", 1, (-1, 1, 1))}, SIG.outputs)
+    for shape in ([3], [3, 1], [3, 1, 1]):
+        ones.validate({"x": np.zeros(shape, np.float32)})
+    for shape, words in (
+        ([], "has shape [] (rank 0)"),  # nothing is left to hold the rows
+        ([3, 2], "has shape [3, 2] (rank 2)"),  # a left-out dimension must have size 1
+        ([3, 1, 1, 1], "has shape [3, 1, 1, 1] (rank 4)"),  # only left out, never added
+    ):
+        with pytest.raises(InvalidArgument, match=re.escape(words)):
+            ones.validate({"x": np.zeros(shape, np.float32)})
+    with pytest.raises(InvalidArgument, match=re.escape("has shape [5, 2] (rank 2)")):
+        SIG.validate({**good(), "img": np.zeros([5, 2], np.uint8)})  # dims of 3 are not ones
 
 
 @pytest.mark.parametrize(
