@@ -395,6 +395,19 @@ def write(r: dict[str, Any], out: Path) -> None:
                 "",
             ]
         lines += [mls["summary"], ""]
+    if stacks := r.get("http_stack"):
+        lines += [
+            "## HTTP stack choice (the same TF Serving-style handler, `bench/http_stacks.py`)",
+            "",
+            "Each server parses the JSON body, runs 0.5x + 2 on a thread pool and encodes the "
+            "answer; Starlette runs on uvicorn with httptools. Medians over interleaved rounds; "
+            "server CPU per request from /proc (warm-up included).",
+            "",
+        ]
+        if stacks.get("rows"):
+            cols = ["stack", "json", "clients", "rounds", "throughput_rps", "p50_ms", "p99_ms"]
+            lines += [*_table(stacks["rows"], [*cols, "server_cpu_us_per_request"]), ""]
+        lines += [stacks["summary"], ""]
     (out / "results.md").write_text("\n".join(lines))
 
 

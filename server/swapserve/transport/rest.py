@@ -1,8 +1,9 @@
 """The HTTP/1.1 port (``--rest-port``): TensorFlow Serving's REST API and HTTP health checks,
 over the same data plane as gRPC.
 
-aiohttp serves it on an event loop of its own thread; every data-plane call (decode, model run,
-encode) runs on a thread pool, so a model run never blocks the loop. Handlers only parse the
+aiohttp serves it on an event loop (uvloop's where installed) of its own thread; every
+data-plane call (decode, model run, encode) runs on a thread pool, so a model run never blocks
+the loop. Handlers only parse the
 path, check the token, call the data plane and write JSON (``swapserve.codecs.tfserving_rest``).
 Errors are ``{"error": "..."}`` with the HTTP status TF Serving uses for the gRPC code, in the
 same words as over gRPC. Every answer from a model carries ``X-Model-Version``.
@@ -58,6 +59,17 @@ Reply = tuple[bytes, int, dict[str, str]]
 """What an API call's work returns: the body, the answering version (0: none), extra headers."""
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (Linux, macOS), else asyncio's. Measured with the
+    same handler (bench scenario ``http_stack``): it takes about 40% off the server CPU per
+    request at one client, on aiohttp and on uvicorn alike."""
+    try:
+        import uvloop  # noqa: PLC0415 (optional: no wheel for Windows)
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _json(status: int, payload: Any, version: int = 0) -> web.Response:
     headers = {VERSION_HEADER: str(version)} if version else None
     return web.Response(
@@ -110,7 +122,7 @@ class RestServer:
         ready.wait(30)
 
     def _serve(self, ready: threading.Event) -> None:
-        loop = self._loop = asyncio.new_event_loop()
+        loop = self._loop = new_event_loop()
         asyncio.set_event_loop(loop)
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         loop.run_until_complete(self._runner.setup())
