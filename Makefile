@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8500
+REST_PORT ?= 8501
 MODEL  ?= seed
 EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
@@ -33,8 +34,9 @@ $(EXPORT_ROOT):
 	$(MAKE) setup
 	$(BIN)/python examples/seed/train.py --export-root $(EXPORT_ROOT) --slope 2
 
-serve: $(STAMP) $(EXPORT_ROOT)  ## train + export the demo model if absent, serve it on port 8500
-	$(BIN)/swapserve --model-name $(MODEL) --export-root $(EXPORT_ROOT) --port $(PORT)
+serve: $(STAMP) $(EXPORT_ROOT)  ## train + export the demo model if absent, serve it on :8500 (gRPC), :8501 (HTTP)
+	$(BIN)/swapserve --model-name $(MODEL) --export-root $(EXPORT_ROOT) --port $(PORT) \
+		--rest-port $(REST_PORT)
 
 retrain: $(STAMP)  ## export a new demo version trained on y = 3x (the server hot-swaps to it)
 	$(BIN)/python examples/seed/train.py --export-root $(EXPORT_ROOT) --slope 3

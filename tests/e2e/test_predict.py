@@ -129,6 +129,16 @@ def test_estimator_style_export(tmp_path: Path) -> None:
             np.testing.assert_allclose(out.outputs["output"], 2 * x, rtol=1e-6)
         out = client.predict("m", {"number": np.array([[100.0]], np.float32)}, signature="predict")
         np.testing.assert_allclose(out["output"], [[200.0]], rtol=1e-6)
+        # A left-out dimension of size 1 reaches the graph (as in TF Serving); this graph
+        # refuses it, and the message says what was fed.
+        with pytest.raises(SwapserveError) as exc:
+            client.predict("m", {"number": np.float32([100.0])})
+        assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert exc.value.message.startswith(
+            "input 'number' was fed as shape [1] (the signature declares [-1, 1]; a dimension of "
+            "size 1 may be left out, as in TF Serving, but only if the model accepts it), and the "
+            "model refused it: "
+        )
 
 
 @pytest.mark.parametrize("run_thread", ["pool", "caller", "auto"])

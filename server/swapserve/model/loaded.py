@@ -184,7 +184,10 @@ class LoadedVersion:
         try:
             values = fn(*feeds)
         except tf.errors.OpError as err:
-            raise ModelRunError(_run_error_message(err.message), err.error_code) from None
+            message = _run_error_message(err.message)
+            if short := _left_out_dimensions(sig, inputs):
+                message = f"{short}, and the model refused it: {message}"
+            raise ModelRunError(message, err.error_code) from None
         out = dict(zip(fetched, values, strict=True))
         return {n: np.asarray(out[n]) for n in wanted}
 
@@ -300,6 +303,19 @@ def _tensor_spec(name: str, info: Any, graph: tf.Graph) -> TensorSpec:
     else:
         shape = None
     return TensorSpec(name=name, tensor_name=info.name, dtype=int(dtype), shape=shape)
+
+
+def _left_out_dimensions(sig: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> str:
+    """Names an input fed with trailing dimensions of size 1 left out (TF Serving's leniency,
+    see ``signature``), so a graph that cannot take it fails with a message saying why."""
+    for name, spec in sig.inputs.items():
+        if spec.shape is not None and inputs[name].ndim < len(spec.shape):
+            return (
+                f"input '{name}' was fed as shape {list(inputs[name].shape)} (the signature "
+                f"declares {list(spec.shape)}; a dimension of size 1 may be left out, as in "
+                "TF Serving, but only if the model accepts it)"
+            )
+    return ""
 
 
 def _run_error_message(text: str) -> str:
