@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from swapserve import __version__, logs
+from swapserve import __version__, logs, tfserving_flags
 from swapserve.config_file import SERVER_KEYS, ConfigFile, load_config
 from swapserve.settings import (
     RUN_THREADS,
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         type=Path,
-        help="YAML file listing the models to serve (see docs/configuration.md); re-read on "
-        "SIGHUP and on HandleReloadConfigRequest. Replaces the one-model flags below",
+        help="YAML file listing the models to serve (see docs/configuration.md), or TF Serving's "
+        "ModelServerConfig in text format (--model_config_file); re-read on SIGHUP and on "
+        "HandleReloadConfigRequest. Replaces the one-model flags below",
     )
     p.add_argument("--model-name", help="one model: the name clients use for it")
     p.add_argument(
@@ -388,8 +389,11 @@ def settings_from_args(
 def main(argv: Sequence[str] | None = None) -> None:
     """Parses flags, serves until SIGTERM/SIGINT, then shuts down gracefully."""
     parser = build_parser()
+    argv, ignored = tfserving_flags.parse_argv(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
+    for warning in ignored:
+        log.warning("%s", warning)
     try:
         settings = settings_from_args(args, parser)
     except SettingsError as err:

@@ -63,6 +63,11 @@ def load_config(path: Path) -> ConfigFile:
         text = path.read_text()
     except OSError as err:
         raise SettingsError(f"cannot read config file {path}: {err.strerror}") from None
+    if _is_text_config(text):
+        # TF Serving's ModelServerConfig in text format (protobuf: imported only for it).
+        from swapserve.tfserving_config import parse_text  # noqa: PLC0415
+
+        return ConfigFile(parse_text(text, path.name))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -204,3 +209,11 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict | list):
         return f"a {type(value).__name__}"
     return repr(value)
+
+
+def _is_text_config(text: str) -> bool:
+    """TF Serving's text format starts with ``model_config_list`` (swapserve's YAML cannot)."""
+    first = next(
+        (ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip()[0] != "#"), ""
+    )
+    return first.startswith("model_config_list")

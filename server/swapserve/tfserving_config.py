@@ -1,6 +1,7 @@
 """TensorFlow Serving's ``ModelServerConfig`` (``model_config_list``) as swapserve settings.
 
-``HandleReloadConfigRequest`` carries one; the fields TF Serving's config has (name, base_path,
+``HandleReloadConfigRequest`` carries one, and ``--config`` / ``--model_config_file`` may name one
+in protobuf text format (``parse_text``); the fields TF Serving's config has (name, base_path,
 model_platform, model_version_policy, version_labels) map onto ``ModelSettings``, and the options it
 lacks (polling, batching, warm-up) keep the values the model has.
 """
@@ -11,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from swapserve.errors import InvalidArgument
@@ -73,3 +75,22 @@ def model_settings(
     if len(set(names)) != len(names):
         raise InvalidArgument(f"a model is listed twice in model_config_list: {names}")
     return tuple(out)
+
+
+def parse_text(text: str, where: str) -> tuple[ModelSettings, ...]:
+    """Models of a ``ModelServerConfig`` in protobuf text format (TF Serving's
+    ``--model_config_file``).
+
+    Raises:
+        SettingsError: a syntax error or unknown field (with its line and column), or an
+            invalid entry (named by its index).
+    """
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as err:
+        raise SettingsError(f"{where}:{err}") from None
+    try:
+        return model_settings(config, lambda _: None)
+    except InvalidArgument as err:
+        raise SettingsError(f"{where}: {err.message}") from None

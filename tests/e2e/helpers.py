@@ -144,6 +144,7 @@ class ServerProcess:
         *args: str,
         preexec_fn: Callable[[], None] | None = None,
         env: dict[str, str] | None = None,
+        program: str = "swapserve",
     ) -> None:
         import re
         import subprocess
@@ -153,7 +154,7 @@ class ServerProcess:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "swapserve"),
+                str(Path(sys.executable).parent / program),
                 "--host",
                 "127.0.0.1",
                 "--port",

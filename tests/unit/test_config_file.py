@@ -153,3 +153,37 @@ def test_server_keys_apply_where_flags_stay_at_their_defaults(tmp_path: Path) ->
     out_of_range = _write(tmp_path / "d.yaml", config.read_text().replace("8501", "70000"))
     with pytest.raises(SettingsError, match="rest port must be from 0 to 65535, got 70000"):
         settings_from_args(parser.parse_args(["--config", str(out_of_range)]), parser)
+
+
+def test_tf_serving_text_config(tmp_path: Path) -> None:
+    """TF Serving's ModelServerConfig in text format works wherever a config file does."""
+    config = _write(
+        tmp_path / "models.config",
+        """# a TF Serving config
+model_config_list {
+  config {
+    name: "a"
+    base_path: "/models/a"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+  }
+  config { name: "b" base_path: "/models/b" }
+}
+""",
+    )
+    a, b = load_models(config)
+    assert (a.name, a.export_root, a.versions, a.labels) == (
+        "a", Path("/models/a"), VersionPolicy(specific=(1, 2)), {"stable": 1},
+    )  # fmt: skip
+    assert (b.name, b.versions) == ("b", VersionPolicy(latest=1))
+    bad = _write(tmp_path / "bad.config", "model_config_list {\n  config { nme: 'a' }\n}\n")
+    with pytest.raises(SettingsError) as exc:
+        load_models(bad)
+    assert str(exc.value).startswith("bad.config:2:")
+    assert 'has no field named "nme"' in str(exc.value)
+    other = _write(tmp_path / "p.config", "model_config_list { config { name: 'a' base_path: '/a' "
+                   "model_platform: 'pytorch' } }")  # fmt: skip
+    with pytest.raises(SettingsError, match=r"p.config: model_config_list.config\[0\]: "
+                       "model_platform 'pytorch' is not served here"):  # fmt: skip
+        load_models(other)

@@ -1,0 +1,97 @@
+"""TF Serving's own command line and config file, given to `tensorflow_model_server` (ours)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, TESTDATA, ServerProcess, copy_version, wait_for
+from swapserve_client import Client
+
+PROGRAM = str(Path(sys.executable).parent / "tensorflow_model_server")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, body: object) -> object:
+    request = urllib.request.Request(url, json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
+    """tensorflow_model_server --rest_api_port=8501 --model_name=half_plus_two
+    --model_base_path=/models/half_plus_two, then TF Serving's curl example."""
+    copy_version(HALF_PLUS_TWO, tmp_path / "half_plus_two", 123)
+    rest = _free_port()
+    server = ServerProcess(
+        f"--rest_api_port={rest}",
+        "--model_name=half_plus_two",
+        f"--model_base_path={tmp_path / 'half_plus_two'}",
+        "--rest_api_num_threads=4",  # tunes TF Serving only: accepted with a warning
+        program="tensorflow_model_server",
+    )
+    try:
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            wait_for(lambda: client.status("half_plus_two")[0].state == "AVAILABLE", what="load")
+        url = f"http://127.0.0.1:{rest}/v1/models/half_plus_two:predict"
+        assert _post(url, {"instances": [1.0, 2.0, 5.0]}) == {"predictions": [2.5, 3.0, 4.5]}
+        assert "--rest_api_num_threads (TensorFlow Serving) is ignored" in server.log
+    finally:
+        assert server.stop() == 0
+
+
+def test_tf_servings_model_config_file(tmp_path: Path) -> None:
+    """TF Serving's good_model_config.txt, its paths pointed at copies of the test models."""
+    copy_version(HALF_PLUS_TWO, tmp_path / "hp2", 123)
+    copy_version(HALF_PLUS_THREE, tmp_path / "hp3", 123)
+    text = (TESTDATA / "good_model_config.txt").read_text()
+    text = text.replace("${TEST_HALF_PLUS_TWO_DIR}", str(tmp_path / "hp2"))
+    text = text.replace("${TEST_HALF_PLUS_THREE_DIR}", str(tmp_path / "hp3"))
+    config = tmp_path / "models.config"
+    config.write_text(text)
+    server = ServerProcess(f"--model_config_file={config}", program="tensorflow_model_server")
+    try:
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            x = {"x": np.float32([[2.0]])}
+
+            def answers() -> tuple[float, float]:
+                two = client.predict("half_plus_two", x)["y"]
+                return float(two[0, 0]), float(client.predict("half_plus_three", x)["y"][0, 0])
+
+            wait_for(lambda: _quiet(answers) == (3.0, 4.0), what="both models")
+    finally:
+        assert server.stop() == 0
+
+
+def _quiet(fn: object) -> object:
+    try:
+        return fn()  # type: ignore[operator]
+    except Exception:
+        return None
+
+
+def test_flags_that_cannot_apply_are_refused_with_what_to_use() -> None:
+    out = subprocess.run(
+        [PROGRAM, "--model_name=m", "--model_base_path=/tmp", "--ssl_config_file=/etc/ssl.txt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert re.search(
+        r"--ssl_config_file \(TensorFlow Serving\) is not supported: use --tls-cert, --tls-key "
+        r"and --tls-client-ca",
+        out.stderr,
+    ), out.stderr
