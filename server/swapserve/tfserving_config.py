@@ -11,8 +11,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from google.protobuf import text_format
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from swapserve.errors import InvalidArgument
@@ -94,3 +101,73 @@ def parse_text(text: str, where: str) -> tuple[ModelSettings, ...]:
         return model_settings(config, lambda _: None)
     except InvalidArgument as err:
         raise SettingsError(f"{where}: {err.message}") from None
+
+
+_BATCHING_WRAPPED = (  # BatchingParameters' fields, numbers as TF Serving publishes them
+    ("max_batch_size", 1, "Int64Value"),
+    ("batch_timeout_micros", 2, "Int64Value"),
+    ("max_enqueued_batches", 3, "Int64Value"),
+    ("num_batch_threads", 4, "Int64Value"),
+    ("thread_pool_name", 5, "StringValue"),
+    ("enable_large_batch_splitting", 8, "BoolValue"),
+    ("max_execution_batch_size", 9, "Int64Value"),
+)
+BATCHING_KEYS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                 "num_batch_threads")  # fmt: skip
+"""The fields that map onto swapserve's batching settings of the same names."""
+
+
+def _batching_parameters() -> Any:
+    """TF Serving's ``BatchingParameters`` message class, built from its published field names
+    and numbers (the tensorflow-serving-api wheel ships no generated module for it)."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="swapserve/tfserving_batching_parameters.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = file.message_type.add(name="BatchingParameters")
+    for name, number, wrapper in _BATCHING_WRAPPED:
+        wrapped = f".google.protobuf.{wrapper}"
+        message.field.add(
+            name=name, number=number, label=field.LABEL_OPTIONAL, type=field.TYPE_MESSAGE,
+            type_name=wrapped,
+        )  # fmt: skip
+    message.field.add(name="allowed_batch_sizes", number=6, label=field.LABEL_REPEATED,
+                      type=field.TYPE_INT64)  # fmt: skip
+    message.field.add(name="pad_variable_length_inputs", number=7, label=field.LABEL_OPTIONAL,
+                      type=field.TYPE_BOOL)  # fmt: skip
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
+    pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )
+
+
+def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tuple[int, ...]]:
+    """TF Serving's ``--batching_parameters_file``: the batching settings it sets, and its
+    ``allowed_batch_sizes``.
+
+    Raises:
+        SettingsError: a syntax error or unknown field (line and column), or an option swapserve
+            cannot honour (``pad_variable_length_inputs``, large-batch splitting).
+    """
+    params = _batching_parameters()()
+    try:
+        text_format.Parse(text, params)
+    except text_format.ParseError as err:
+        raise SettingsError(f"{where}:{err}") from None
+    if params.pad_variable_length_inputs:
+        raise SettingsError(
+            f"{where}: pad_variable_length_inputs: true is not supported: requests batch only "
+            "with requests of the same shape after the first dimension; pad on the client"
+        )
+    if params.enable_large_batch_splitting.value:
+        raise SettingsError(
+            f"{where}: enable_large_batch_splitting: true is not supported: a request over "
+            "max_batch_size gets INVALID_ARGUMENT; split it on the client"
+        )
+    values = {k: int(getattr(params, k).value) for k in BATCHING_KEYS if params.HasField(k)}
+    return values, tuple(int(v) for v in params.allowed_batch_sizes)

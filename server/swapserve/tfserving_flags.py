@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from swapserve.settings import SettingsError
 
@@ -80,8 +81,6 @@ REFUSED = {
     "rest_api_enable_cors_support": "put a proxy that adds CORS headers in front",
     "enable_per_model_batching_parameters": "set batching per model in a --config YAML file",
     "mixed_precision": "graphs run as exported",
-    "batching_parameters_file": "not supported yet: use --enable-batching with "
-    "--max-batch-size, --batch-timeout-micros, --num-batch-threads, --max-enqueued-batches",
     "model_config_file_poll_wait_seconds": "not supported yet: send SIGHUP, or call "
     "HandleReloadConfigRequest, after changing the file",
     "monitoring_config_file": "not supported yet: use --metrics-port (Prometheus on /metrics)",
@@ -91,7 +90,10 @@ serve something other than what was asked (no TLS, another platform, …)."""
 
 
 TAKES_VALUE = (
-    set(RENAMED) | set(IGNORED) | set(REFUSED) | {"tensorflow_session_parallelism"}
+    set(RENAMED)
+    | set(IGNORED)
+    | set(REFUSED)
+    | {"tensorflow_session_parallelism", "batching_parameters_file"}
 ) - BOOLEAN
 
 
@@ -160,6 +162,8 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return [RENAMED.get(name, "--" + name)]  # our parser reports the missing value
     if name == "rest_api_port" and value.strip() == "0":
         return []  # TF Serving: 0 turns the REST API off (ours: 0 = any free port)
+    if name == "batching_parameters_file":
+        return _batching_flags(value)
     if name == "tensorflow_session_parallelism":
         return ["--intra-op-threads", value, "--inter-op-threads", value]
     if name == "file_system_poll_wait_seconds" and _number(value) <= 0:
@@ -182,3 +186,19 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[li
         return translate(argv, parser._option_string_actions)
     except SettingsError as err:
         parser.error(str(err))
+
+
+def _batching_flags(path: str) -> list[str]:
+    """Our batching flags for a TF Serving ``BatchingParameters`` text file (they apply with
+    ``--enable_batching``, as in TF Serving)."""
+    from swapserve.tfserving_config import parse_batching_parameters  # noqa: PLC0415 (protobuf)
+
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise SettingsError(
+            f"cannot read --batching_parameters_file {path}: {err.strerror}"
+        ) from None
+    values, allowed = parse_batching_parameters(text, Path(path).name)
+    out = [f"--{key.replace('_', '-')}={value}" for key, value in values.items()]
+    return out + ([f"--allowed-batch-sizes={','.join(map(str, allowed))}"] if allowed else [])

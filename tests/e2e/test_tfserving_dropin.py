@@ -40,6 +40,9 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
         "--model_name=half_plus_two",
         f"--model_base_path={tmp_path / 'half_plus_two'}",
         "--rest_api_num_threads=4",  # tunes TF Serving only: accepted with a warning
+        "--enable_batching",
+        f"--batching_parameters_file={TESTDATA / 'batching_config.txt'}",  # TF Serving's own
+        "--metrics-port=0",
         program="tensorflow_model_server",
     )
     try:
@@ -48,6 +51,17 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{rest}/v1/models/half_plus_two:predict"
         assert _post(url, {"instances": [1.0, 2.0, 5.0]}) == {"predictions": [2.5, 3.0, 4.5]}
         assert "--rest_api_num_threads (TensorFlow Serving) is ignored" in server.log
+        # The request ran through the batcher that batching_config.txt configured.
+        metrics_port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", server.log)
+        assert metrics_port, server.log
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port.group(1)}/metrics", timeout=30
+        ) as reply:
+            scraped = reply.read().decode()
+        counts = re.findall(
+            r'swapserve_batch_size_count\{model="half_plus_two"[^}]*\} (\S+)', scraped
+        )
+        assert counts and sum(float(c) for c in counts) >= 1, scraped[:2000]
     finally:
         assert server.stop() == 0
 

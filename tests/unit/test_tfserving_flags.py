@@ -73,3 +73,34 @@ def test_ignored_flags_warn_and_refused_flags_say_what_to_use() -> None:
     )
     assert "--tls-cert" in str(exc.value)
     assert translate(["--prefer_tflite_model=false"], OURS)[0] == []  # off: nothing to refuse
+
+
+def test_batching_parameters_file(tmp_path: Path) -> None:
+    """TF Serving's BatchingParameters text format becomes our batching flags."""
+    params = tmp_path / "batching.txt"
+    params.write_text(
+        "max_batch_size { value: 128 }\nbatch_timeout_micros { value: 0 }\n"
+        "max_enqueued_batches { value: 1000000 }\nnum_batch_threads { value: 8 }\n"
+        "allowed_batch_sizes: 64\nallowed_batch_sizes: 128\nthread_pool_name { value: 'x' }\n"
+    )
+    argv, _ = translate(
+        ["--model_name=m", f"--model_base_path={tmp_path}", "--enable_batching",
+         f"--batching_parameters_file={params}"],
+        OURS,
+    )  # fmt: skip
+    parser = build_parser()
+    (model,) = settings_from_args(parser.parse_args(argv), parser).models
+    b = model.batching
+    assert b.enabled and (b.max_batch_size, b.batch_timeout_micros) == (128, 0)
+    assert (b.max_enqueued_batches, b.num_batch_threads) == (1000000, 8)
+    assert b.allowed_batch_sizes == (64, 128)
+    for text, words in (
+        ("max_batch_size { value: 8 }\nmax_batch_sise { value: 8 }", "batching.txt:2:"),
+        ("pad_variable_length_inputs: true", "pad_variable_length_inputs: true is not supported"),
+        ("enable_large_batch_splitting { value: true }", "enable_large_batch_splitting"),
+    ):
+        params.write_text(text)
+        with pytest.raises(SettingsError, match=words):
+            translate([f"--batching_parameters_file={params}"], OURS)
+    with pytest.raises(SettingsError, match="cannot read --batching_parameters_file"):
+        translate([f"--batching_parameters_file={tmp_path / 'nope'}"], OURS)
