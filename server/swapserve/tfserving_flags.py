@@ -31,14 +31,14 @@ RENAMED = {
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
 
-BOOLEAN = {"enable_batching", "enable_model_warmup", "version",
-           "allow_version_labels_for_unavailable_models"} | {
-    "flush_filesystem_caches", "xla_cpu_compilation_enabled", "enable_profiler",
+BOOLEAN = {
+    "enable_batching", "enable_model_warmup", "version",
+    "allow_version_labels_for_unavailable_models", "flush_filesystem_caches",
+    "xla_cpu_compilation_enabled", "xla_gpu_compilation_enabled", "enable_profiler",
     "remove_unused_fields_from_bundle_metagraph", "enable_signature_method_name_check",
     "enable_grpc_healthcheck_service", "enable_serialization_as_tensor_content",
     "skip_initialize_tpu", "use_alts_credentials", "prefer_tflite_model",
     "rest_api_enable_cors_support", "enable_per_model_batching_parameters",
-    "xla_gpu_compilation_enabled",
 }  # fmt: skip
 """Flags TF Serving parses as booleans: ``--flag``, ``--flag=true|false`` (no separate value)."""
 
