@@ -14,17 +14,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from swapserve.config_file import load_config
 from swapserve.dataplane import Coordinator, DataPlane
 from swapserve.errors import SwapserveError
 from swapserve.metrics import Metrics
+from swapserve.model.config_poll import ConfigPoller
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.settings import ModelSettings, Settings
+from swapserve.sources import ConfigFileSource, ModelSource, RepositorySource
 from swapserve.transport.server import GrpcTransport, build_grpc_server
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class App:
         dataplane: DataPlane,
         grpc_transport: GrpcTransport,
         rest: RestServer | None = None,
+        *,
+        poller: ConfigPoller | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -58,6 +60,7 @@ class App:
         self.metrics_port: int | None = None
         """The bound metrics port once started (None: metrics off)."""
         self._metrics_http: Any = None
+        self._poller = poller
 
     def start(self) -> None:
         """Starts watching export roots, the metrics endpoint, and answering RPCs."""
@@ -72,6 +75,8 @@ class App:
             self.rest.start()
             log.info("HTTP on %s:%d", self.settings.host, self.rest_port)
         self.dataplane.coordinator.start()
+        if self._poller is not None:
+            self._poller.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
 
     def reload_config(self) -> None:
@@ -101,6 +106,8 @@ class App:
                 by exiting makes them see UNAVAILABLE.
         """
         grace = self.settings.grace_seconds if grace is None else grace
+        if self._poller is not None:
+            self._poller.stop()
         self.grpc.health.shutdown()
         self.dataplane.gate.close("the server is shutting down; retry on another replica")
         if not self.dataplane.gate.wait_idle(grace):
@@ -145,14 +152,14 @@ def create_app(
     def manager(model: ModelSettings) -> ModelManager:
         return ModelManager(model, settings.session, metrics=metrics)
 
-    config_path = settings.config_path
     registry = ModelRegistry(
         (manager(m) for m in settings.models),
         metrics,
         factory=manager,
         fixed_models=fixed_models,
-        config_source=_config_source(config_path) if config_path is not None else None,
+        config_source=_model_source(settings),
     )
+    seconds = _poll_seconds(settings)
     dataplane = DataPlane(
         registry,
         coordinator(registry) if coordinator is not None else None,
@@ -164,26 +171,27 @@ def create_app(
         from swapserve.transport.rest import RestServer  # noqa: PLC0415 (aiohttp only if used)
 
         rest = RestServer(settings, dataplane, reuse_port)
-    return App(settings, registry, dataplane, grpc_transport, rest)
+    poller = ConfigPoller(registry, seconds) if seconds is not None else None
+    return App(settings, registry, dataplane, grpc_transport, rest, poller=poller)
 
 
-def _config_source(path: Path) -> Callable[[], tuple[ModelSettings, ...]]:
-    """Re-reads the config file's models (SIGHUP, HandleReloadConfigRequest). Its ``server``
-    keys apply at start only, so a reload that finds them changed says so once."""
-    try:
-        server = dict(load_config(path).server)
-    except SettingsError:
-        server = {}
+def _model_source(settings: Settings) -> ModelSource | None:
+    """Where a config reload reads the models from (None: the one model of the flags)."""
+    defaults = settings.model_defaults
+    if settings.config_path is not None:
+        return ConfigFileSource(settings.config_path, defaults.batching if defaults else None)
+    if settings.model_repository is not None:
+        base = defaults or ModelSettings("defaults", settings.model_repository)
+        return RepositorySource(settings.model_repository, base, served=settings.models)
+    return None
 
-    def read() -> tuple[ModelSettings, ...]:
-        nonlocal server
-        config = load_config(path)
-        if config.server != server:
-            log.warning("%s: the server section changed; it applies at the next start", path)
-            server = dict(config.server)
-        return config.models
 
-    return read
+def _poll_seconds(settings: Settings) -> float | None:
+    """How often the model source is polled: ``--config-poll-seconds``; a repository is
+    always polled (every ``--poll-seconds`` unless told), as Triton's poll mode does."""
+    if settings.config_poll_seconds is not None or settings.model_repository is None:
+        return settings.config_poll_seconds
+    return settings.model_defaults.poll_seconds if settings.model_defaults else 1.0
 
 
 def serve(app: App, interrupt: bool = True, started: str = "") -> None:
@@ -220,12 +228,14 @@ def serve(app: App, interrupt: bool = True, started: str = "") -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal if interrupt else signal.SIG_IGN)
-    if app.settings.config_path is not None:
+    if app.registry.has_config_file:
         signal.signal(signal.SIGHUP, on_hangup)
     app.start()
     if started:
         log.info("%s", started)
     else:
+        if app.settings.model_repository is not None:
+            log.info("serving the model repository %s", app.settings.model_repository)
         for model in app.settings.models:
             log.info("serving model %s from %s", model.name, model.export_root)
     while not stopping.wait(0.25):

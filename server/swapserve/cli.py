@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from swapserve import __version__, logs, tfserving_flags
-from swapserve.config_file import SERVER_KEYS, ConfigFile, load_config
+from swapserve.args import settings_from_args
 from swapserve.settings import (
     RUN_THREADS,
     BatchingSettings,
@@ -18,8 +17,9 @@ from swapserve.settings import (
     SessionSettings,
     Settings,
     SettingsError,
-    VersionPolicy,
 )
+
+__all__ = ["build_parser", "main", "settings_from_args"]
 
 log = logging.getLogger("swapserve")
 
@@ -39,6 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file listing the models to serve (see docs/configuration.md), or TF Serving's "
         "ModelServerConfig in text format (--model_config_file); re-read on SIGHUP and on "
         "HandleReloadConfigRequest. Replaces the one-model flags below",
+    )
+    p.add_argument(
+        "--model-repository",
+        help="serve every subdirectory of this Triton-layout model repository as a model of "
+        "that name (versions in <model>/<version>/[model.savedmodel/]; config.pbtxt keys: "
+        "docs/migrating.md); models added or removed later are picked up by polling",
+    )
+    p.add_argument(
+        "--config-poll-seconds",
+        type=float,
+        default=None,
+        help="re-read --config (rescan --model-repository) every N seconds and apply changes "
+        "as SIGHUP does; an invalid edit changes nothing and is logged once (default: off; "
+        "a repository: every --poll-seconds)",
     )
     p.add_argument("--model-name", help="one model: the name clients use for it")
     p.add_argument(
@@ -163,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(0: any free port; default: off)",
     )
     p.add_argument(
+        "--rest-metrics-path",
+        help="also serve the Prometheus metrics at this path of --rest-port, e.g. "
+        "/monitoring/prometheus/metrics (TF Serving's --monitoring_config_file)",
+    )
+    p.add_argument(
         "--grpc-threads",
         type=int,
         default=d.grpc_threads,
@@ -221,30 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, seconds to keep serving with health NOT_SERVING before refusing new "
         "requests, so load balancers move away first (default: %(default)s; SIGINT skips it)",
     )
-    p.add_argument(
-        "--allow-remote-admin",
-        action="store_true",
-        help="accept Reload from non-loopback peers (by default only loopback may reload)",
-    )
-    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS only")
-    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
-    p.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        help="PEM CA bundle: require client certificates it signed (mutual TLS)",
-    )
-    p.add_argument(
-        "--admin-token-file",
-        type=Path,
-        help="file holding the bearer token admin RPCs need (or set SWAPSERVE_ADMIN_TOKEN); "
-        "with it, admin RPCs are accepted from any peer that presents it",
-    )
-    p.add_argument(
-        "--token-file",
-        type=Path,
-        help="file holding the bearer token every other RPC needs (or set SWAPSERVE_TOKEN); "
-        "health checks and reflection stay open",
-    )
+    _add_access_flags(p)
     p.add_argument(
         "--intra-op-threads",
         type=int,
@@ -288,102 +284,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sizes(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise SettingsError(f"{flag} {text!r}: expected numbers like 8,16,32") from None
-
-
-def _labels(specs: Sequence[str]) -> dict[str, int]:
-    labels = {}
-    for spec in specs:
-        name, sep, version = spec.partition("=")
-        if not sep or not (version.strip().isascii() and version.strip().isdigit()):
-            raise SettingsError(f"--label {spec!r}: expected NAME=VERSION, e.g. stable=3")
-        labels[name.strip()] = int(version)
-    return labels
-
-
-# Flags describing the one model; with --config they must stay at their defaults.
-_MODEL_FLAGS = (
-    "model_name", "export_root", "latest", "specific_versions", "label", "max_request_elements",
-    "poll_seconds",
-    "settle_seconds", "reload_settle_seconds", "warm_up", "enable_batching", "max_batch_size",
-    "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads", "allowed_batch_sizes",
-)  # fmt: skip
-
-
-def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ConfigFile:
-    if args.config is not None:
-        given = [f for f in _MODEL_FLAGS if getattr(args, f) != parser.get_default(f)]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
-            raise SettingsError(
-                f"{flag} describes the one model of the flags; with --config, set it per model "
-                "in the config file"
-            )
-        return load_config(args.config)
-    if args.model_name is None or args.export_root is None:
-        raise SettingsError("pass --config FILE, or --model-name and --export-root")
-    model = ModelSettings.at(
-        args.model_name,
-        args.export_root,
-        poll_seconds=args.poll_seconds,
-        settle_seconds=args.settle_seconds,
-        reload_settle_seconds=args.reload_settle_seconds,
-        warm_up=args.warm_up,
-        batching=BatchingSettings(
-            enabled=args.enable_batching,
-            max_batch_size=args.max_batch_size,
-            batch_timeout_micros=args.batch_timeout_micros,
-            max_enqueued_batches=args.max_enqueued_batches,
-            num_batch_threads=args.num_batch_threads,
-            allowed_batch_sizes=_sizes(args.allowed_batch_sizes, "--allowed-batch-sizes"),
-        ),
-        versions=VersionPolicy(
-            latest=args.latest,
-            specific=_sizes(args.specific_versions, "--specific-versions"),
-        ),
-        labels=_labels(args.label),
-        max_request_elements=args.max_request_elements,
+def _add_access_flags(p: argparse.ArgumentParser) -> None:
+    """Who may call: admin peers, TLS, tokens."""
+    p.add_argument(
+        "--allow-remote-admin",
+        action="store_true",
+        help="accept Reload from non-loopback peers (by default only loopback may reload)",
     )
-    return ConfigFile((model,))
-
-
-def _secret(path: Path | None, env: str) -> str | None:
-    if path is not None:
-        try:
-            return path.read_text().strip()
-        except OSError as err:
-            raise SettingsError(f"cannot read token file {path}: {err.strerror}") from None
-    return os.environ.get(env) or None
-
-
-def settings_from_args(
-    args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
-) -> Settings:
-    """Turns parsed flags (and the config file they name) into validated settings; a server key
-    of the config file applies where its flag was left at the default."""
-    parser = parser or build_parser()
-    config = _config(args, parser)
-    server = {key: getattr(args, key) for key in SERVER_KEYS}
-    for key, value in config.server.items():
-        if getattr(args, key) == parser.get_default(key):
-            server[key] = value
-    return Settings(
-        models=config.models,
-        config_path=args.config,
-        otel=args.otel,
-        **server,
-        allow_remote_admin=args.allow_remote_admin,
-        admin_token=_secret(args.admin_token_file, "SWAPSERVE_ADMIN_TOKEN"),
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        token=_secret(args.token_file, "SWAPSERVE_TOKEN"),
-        session=SessionSettings(args.intra_op_threads, args.inter_op_threads, args.run_thread),
-    ).validate()
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS only")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA bundle: require client certificates it signed (mutual TLS)",
+    )
+    p.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="file holding the bearer token admin RPCs need (or set SWAPSERVE_ADMIN_TOKEN); "
+        "with it, admin RPCs are accepted from any peer that presents it",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the bearer token every other RPC needs (or set SWAPSERVE_TOKEN); "
+        "health checks and reflection stay open",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

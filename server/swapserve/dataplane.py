@@ -343,7 +343,7 @@ class DataPlane:
                 )
             change = registry.apply(models(self._current_settings))
         elif registry.has_config_file:
-            change = registry.reload_config()
+            change = registry.reload_config() or change
         for manager in registry:
             self.coordinator.reload(manager, 0)
         return change

@@ -108,6 +108,20 @@ class Metrics:
         self.unloads = Counter(
             "swapserve_unloads_total", "Versions released.", ["model"], registry=r
         )
+        self.config_reloads = Counter(
+            "swapserve_config_reloads_total",
+            "Reads of the config file or model repository that changed something (applied) or "
+            "were refused (failed: the running config is kept).",
+            ["result"],
+            registry=r,
+        )
+        self.config_ok = Gauge(
+            "swapserve_config_ok",
+            "1 when the config file or model repository as it is now is served; 0 while an "
+            "edit is refused (see the log for why).",
+            registry=r,
+        )
+        self.config_ok.set(1)
 
     def child(self, metric: _Labelled, *values: str) -> Any:
         """``metric.labels(*values)``, cached: the request path records six series per request

@@ -73,6 +73,9 @@ class BatchingSettings:
     allowed_batch_sizes: tuple[int, ...] = ()
     """If set, batches are padded up to the next of these sizes (the last must equal
     max_batch_size), so the model only ever sees these shapes."""
+    preferred_batch_sizes: tuple[int, ...] = ()
+    """Triton's ``preferred_batch_size``: a batch that reaches the largest of these rows runs at
+    once instead of waiting out ``batch_timeout_micros``."""
 
     def validate(self) -> None:
         """Raises SettingsError naming the first bad field."""
@@ -88,6 +91,12 @@ class BatchingSettings:
             )
         if self.num_batch_threads < 1:
             raise SettingsError(f"num_batch_threads must be >= 1, got {self.num_batch_threads}")
+        preferred = self.preferred_batch_sizes
+        if any(not 1 <= p <= self.max_batch_size for p in preferred):
+            raise SettingsError(
+                f"preferred_batch_sizes must be from 1 to max_batch_size ({self.max_batch_size}), "
+                f"got {list(preferred)}"
+            )
         sizes = self.allowed_batch_sizes
         if sizes:
             if list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
@@ -229,9 +238,22 @@ class Settings:
     models: tuple[ModelSettings, ...]
     """The models served."""
     config_path: Path | None = None
+    """The config file the models came from (re-read on SIGHUP and HandleReloadConfigRequest)."""
+    model_repository: Path | None = None
+    """A Triton-layout model repository the models came from: every subdirectory is a model
+    (``triton_config.py``); rescanned like a config file."""
+    model_defaults: ModelSettings | None = None
+    """Options from the flags for models the config or repository does not fully describe: a
+    repository model's polling, settle times, warm-up and limits, and, with
+    ``--enable-batching``, the batching of every model that does not batch by its own config."""
+    config_poll_seconds: float | None = None
+    """Re-read the config file (or rescan the repository) this often and apply what changed, as
+    SIGHUP does; None: only on SIGHUP and HandleReloadConfigRequest."""
+    rest_metrics_path: str | None = None
+    """Also serve the Prometheus metrics at this path of the REST port (TF Serving's
+    ``--monitoring_config_file``)."""
     otel: bool = False
     """Export OpenTelemetry traces (a span per RPC) over OTLP; needs the ``otel`` extra."""
-    """The config file the models came from (re-read on SIGHUP and HandleReloadConfigRequest)."""
     host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
     """Address to listen on."""
     port: int = 8500
@@ -286,7 +308,7 @@ class Settings:
         Raises:
             SettingsError: naming the first bad setting.
         """
-        if not self.models:
+        if not self.models and self.model_repository is None:
             raise SettingsError(
                 "no model configured: pass --config FILE, or --model-name and --export-root"
             )
@@ -335,6 +357,7 @@ class Settings:
             raise SettingsError("handshake timeout seconds must be > 0")
         if self.rest_port is not None and not 0 <= self.rest_port <= 65535:
             raise SettingsError(f"rest port must be from 0 to 65535, got {self.rest_port}")
+        self._validate_sources()
         if self.drain_seconds < 0:
             raise SettingsError(f"drain seconds must be >= 0, got {self.drain_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:
@@ -345,3 +368,23 @@ class Settings:
                 f"got {self.session.run_thread!r}"
             )
         return self
+
+    def _validate_sources(self) -> None:
+        """Polling needs something to poll; REST metrics need the REST port."""
+        if self.config_poll_seconds is not None:
+            if not self.config_poll_seconds > 0:
+                raise SettingsError(
+                    f"config poll seconds must be > 0, got {self.config_poll_seconds}"
+                )
+            if self.config_path is None and self.model_repository is None:
+                raise SettingsError("--config-poll-seconds needs --config or --model-repository")
+        if self.rest_metrics_path is not None:
+            if self.rest_port is None:
+                raise SettingsError("metrics on the REST port need --rest-port")
+            if not self.rest_metrics_path.startswith("/") or self.rest_metrics_path.startswith(
+                ("/v1/", "/v2")
+            ):
+                raise SettingsError(
+                    f"REST metrics path {self.rest_metrics_path!r} must start with '/' and not "
+                    "with /v1/ or /v2 (the APIs' own paths)"
+                )

@@ -171,3 +171,53 @@ def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tu
         )
     values = {k: int(getattr(params, k).value) for k in BATCHING_KEYS if params.HasField(k)}
     return values, tuple(int(v) for v in params.allowed_batch_sizes)
+
+
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
+"""TF Serving's metrics path when ``prometheus_config`` names none."""
+
+
+def _monitoring_config() -> Any:
+    """TF Serving's ``MonitoringConfig`` message class, built from its published field names and
+    numbers (the tensorflow-serving-api wheel ships no generated module for it)."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="swapserve/tfserving_monitoring_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+    )
+    prometheus = file.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, label=field.LABEL_OPTIONAL, type=field.TYPE_BOOL)
+    prometheus.field.add(name="path", number=2, label=field.LABEL_OPTIONAL, type=field.TYPE_STRING)
+    monitoring = file.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(
+        name="prometheus_config", number=1, label=field.LABEL_OPTIONAL, type=field.TYPE_MESSAGE,
+        type_name=".tensorflow.serving.PrometheusConfig",
+    )  # fmt: skip
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
+    )
+
+
+def parse_monitoring_config(text: str, where: str) -> str | None:
+    """TF Serving's ``--monitoring_config_file``: the path to serve Prometheus metrics at on the
+    REST port, or None when ``prometheus_config`` is not enabled.
+
+    Raises:
+        SettingsError: a syntax error or unknown field (line and column), or a path that does
+            not start with '/'.
+    """
+    config = _monitoring_config()()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as err:
+        raise SettingsError(f"{where}:{err}") from None
+    prometheus = config.prometheus_config
+    if not prometheus.enable:
+        return None
+    path = prometheus.path or PROMETHEUS_PATH
+    if not path.startswith("/"):
+        raise SettingsError(f"{where}: prometheus_config.path {path!r} must start with '/'")
+    return str(path)

@@ -27,6 +27,8 @@ RENAMED = {
     "tensorflow_intra_op_parallelism": "--intra-op-threads",
     "tensorflow_inter_op_parallelism": "--inter-op-threads",
     "grpc_max_threads": "--grpc-threads",
+    "model_config_file_poll_wait_seconds": "--config-poll-seconds",
+    "monitoring_config_file": "--rest-metrics-path",
     "version": "--version",
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
@@ -81,9 +83,6 @@ REFUSED = {
     "rest_api_enable_cors_support": "put a proxy that adds CORS headers in front",
     "enable_per_model_batching_parameters": "set batching per model in a --config YAML file",
     "mixed_precision": "graphs run as exported",
-    "model_config_file_poll_wait_seconds": "not supported yet: send SIGHUP, or call "
-    "HandleReloadConfigRequest, after changing the file",
-    "monitoring_config_file": "not supported yet: use --metrics-port (Prometheus on /metrics)",
 }
 """Refused with what to use instead: their meaning cannot be kept, and ignoring them would
 serve something other than what was asked (no TLS, another platform, …)."""
@@ -164,6 +163,10 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return []  # TF Serving: 0 turns the REST API off (ours: 0 = any free port)
     if name == "batching_parameters_file":
         return _batching_flags(value)
+    if name == "monitoring_config_file":
+        return _monitoring_flags(value)
+    if name == "model_config_file_poll_wait_seconds" and _number(value) <= 0:
+        return []  # TF Serving: 0 reads the file once
     if name == "tensorflow_session_parallelism":
         return ["--intra-op-threads", value, "--inter-op-threads", value]
     if name == "file_system_poll_wait_seconds" and _number(value) <= 0:
@@ -202,3 +205,18 @@ def _batching_flags(path: str) -> list[str]:
     values, allowed = parse_batching_parameters(text, Path(path).name)
     out = [f"--{key.replace('_', '-')}={value}" for key, value in values.items()]
     return out + ([f"--allowed-batch-sizes={','.join(map(str, allowed))}"] if allowed else [])
+
+
+def _monitoring_flags(path: str) -> list[str]:
+    """``--rest-metrics-path`` for a TF Serving ``MonitoringConfig`` text file (nothing when its
+    ``prometheus_config`` is not enabled)."""
+    from swapserve.tfserving_config import parse_monitoring_config  # noqa: PLC0415 (protobuf)
+
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise SettingsError(
+            f"cannot read --monitoring_config_file {path}: {err.strerror}"
+        ) from None
+    metrics_path = parse_monitoring_config(text, Path(path).name)
+    return [f"--rest-metrics-path={metrics_path}"] if metrics_path else []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from swapserve.cli import build_parser, settings_from_args
-from swapserve.settings import SettingsError
+from swapserve.settings import Settings, SettingsError
 from swapserve.tfserving_flags import IGNORED, REFUSED, translate
 
 OURS = build_parser()._option_string_actions
@@ -104,3 +104,68 @@ def test_batching_parameters_file(tmp_path: Path) -> None:
             translate([f"--batching_parameters_file={params}"], OURS)
     with pytest.raises(SettingsError, match="cannot read --batching_parameters_file"):
         translate([f"--batching_parameters_file={tmp_path / 'nope'}"], OURS)
+
+
+def _settings(argv: list[str]) -> Settings:
+    translated, _ = translate(argv, OURS)
+    parser = build_parser()
+    return settings_from_args(parser.parse_args(translated), parser)
+
+
+def test_config_polling_and_batching_every_model_of_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        f"  config {{ name: 'a' base_path: '{tmp_path}/a' model_platform: 'tensorflow' }}\n"
+        f"  config {{ name: 'b' base_path: '{tmp_path}/b' model_platform: 'tensorflow' }}\n"
+        "}\n"
+    )
+    settings = _settings(
+        [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=5",
+         "--enable_batching", "--max_batch_size=4"]
+    )  # fmt: skip
+    assert settings.config_poll_seconds == 5.0 and settings.config_path == config
+    assert [(m.batching.enabled, m.batching.max_batch_size) for m in settings.models] == [
+        (True, 4), (True, 4),
+    ]  # fmt: skip
+    assert translate(["--model_config_file_poll_wait_seconds=0"], OURS)[0] == []  # read once
+    with pytest.raises(SettingsError, match="--latest describes the one model"):
+        _settings([f"--model_config_file={config}", "--latest=2"])
+
+
+def test_monitoring_config_serves_metrics_on_the_rest_port(tmp_path: Path) -> None:
+    monitoring = tmp_path / "monitoring.config"
+    base = ["--model_name=m", f"--model_base_path={tmp_path}", "--rest_api_port=8501"]
+    for text, path in (
+        ("prometheus_config { enable: true path: '/metrics/here' }", "/metrics/here"),
+        ("prometheus_config { enable: true }", "/monitoring/prometheus/metrics"),
+        ("prometheus_config { enable: false path: '/x' }", None),
+    ):
+        monitoring.write_text(text)
+        settings = _settings([*base, f"--monitoring_config_file={monitoring}"])
+        assert settings.rest_metrics_path == path
+    monitoring.write_text("prometheus_config {\n  enable: yes\n}")
+    with pytest.raises(SettingsError, match=r"monitoring\.config:2:"):
+        _settings([*base, f"--monitoring_config_file={monitoring}"])
+    monitoring.write_text("prometheus_config { enable: true }")
+    with pytest.raises(SettingsError, match="need --rest-port"):
+        _settings([*base[:2], f"--monitoring_config_file={monitoring}"])
+
+
+def test_model_repository_flags(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    settings = _settings([f"--model_repository={tmp_path}", "--poll-seconds=0.5"])
+    (model,) = settings.models
+    assert (model.name, model.poll_seconds) == ("m", 0.5)
+    assert settings.model_repository == tmp_path
+    for argv, words in (
+        ([f"--model-repository={tmp_path}", "--model-name=x"], "--model-name describes"),
+        ([f"--model-repository={tmp_path}", f"--config={tmp_path}/c"], "not both"),
+        ([f"--model-repository={tmp_path}/nope"], "not a directory"),
+        (
+            ["--model-name=m", f"--export-root={tmp_path}", "--config-poll-seconds=1"],
+            "needs --config",
+        ),
+    ):
+        with pytest.raises(SettingsError, match=words):
+            _settings(argv)

@@ -1,14 +1,14 @@
 """Dynamic batching: concurrent requests run as one model call, each caller gets its rows.
 
-One ``Batcher`` belongs to one loaded version, so a batch always runs on exactly one version
-and every reply can say which. Requests are grouped by batch key -- signature, requested
-outputs, and each input's dtype and non-batch dimensions -- and an open batch closes when it
-is full (``max_batch_size`` rows) or its first request has waited ``batch_timeout_micros``.
-Closed batches run on ``num_batch_threads`` threads. At most ``max_enqueued_batches`` batches
-may be open or waiting; past that a request is refused at once with RESOURCE_EXHAUSTED, so an
-overload never turns into unbounded memory or latency. Requests are validated before they are
-queued, so one bad request never fails a batch; an error raised by the model run itself fails
-every request of that batch (as in TF Serving).
+One ``Batcher`` belongs to one loaded version, so a batch always runs on exactly one version and
+every reply can say which. Requests are grouped by batch key -- signature, requested outputs,
+and each input's dtype and non-batch dimensions -- and an open batch closes when it is full
+(``max_batch_size`` rows, or the largest preferred size) or its first request has waited
+``batch_timeout_micros``. Closed batches run on ``num_batch_threads`` threads. At most
+``max_enqueued_batches`` batches may be open or waiting; past that a request is refused at once
+with RESOURCE_EXHAUSTED, so an overload never turns into unbounded memory or latency. Requests
+are validated before they are queued, so one bad request never fails a batch; an error raised by
+the model run itself fails every request of that batch (as in TF Serving).
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ class Batcher:
         self._metrics = metrics or Metrics()
         self._settings = settings
         self._timeout = settings.batch_timeout_micros / 1e6
+        # A batch this full runs at once (Triton's preferred sizes; else only when full).
+        self._close_at = max(settings.preferred_batch_sizes, default=settings.max_batch_size)
         self._cv = threading.Condition()
         self._open: dict[_Key, _Batch] = {}
         self._ready: collections.deque[_Batch] = collections.deque()
@@ -147,7 +149,7 @@ class Batcher:
                 wake = True
             batch.tasks.append(task)
             batch.rows += rows
-            if batch.rows >= limit or self._timeout <= 0:
+            if batch.rows >= self._close_at or self._timeout <= 0:
                 self._close(batch)
                 wake = True
             if wake:

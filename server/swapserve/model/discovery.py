@@ -1,10 +1,10 @@
 """Finding version directories and deciding when they are complete. Pure: no TensorFlow.
 
-``export_saved_model`` stages into ``temp-<ts>`` and renames, but rsync, ``gsutil cp`` and friends
-create the final directory first and fill it over seconds or minutes. So a version is only a
-candidate when it has ``saved_model.pb`` (or ``.pbtxt``) *and* its file set -- every relative path
-with its size and mtime -- has stayed unchanged for a settle period (the settle clock and the
-failure memory live in ``records.py``).
+``export_saved_model`` stages into ``temp-<ts>`` and renames, but rsync, ``gsutil cp`` and
+friends create the final directory first and fill it over seconds or minutes. So a version is
+only a candidate when it has ``saved_model.pb`` (or ``.pbtxt``; in ``model.savedmodel/`` in
+Triton's layout) *and* its file set -- every relative path with its size and mtime -- has stayed
+unchanged for a settle period (the settle clock and the failure memory live in ``records.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from swapserve.settings import MAX_VERSION
 log = logging.getLogger(__name__)
 
 _GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
+TRITON_SUBDIR = "model.savedmodel"
+"""Triton's TensorFlow layout keeps the SavedModel in ``<version>/model.savedmodel/``."""
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 
@@ -108,11 +110,14 @@ def scan(root: Path, skipped: set[str] | None = None) -> dict[int, Candidate]:
         path = Path(entry.path)
         fingerprint, problems = _fingerprint(path)
         names = {rel for rel, _, _ in fingerprint}
+        complete = any(g in names for g in _GRAPH_FILES)
+        if not complete and any(f"{TRITON_SUBDIR}/{g}" in names for g in _GRAPH_FILES):
+            path, complete = path / TRITON_SUBDIR, True
         found[version] = Candidate(
             version=version,
             path=path,
             fingerprint=fingerprint,
-            complete=any(g in names for g in _GRAPH_FILES),
+            complete=complete,
             problems=problems,
         )
     return found

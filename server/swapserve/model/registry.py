@@ -86,6 +86,9 @@ class ModelRegistry:
         self._admin_lock = threading.Lock()  # one config change at a time; guards _watchers
         self._started = False  # guarded by _admin_lock
         self._pending: set[str] = set()  # added by a config reload, not yet served
+        self._reload_lock = threading.Lock()  # one read-and-apply at a time; guards _last_read
+        self._last_read = tuple(m.settings for m in self._managers.values())
+        self._last_applied = True  # _last_read was applied in full; guarded by _reload_lock
 
     @property
     def has_config_file(self) -> bool:
@@ -151,22 +154,47 @@ class ModelRegistry:
 
     # ---- config reload ------------------------------------------------------------------------
 
-    def reload_config(self) -> ConfigChange:
-        """Re-reads the config file and applies it (SIGHUP, HandleReloadConfigRequest).
+    def reload_config(self, if_changed: bool = False) -> ConfigChange | None:
+        """Re-reads the config file (or model repository) and applies it (SIGHUP,
+        HandleReloadConfigRequest, the config poller); ``swapserve_config_ok`` says whether
+        what is on disk now is served.
+
+        Args:
+            if_changed: apply only if the read differs from the last one (the poller: a refused
+                change is not retried until the file changes again); None if it did not.
 
         Raises:
-            FailedPrecondition: the server runs without ``--config``.
+            FailedPrecondition: the server has no config file, or a changed model could not
+                load with its new settings (it keeps serving with the old ones).
             InvalidArgument: the file is invalid (nothing changed; the message names the key).
         """
         if self._config_source is None:
             raise FailedPrecondition(
                 "this server was started without --config; there is no config file to re-read"
             )
-        try:
-            models = self._config_source()
-        except SettingsError as err:
-            raise InvalidArgument(f"config not applied: {err}") from None
-        return self.apply(models)
+        ok = self.metrics.config_ok
+        with self._reload_lock:
+            try:
+                models = self._config_source()
+            except SettingsError as err:
+                ok.set(0)
+                self.metrics.config_reloads.labels("failed").inc()
+                raise InvalidArgument(f"config not applied: {err}") from None
+            valid = not getattr(self._config_source, "problems", None)
+            if if_changed and models == self._last_read:
+                ok.set(int(valid and self._last_applied))
+                return None
+            self._last_read, self._last_applied = models, False
+            try:
+                change = self.apply(models)
+            except FailedPrecondition:
+                ok.set(0)
+                self.metrics.config_reloads.labels("failed").inc()
+                raise
+            self._last_applied = True
+            ok.set(int(valid))
+            self.metrics.config_reloads.labels("applied").inc()
+            return change
 
     def apply(self, models: tuple[ModelSettings, ...]) -> ConfigChange:
         """Makes the served models match ``models``: adds, removes, updates or replaces models;

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import prometheus_client
 from aiohttp import web
 
 from swapserve.codecs import tfserving_rest as codec
@@ -108,6 +109,8 @@ class RestServer:
         self._app.router.add_get("/healthz", self._healthz)
         KServeV2Routes(self, dataplane).add_to(self._app)
         self._app.router.add_get("/readyz", self._readyz)
+        if settings.rest_metrics_path:
+            self._app.router.add_get(settings.rest_metrics_path, self._metrics)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -162,6 +165,13 @@ class RestServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return _json(200, {"status": "live"})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text, as ``--metrics-port`` serves it (TF Serving's monitoring path)."""
+        body = prometheus_client.generate_latest(self._dataplane.metrics.registry)
+        return web.Response(
+            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
 
     async def _readyz(self, request: web.Request) -> web.Response:
         reason = self._dataplane.not_ready_reason()

@@ -1,0 +1,198 @@
+"""Model sources and config polling (swapserve/sources.py, model/config_poll.py): a Triton
+repository read per model, a config file with the flags' batching, and the poller that applies
+changes and reports a refused edit once. Fake loader, real files, no TensorFlow."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fakes import FakeLoader, write_version
+
+from swapserve.metrics import Metrics
+from swapserve.model.config_poll import ConfigPoller
+from swapserve.model.discovery import scan
+from swapserve.model.manager import ModelManager
+from swapserve.model.registry import ModelRegistry
+from swapserve.settings import BatchingSettings, ModelSettings, SessionSettings
+from swapserve.sources import ConfigFileSource, RepositorySource, with_batching
+
+BASE = ModelSettings("base", Path(), settle_seconds=0.0, warm_up=False)
+BATCHING = BatchingSettings(enabled=True, max_batch_size=4)
+
+
+def _errors(caplog: pytest.LogCaptureFixture, words: str) -> int:
+    return sum(words in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+def test_a_version_in_model_savedmodel_is_complete(tmp_path: Path) -> None:
+    inner = tmp_path / "1" / "model.savedmodel"
+    inner.mkdir(parents=True)
+    (inner / "saved_model.pb").write_bytes(b"good")
+    (tmp_path / "2").mkdir()  # empty: not complete
+    found = scan(tmp_path)
+    assert found[1].complete and found[1].path == inner
+    assert not found[2].complete
+
+
+def test_repository_models_are_its_directories(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "README").write_text("not a model")
+    (tmp_path / "b" / "config.pbtxt").write_text(
+        "max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 50 }\n"
+    )
+    a, b = RepositorySource(tmp_path, BASE)()
+    assert (a.name, a.export_root, a.batching.enabled) == ("a", tmp_path / "a", False)
+    assert (b.name, b.batching.max_batch_size, b.batching.batch_timeout_micros) == ("b", 8, 50)
+
+
+def test_the_flags_batching_applies_to_models_that_set_none(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.pbtxt").write_text("max_batch_size: 2 dynamic_batching {}")
+    base = ModelSettings("base", Path(), batching=BATCHING)
+    a, b = RepositorySource(tmp_path, base)()
+    assert a.batching == BATCHING and b.batching.max_batch_size == 2
+    m = ModelSettings("m", Path())
+    assert with_batching((m,), None) == (m,)
+    assert with_batching((m,), BatchingSettings()) == (m,)
+
+
+def test_a_broken_config_is_reported_once_and_keeps_what_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "a").mkdir()
+    config = tmp_path / "a" / "config.pbtxt"
+    config.write_text("version_policy { latest { num_versions: 2 } }")
+    source = RepositorySource(tmp_path, BASE)
+    (before,) = source()
+    config.write_text("version_policy { latest { num_versions: two } }")
+    for _ in range(3):
+        assert source() == (before,)
+    assert _errors(caplog, "a/config.pbtxt:1:") == 1
+    assert (
+        source.problems == {"a": source.problems["a"]} and "a/config.pbtxt" in source.problems["a"]
+    )
+    config.write_text("version_policy { all {} }")
+    (after,) = source()
+    assert after.versions.latest == 2**31 and source.problems == {}
+
+
+def test_a_new_model_with_a_broken_config_is_not_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.pbtxt").write_text('platform: "pytorch_libtorch"')
+    source = RepositorySource(tmp_path, BASE)
+    assert [m.name for m in source()] == ["good"]
+    assert [m.name for m in source()] == ["good"]
+    assert _errors(caplog, "platform 'pytorch_libtorch' is not served here") == 1
+
+
+def test_a_source_built_after_a_first_read_does_not_report_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.pbtxt").write_text("max_batch_size: x")
+    (tmp_path / "good").mkdir()
+    served = RepositorySource(tmp_path, BASE)()
+    again = RepositorySource(tmp_path, BASE, served=served)
+    assert again() == served
+    assert _errors(caplog, "bad/config.pbtxt") == 1
+
+
+def test_ignored_keys_are_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.pbtxt").write_text('input [ { name: "x" dims: [1] } ]')
+    source = RepositorySource(tmp_path, BASE)
+    source()
+    source()
+    lines = [r for r in caplog.records if "not applied by swapserve: input" in r.getMessage()]
+    assert len(lines) == 1
+
+
+def test_a_config_file_source_batches_every_model_without_batching(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: a, export_root: a}\n"
+        "  - {name: b, export_root: b, batching: {enabled: true, max_batch_size: 2}}\n"
+    )
+    a, b = ConfigFileSource(path, BATCHING)()
+    assert a.batching == BATCHING and b.batching.max_batch_size == 2
+
+
+def _registry(tmp_path: Path, text: str) -> tuple[ModelRegistry, Path, Metrics]:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    metrics = Metrics()
+    source = ConfigFileSource(config)
+    loader = FakeLoader()
+
+    def manager(settings: ModelSettings) -> ModelManager:
+        return ModelManager(settings, SessionSettings(), metrics=metrics, loader=loader)
+
+    registry = ModelRegistry(
+        [manager(m) for m in source()], metrics, factory=manager, config_source=source
+    )
+    return registry, config, metrics
+
+
+_TWO = "models:\n  - {name: a, export_root: a, warm_up: false}\n"
+
+
+def test_the_poller_applies_changes_and_reports_a_bad_edit_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_version(tmp_path / "a", 1)
+    write_version(tmp_path / "b", 1)
+    registry, config, metrics = _registry(tmp_path, _TWO)
+    poller = ConfigPoller(registry, 60)
+    reloads = metrics.config_reloads
+
+    def ok() -> float | None:
+        return metrics.registry.get_sample_value("swapserve_config_ok")
+
+    poller.poll_once()  # unchanged: nothing applied
+    assert reloads.labels("applied")._value.get() == 0 and ok() == 1
+    config.write_text(_TWO + "  - {name: b, export_root: b, warm_up: false}\n")
+    poller.poll_once()
+    assert sorted(m.name for m in registry) == ["a", "b"]
+    config.write_text(_TWO + "  - {name: b, export_root: b, warm_up: nope}\n")
+    for _ in range(3):
+        poller.poll_once()
+    assert _errors(caplog, "models[1].warm_up: expected true or false") == 1
+    assert sorted(m.name for m in registry) == ["a", "b"] and ok() == 0
+    assert reloads.labels("failed")._value.get() == 3
+    config.write_text(_TWO)
+    poller.poll_once()
+    assert [m.name for m in registry] == ["a"] and ok() == 1
+    registry.close()
+
+
+def test_a_replacement_that_cannot_load_keeps_the_old_settings_and_is_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_version(tmp_path / "a", 1)
+    write_version(tmp_path / "broken", 1, good=False)
+    registry, config, metrics = _registry(tmp_path, _TWO)
+    for m in registry:
+        m.poll(initial=True)
+    config.write_text("models:\n  - {name: a, export_root: broken, warm_up: false}\n")
+    poller = ConfigPoller(registry, 60)
+    poller.poll_once()
+    poller.poll_once()
+    (a,) = registry
+    assert a.settings.export_root == tmp_path / "a" and a.serving_version == 1
+    assert _errors(caplog, "keeps its previous settings") == 1
+    assert metrics.registry.get_sample_value("swapserve_config_ok") == 0
+    assert (
+        metrics.registry.get_sample_value("swapserve_config_reloads_total", {"result": "failed"})
+        == 1
+    )
+    registry.close()
