@@ -179,7 +179,7 @@ def _model_source(settings: Settings) -> ModelSource | None:
     """Where a config reload reads the models from (None: the one model of the flags)."""
     defaults = settings.model_defaults
     if settings.config_path is not None:
-        return ConfigFileSource(settings.config_path, defaults.batching if defaults else None)
+        return ConfigFileSource(settings.config_path, defaults)
     if settings.model_repository is not None:
         base = defaults or ModelSettings("defaults", settings.model_repository)
         return RepositorySource(settings.model_repository, base, served=settings.models)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from swapserve.config_file import SERVER_KEYS, ConfigFile, load_config
+from swapserve.config_file import SERVER_KEYS, ConfigFile, is_text_config, load_config
 from swapserve.settings import (
     BatchingSettings,
     ModelSettings,
@@ -40,7 +40,7 @@ def _labels(specs: Sequence[str]) -> dict[str, int]:
 # Flags that only the one-model form may set: a config file sets them per model, and a
 # repository per model in config.pbtxt.
 _MODEL_ONLY = ("model_name", "export_root", "latest", "specific_versions", "label")
-# Options of every model of a repository that config.pbtxt does not set.
+# Options of every model of a repository (or of TF Serving's text config) that its file cannot set.
 _REPOSITORY_BASE = ("max_request_elements", "poll_seconds", "settle_seconds",
                     "reload_settle_seconds", "warm_up")  # fmt: skip
 
@@ -92,7 +92,7 @@ def _config(
         return ConfigFile((_one_model(args, args.model_name, args.export_root),)), None
     source = "--config" if args.config is not None else "--model-repository"
     flag = _given(args, parser, _MODEL_ONLY)
-    if args.config is not None:
+    if args.config is not None and not _text_format(args.config):
         flag = flag or _given(args, parser, _REPOSITORY_BASE)
     if flag:
         raise SettingsError(
@@ -103,12 +103,21 @@ def _config(
     batching = defaults.batching  # as with one model: applies with --enable-batching only
     batching.validate()
     if args.config is not None:
-        config = load_config(args.config)
+        config = load_config(args.config, defaults)
         return ConfigFile(with_batching(config.models, batching), config.server), defaults
     root = Path(args.model_repository)
     if not root.is_dir():
         raise SettingsError(f"--model-repository {root}: not a directory")
     return ConfigFile(RepositorySource(root, defaults)()), defaults
+
+
+def _text_format(path: Path) -> bool:
+    """TF Serving's text format: the flags' polling and warm-up apply to its models, as in TF
+    Serving (a YAML file sets them per model)."""
+    try:
+        return is_text_config(path.read_text())
+    except OSError:
+        return False  # load_config reports it
 
 
 def _secret(path: Path | None, env: str) -> str | None:

@@ -53,8 +53,13 @@ def load_models(path: Path) -> tuple[ModelSettings, ...]:
     return load_config(path).models
 
 
-def load_config(path: Path) -> ConfigFile:
+def load_config(path: Path, defaults: ModelSettings | None = None) -> ConfigFile:
     """Reads and validates a config file: its models and server keys.
+
+    Args:
+        path: the file.
+        defaults: options TF Serving's text format cannot carry (polling, settle times,
+            warm-up, request limits) for its models, from the flags (YAML sets its own).
 
     Raises:
         SettingsError: unreadable or invalid YAML, or a bad key or value (named in the message).
@@ -63,11 +68,11 @@ def load_config(path: Path) -> ConfigFile:
         text = path.read_text()
     except OSError as err:
         raise SettingsError(f"cannot read config file {path}: {err.strerror}") from None
-    if _is_text_config(text):
+    if is_text_config(text):
         # TF Serving's ModelServerConfig in text format (protobuf: imported only for it).
         from swapserve.tfserving_config import parse_text  # noqa: PLC0415
 
-        return ConfigFile(parse_text(text, path.name))
+        return ConfigFile(parse_text(text, path.name, defaults))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -211,7 +216,7 @@ def _kind(value: Any) -> str:
     return repr(value)
 
 
-def _is_text_config(text: str) -> bool:
+def is_text_config(text: str) -> bool:
     """TF Serving's text format starts with ``model_config_list`` (swapserve's YAML cannot)."""
     first = next(
         (ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip()[0] != "#"), ""

@@ -39,14 +39,16 @@ def with_batching(
 
 
 class ConfigFileSource:
-    """The models of a config file (``--config``), with the flags' batching applied.
+    """The models of a config file (``--config``), with the flags' defaults applied: their
+    batching to models that set none, and (TF Serving's text format, which cannot say them)
+    their polling, settle times, warm-up and limits.
 
     Its ``server`` keys apply at start only, so a read that finds them changed says so once.
     """
 
-    def __init__(self, path: Path, batching: BatchingSettings | None = None) -> None:
+    def __init__(self, path: Path, defaults: ModelSettings | None = None) -> None:
         self.path = path
-        self._batching = batching
+        self._defaults = defaults
         try:
             self._server: Mapping[str, Any] = dict(load_config(path).server)
         except SettingsError:
@@ -54,11 +56,12 @@ class ConfigFileSource:
 
     def __call__(self) -> tuple[ModelSettings, ...]:
         """Raises SettingsError: the file is unreadable or invalid (the message names where)."""
-        config = load_config(self.path)
+        config = load_config(self.path, self._defaults)
         if config.server != self._server:
             log.warning("%s: the server section changed; it applies at the next start", self.path)
             self._server = dict(config.server)
-        return with_batching(config.models, self._batching)
+        batching = self._defaults.batching if self._defaults else None
+        return with_batching(config.models, batching)
 
 
 class RepositorySource:

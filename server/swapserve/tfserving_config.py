@@ -84,9 +84,11 @@ def model_settings(
     return tuple(out)
 
 
-def parse_text(text: str, where: str) -> tuple[ModelSettings, ...]:
+def parse_text(
+    text: str, where: str, defaults: ModelSettings | None = None
+) -> tuple[ModelSettings, ...]:
     """Models of a ``ModelServerConfig`` in protobuf text format (TF Serving's
-    ``--model_config_file``).
+    ``--model_config_file``); ``defaults`` gives what the format cannot say (polling, warm-up).
 
     Raises:
         SettingsError: a syntax error or unknown field (with its line and column), or an
@@ -98,7 +100,7 @@ def parse_text(text: str, where: str) -> tuple[ModelSettings, ...]:
     except text_format.ParseError as err:
         raise SettingsError(f"{where}:{err}") from None
     try:
-        return model_settings(config, lambda _: None)
+        return model_settings(config, lambda _: defaults)
     except InvalidArgument as err:
         raise SettingsError(f"{where}: {err.message}") from None
 

@@ -35,6 +35,10 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
     --model_base_path=/models/half_plus_two, then TF Serving's curl example."""
     copy_version(HALF_PLUS_TWO, tmp_path / "half_plus_two", 123)
     rest = _free_port()
+    monitoring = tmp_path / "monitoring_config.txt"
+    monitoring.write_text(
+        'prometheus_config {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}\n'
+    )
     server = ServerProcess(
         f"--rest_api_port={rest}",
         "--model_name=half_plus_two",
@@ -43,6 +47,7 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
         "--enable_batching",
         f"--batching_parameters_file={TESTDATA / 'batching_config.txt'}",  # TF Serving's own
         "--metrics-port=0",
+        f"--monitoring_config_file={monitoring}",
         program="tensorflow_model_server",
     )
     try:
@@ -62,6 +67,12 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
             r'swapserve_batch_size_count\{model="half_plus_two"[^}]*\} (\S+)', scraped
         )
         assert counts and sum(float(c) for c in counts) >= 1, scraped[:2000]
+        # --monitoring_config_file: the same metrics on the REST port, at TF Serving's path.
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{rest}/monitoring/prometheus/metrics", timeout=30
+        ) as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain")
+            assert "swapserve_batch_size_count" in reply.read().decode()
     finally:
         assert server.stop() == 0
 
@@ -75,7 +86,11 @@ def test_tf_servings_model_config_file(tmp_path: Path) -> None:
     text = text.replace("${TEST_HALF_PLUS_THREE_DIR}", str(tmp_path / "hp3"))
     config = tmp_path / "models.config"
     config.write_text(text)
-    server = ServerProcess(f"--model_config_file={config}", program="tensorflow_model_server")
+    server = ServerProcess(
+        f"--model_config_file={config}",
+        "--model_config_file_poll_wait_seconds=1",
+        program="tensorflow_model_server",
+    )
     try:
         with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
             x = {"x": np.float32([[2.0]])}
@@ -85,6 +100,11 @@ def test_tf_servings_model_config_file(tmp_path: Path) -> None:
                 return float(two[0, 0]), float(client.predict("half_plus_three", x)["y"][0, 0])
 
             wait_for(lambda: _quiet(answers) == (3.0, 4.0), what="both models")
+            # The file polled: half_plus_three removed from it goes away, no signal sent.
+            second = text.rindex("config", 0, text.index('"half_plus_three"'))
+            config.write_text(text[:second].rstrip().rstrip(",") + "\n}\n")
+            wait_for(lambda: _quiet(answers) is None, what="half_plus_three to go")
+            assert float(client.predict("half_plus_two", x)["y"][0, 0]) == 3.0
     finally:
         assert server.stop() == 0
 
