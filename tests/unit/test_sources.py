@@ -123,7 +123,7 @@ def test_a_config_file_source_batches_every_model_without_batching(tmp_path: Pat
         "  - {name: a, export_root: a}\n"
         "  - {name: b, export_root: b, batching: {enabled: true, max_batch_size: 2}}\n"
     )
-    a, b = ConfigFileSource(path, BATCHING)()
+    a, b = ConfigFileSource(path, ModelSettings("defaults", Path(), batching=BATCHING))()
     assert a.batching == BATCHING and b.batching.max_batch_size == 2
 
 
