@@ -235,3 +235,25 @@ def test_oversized_request_is_refused(blocked: tuple[Batcher, BlockingVersion]) 
     batcher, _ = blocked
     with pytest.raises(InvalidArgument):
         batcher.submit(SIG, ("y",), {"x": np.zeros([5], np.float32)})
+
+
+def test_a_batch_reaching_the_largest_preferred_size_runs_without_waiting() -> None:
+    """Triton's preferred_batch_size: 2 + 2 rows make a preferred 4-row batch, which runs at
+    once although the batch timeout is a minute; a lone row waits for its deadline (stop)."""
+    version = BlockingVersion()
+    version.release.set()
+    settings = BatchingSettings(
+        enabled=True, max_batch_size=8, batch_timeout_micros=60_000_000, num_batch_threads=1,
+        preferred_batch_sizes=(2, 4),
+    )  # fmt: skip
+    batcher = Batcher(version, settings, "m")  # type: ignore[arg-type]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [
+                pool.submit(batcher.submit, SIG, ("y",), {"x": np.float32([i, i])}) for i in (1, 2)
+            ]
+            outs = [f.result(30) for f in futures]  # not the 60 s timeout
+        assert sorted(float(o["y"][0]) for o in outs) == [2.0, 3.0]
+        assert version.calls == [4]
+    finally:
+        batcher.stop()
