@@ -122,7 +122,10 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("models:\n  - name: m\n    export_rot: x\n")
     cases = [
-        (["--export-root", str(tmp_path)], "pass --config FILE, or --model-name and --export-root"),
+        (
+            ["--export-root", str(tmp_path)],
+            "pass --config FILE, --model-repository DIR, or --model-name and --export-root",
+        ),
         (
             ["--model-name", "m", "--export-root", str(tmp_path), "--poll-seconds", "0"],
             "poll seconds must be > 0, got 0.0",
@@ -161,6 +164,14 @@ def test_server_cli_rejects_bad_flags(tmp_path: Path) -> None:
             "--poll-seconds describes the one model of the flags",
         ),
         (["--config", str(tmp_path / "nope.yaml")], "cannot read config file"),
+        (
+            ["--model-repository", str(tmp_path), "--latest", "2"],
+            "--latest describes the one model of the flags; with --model-repository",
+        ),
+        (
+            ["--model-name", "m", "--export-root", str(tmp_path), "--config-poll-seconds", "1"],
+            "--config-poll-seconds needs --config or --model-repository",
+        ),
         (["--config", str(bad_config)], "models[0]: unknown key 'export_rot'"),
         (
             ["--model-name", "m", "--export-root", str(tmp_path), "--run-thread", "fast"],
