@@ -11,6 +11,7 @@ its model registry.)
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from swapserve.calls import CallRecord
 from swapserve.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -34,6 +36,8 @@ from swapserve.model.registry import ConfigChange, ModelRegistry
 from swapserve.model.serving import Handle, Prediction
 from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, unknown_signature
 from swapserve.settings import MAX_VERSION, ModelSettings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Coordinator",
@@ -129,12 +133,19 @@ class DataPlane:
         coordinator: applies Reload/Unload (default: in this process only).
         max_admin: admin calls handled at once; more are refused with RESOURCE_EXHAUSTED at
             once rather than queued (a queued call would hold a transport thread).
+        observers: called with every finished call after the metrics (access and request
+            logs); they must not block.
     """
 
     def __init__(
-        self, registry: ModelRegistry, coordinator: Coordinator | None = None, max_admin: int = 4
+        self,
+        registry: ModelRegistry,
+        coordinator: Coordinator | None = None,
+        max_admin: int = 4,
+        observers: Sequence[Callable[[CallRecord], None]] = (),
     ) -> None:
         self._registry = registry
+        self._observers = tuple(observers)
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self._max_admin = max_admin
         self._admin_slots = threading.BoundedSemaphore(max_admin)  # one per running admin call
@@ -155,6 +166,16 @@ class DataPlane:
     def known(self, model: str) -> bool:
         """True if ``model`` is served (transports label metrics only with known names)."""
         return self._registry.find(model) is not None
+
+    def observe(self, record: CallRecord) -> None:
+        """A finished call (from its transport): metrics and statistics, then the observers.
+        Never raises: recording a call must not fail it."""
+        try:
+            self.metrics.observe(record, self.known(record.model))
+            for observer in self._observers:
+                observer(record)
+        except Exception:
+            log.exception("recording a %s %s call failed", record.protocol, record.method)
 
     # ---- inference ----------------------------------------------------------------------------
 

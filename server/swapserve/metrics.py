@@ -10,11 +10,24 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    make_wsgi_app,
+)
+
+from swapserve.calls import CallRecord
+from swapserve.stats import Statistics
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -30,16 +43,19 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.stats = Statistics()
+        """The same calls per version, for V2 ModelStatistics and GetModelStatus."""
         self.requests = Counter(
             "swapserve_requests_total",
-            "RPCs answered, by model, protocol, method and gRPC status code.",
-            ["model", "protocol", "method", "code"],
+            "Calls answered, by model, the version and signature that took them (empty: none "
+            "did), protocol, method and gRPC status code (HTTP: the HTTP status).",
+            ["model", "version", "signature", "protocol", "method", "code"],
             registry=r,
         )
         self.request_seconds = Histogram(
             "swapserve_request_seconds",
-            "Time from receiving an RPC to its answer, in the servicer.",
-            ["model", "protocol", "method"],
+            "Time from receiving a call to its answer, in the transport.",
+            ["model", "version", "signature", "protocol", "method"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -55,7 +71,7 @@ class Metrics:
         self.model_run_seconds = Histogram(
             "swapserve_model_run_seconds",
             "Time inside the TensorFlow session per run.",
-            ["model"],
+            ["model", "version"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -69,7 +85,7 @@ class Metrics:
         self.batch_queue_seconds = Histogram(
             "swapserve_batch_queue_seconds",
             "Time a request waited for its batch to start running.",
-            ["model"],
+            ["model", "version"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -122,6 +138,16 @@ class Metrics:
             registry=r,
         )
         self.config_ok.set(1)
+        self.version_rss = Gauge(
+            "swapserve_version_rss_bytes",
+            "Resident memory a version added when it loaded (the process RSS before and after "
+            "loading and warming it up; concurrent loads blur it).",
+            ["model", "version"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def child(self, metric: _Labelled, *values: str) -> Any:
         """``metric.labels(*values)``, cached: the request path records six series per request
@@ -132,12 +158,51 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
+    def ran(self, model: str, version: int, seconds: float) -> None:
+        """One model run of ``version`` (a batch counts once)."""
+        v = str(version)
+        self.child(self.model_runs, model, v).inc()
+        self.child(self.model_run_seconds, model, v).observe(seconds)
+        self.stats.executed(model, version)
+
     def forget_version(self, model: str, version: int) -> None:
-        """Drops a released version's series, so a long-lived server's metrics do not grow with
-        every export."""
-        self._children.pop((id(self.model_runs), (model, str(version))), None)
-        with contextlib.suppress(KeyError):  # it never ran
-            self.model_runs.remove(model, str(version))
+        """Drops a released version's series and statistics, so a long-lived server's metrics
+        do not grow with every export."""
+        self.stats.forget(model, version)
+        self._forget(lambda values: values[:2] == (model, str(version)))
+
+    def forget_model(self, model: str) -> None:
+        """Drops every series of a model a config change removed."""
+        self.stats.forget_model(model)
+        self._forget(lambda values: values[:1] == (model,))
+
+    def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
+        """Removes the cached series whose label values (model, version, …) match. Only
+        per-version metrics put the version second; the others match on the model alone."""
+        by_id = {id(m): m for m in self._versioned}
+        for key in [k for k in self._children if k[0] in by_id and matches(k[1])]:
+            del self._children[key]
+            with contextlib.suppress(KeyError):
+                by_id[key[0]].remove(*key[1])
+
+    @property
+    def _versioned(self) -> tuple[_Labelled, ...]:
+        """Metrics labelled (model, version, …)."""
+        return (self.requests, self.request_seconds, self.model_runs, self.model_run_seconds,
+                self.batch_queue_seconds, self.version_rss)  # fmt: skip
+
+    def observe(self, record: CallRecord, known: bool) -> None:
+        """Counts and times a finished call; a model that is not served is labelled "" (so
+        clients cannot create label values), as are the version and signature when no version
+        took the call."""
+        model = record.model if known else ""
+        version = str(record.version) if known and record.version else ""
+        signature = record.signature if version else ""
+        labels = (model, version, signature, record.protocol, record.method)
+        self.child(self.requests, *labels, record.code).inc()
+        self.child(self.request_seconds, *labels).observe(record.seconds)
+        if known:
+            self.stats.called(record)
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,

@@ -26,7 +26,9 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+    """The sum of the ``name`` samples carrying ``labels`` (and any others)."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
 
 
 def test_request_model_and_version_metrics(tmp_path: Path) -> None:
@@ -55,23 +57,36 @@ def test_request_model_and_version_metrics(tmp_path: Path) -> None:
         s = scrape(server.metrics_port)
 
     labels = {"model": "m", "protocol": "swapserve", "method": "Predict"}
-    assert value(s, "swapserve_requests_total", **labels, code="OK") == 3
-    assert value(s, "swapserve_requests_total", **labels, code="INVALID_ARGUMENT") == 1
+    assert value(s, "swapserve_requests_total", **labels, code="OK") == 0  # version 1 released
+    ok = value(before, "swapserve_requests_total", **labels, code="OK", version="1",
+               signature="serving_default")  # fmt: skip
+    assert ok == 3
+    bad = value(before, "swapserve_requests_total", **labels, code="INVALID_ARGUMENT",
+                version="1", signature="")  # fmt: skip
+    assert bad == 1
     # Unknown model names are not turned into label values (bounded cardinality).
     assert (
         value(
             s,
             "swapserve_requests_total",
             model="",
+            version="",
+            signature="",
             protocol="swapserve",
             method="Predict",
             code="NOT_FOUND",
         )
         == 1
     )
-    assert value(s, "swapserve_request_seconds_count", **labels) == 4  # 3 OK + 1 bad input
-    # A released version's series is dropped: metrics do not grow with every export.
-    assert ("swapserve_model_runs_total", (("model", "m"), ("version", "1"))) not in s
+    assert value(before, "swapserve_request_seconds_count", **labels, version="1") == 4
+    assert value(before, "swapserve_model_run_seconds_count", model="m", version="1") == 3
+    # A released version's series are dropped: metrics do not grow with every export.
+    assert not [k for k in s if ("version", "1") in k[1]], [
+        k for k in s if ("version", "1") in k[1]
+    ]
+    assert value(before, "swapserve_version_rss_bytes", model="m", version="1") > 0
+    assert value(s, "process_resident_memory_bytes") > 0
+    assert value(s, "python_gc_collections_total") > 0
     assert value(s, "swapserve_version_loads_total", model="m", outcome="success") == 2
     assert value(s, "swapserve_version_loads_total", model="m", outcome="failure") == 1
     assert value(s, "swapserve_swaps_total", model="m") == 1

@@ -51,6 +51,8 @@ class _Task:
     done: threading.Event = field(default_factory=threading.Event)
     outputs: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
+    queue_seconds: float = 0.0
+    run_seconds: float = 0.0
 
 
 @dataclass
@@ -112,6 +114,12 @@ class Batcher:
         self, sig: SignatureSpec, wanted: tuple[str, ...], inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Queues a validated, ``batchable`` request and waits for its rows of the result."""
+        return self.submit_timed(sig, wanted, inputs)[0]
+
+    def submit_timed(
+        self, sig: SignatureSpec, wanted: tuple[str, ...], inputs: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], float, float]:
+        """``submit``, also returning the seconds the request queued and its batch ran."""
         rows = next(iter(inputs.values())).shape[0]
         limit = self._settings.max_batch_size
         if rows > limit:
@@ -158,7 +166,7 @@ class Batcher:
         if task.error is not None:
             raise task.error
         assert task.outputs is not None
-        return task.outputs
+        return task.outputs, task.queue_seconds, task.run_seconds
 
     def stop(self) -> None:
         """Runs what is queued, then stops the threads (called once the version is idle)."""
@@ -192,16 +200,17 @@ class Batcher:
 
     def _run(self, batch: _Batch) -> None:
         tasks = batch.tasks
-        metrics, model = self._metrics, self._model
+        metrics, model, version = self._metrics, self._model, str(self._loaded.version)
         started = time.perf_counter()
         for task in tasks:
-            metrics.child(metrics.batch_queue_seconds, model).observe(started - task.queued)
+            task.queue_seconds = started - task.queued
+            metrics.child(metrics.batch_queue_seconds, model, version).observe(task.queue_seconds)
         try:
             inputs = self._merge(batch)
             outputs = self._loaded.execute(batch.sig, batch.wanted, inputs)
             padded = next(iter(inputs.values())).shape[0]
-            metrics.child(metrics.model_run_seconds, model).observe(time.perf_counter() - started)
-            metrics.child(metrics.model_runs, model, str(self._loaded.version)).inc()
+            ran = time.perf_counter() - started
+            metrics.ran(model, self._loaded.version, ran)
             metrics.child(metrics.batch_size, model).observe(padded)
             offset = 0
             for task in tasks:
@@ -214,6 +223,7 @@ class Batcher:
                             "be batched (disable batching for it)"
                         )
                     task.outputs[name] = value[offset : offset + task.rows]
+                task.run_seconds = ran
                 offset += task.rows
         except SwapserveError as err:
             for task in tasks:

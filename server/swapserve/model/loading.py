@@ -7,6 +7,7 @@ records, serving map, manager -- can be imported and tested without it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,18 @@ def load_saved_model(
     from swapserve.model.loaded import LoadedVersion  # noqa: PLC0415
 
     return LoadedVersion.load(version, path, session, warm_up, timing_rows)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class VersionLoader:
@@ -79,6 +92,7 @@ class VersionLoader:
         )
         batching = settings.batching
         rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
+        rss_before = rss_bytes()
         try:
             if cand.problems:
                 raise LoadError(cand.problem)
@@ -97,6 +111,8 @@ class VersionLoader:
         metrics.loads.labels(model, "success").inc()
         metrics.load_seconds.labels(model).observe(loaded.load_seconds)
         metrics.loaded_versions.labels(model).inc()
+        added = max(0, rss_bytes() - rss_before)
+        metrics.child(metrics.version_rss, model, str(cand.version)).set(added)
         batcher = Batcher(loaded, batching, model, metrics) if batching.enabled else None
         self._records.available(cand.version, loaded.load_seconds)
         timing = loaded.run_thread_timing

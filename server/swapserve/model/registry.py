@@ -285,6 +285,7 @@ class ModelRegistry:
         self._managers = managers
         self._watchers.pop(name).stop()
         manager.close()
+        self.metrics.forget_model(name)
         log.info("model %s: removed", name)
 
 

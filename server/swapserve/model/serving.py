@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from swapserve import calls
 from swapserve.metrics import Metrics
 from swapserve.model.batching import Batcher, batchable
 
@@ -66,22 +67,29 @@ class Handle:
     ) -> Prediction:
         """Runs one request (acquired), batched when batching is on and the request allows."""
         loaded = self.loaded
+        calls.note_version(self.version)
         sig, wanted = loaded.prepare(signature, inputs, output_filter)
         if self.batcher is not None and batchable(sig, inputs):
-            outputs = self.batcher.submit(sig, wanted, inputs)
+            outputs, queued, ran = self.batcher.submit_timed(sig, wanted, inputs)
         else:
-            metrics = self._metrics
             start = time.perf_counter()
             outputs = loaded.execute(sig, wanted, inputs)
-            metrics.child(metrics.model_run_seconds, self._model).observe(
-                time.perf_counter() - start
-            )
-            metrics.child(metrics.model_runs, self._model, str(self.version)).inc()
+            queued, ran = 0.0, time.perf_counter() - start
+            self._metrics.ran(self._model, self.version, ran)
+        calls.note_run(
+            sig.name, inputs, outputs, output_filter=output_filter, run_seconds=ran,
+            queue_seconds=queued,
+        )  # fmt: skip
         return Prediction(self.version, sig.name, outputs)
 
     def run_examples(self, signature: str, serialized: np.ndarray, method: str) -> Prediction:
         """Runs a classify or regress signature on serialized tf.Example protos."""
+        calls.note_version(self.version)
+        start = time.perf_counter()
         name, outputs = self.loaded.run_examples(signature, serialized, method)
+        ran = time.perf_counter() - start
+        self._metrics.ran(self._model, self.version, ran)
+        calls.note_run(name, {"examples": serialized}, outputs, run_seconds=ran)
         return Prediction(self.version, name, outputs)
 
 

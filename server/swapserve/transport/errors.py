@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
 
+from swapserve.calls import CallRecord, recording
 from swapserve.errors import DeadlineExceeded, SwapserveError
 from swapserve.transport import tracing
 from swapserve_client.dtypes import TensorError
@@ -32,18 +32,20 @@ def _model_of(request: Any) -> str:
 def grpc_errors(method: _F) -> _F:
     """Wraps a servicer method: domain errors abort with their status and message; anything
     unexpected is logged with its traceback and the client gets a generic INTERNAL. Every call is
-    counted and timed (``swapserve_requests_total``, ``swapserve_request_seconds``)."""
+    recorded (``CallRecord``) and handed to the data plane's observer: metrics, statistics,
+    access and request logs."""
     name = method.__name__
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        start = time.perf_counter()
+        record = CallRecord(self.PROTOCOL, name, peer=context.peer(), model=_model_of(request))
         code, message = grpc.StatusCode.OK, ""
         try:
             remaining = context.time_remaining() if hasattr(context, "time_remaining") else None
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded("the request's deadline passed before it could run")
-            return method(self, request, context)
+            with recording(record):
+                return method(self, request, context)
         except SwapserveError as err:
             code, message = grpc.StatusCode[err.status], err.message
         except TensorError as err:
@@ -52,15 +54,9 @@ def grpc_errors(method: _F) -> _F:
             log.exception("unexpected error in %s", method.__qualname__)
             code, message = grpc.StatusCode.INTERNAL, "internal server error (see the server log)"
         finally:
-            dataplane = self._dataplane
-            model = _model_of(request)
-            model = model if dataplane.known(model) else ""  # bounded label values
-            tracing.annotate(model)
-            m = dataplane.metrics
-            m.child(m.requests, model, self.PROTOCOL, name, code.name).inc()
-            m.child(m.request_seconds, model, self.PROTOCOL, name).observe(
-                time.perf_counter() - start
-            )
+            record.finish(code.name)
+            record.trace_id = tracing.annotate(record.model)
+            self._dataplane.observe(record)
         context.abort(code, message)
 
     return wrapper  # type: ignore[return-value]

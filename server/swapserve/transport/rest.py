@@ -16,7 +16,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
+from swapserve.calls import CallRecord, recording
 from swapserve.codecs import tfserving_rest as codec
 from swapserve.dataplane import DataPlane
 from swapserve.errors import InvalidArgument, SwapserveError
@@ -211,12 +211,17 @@ class RestServer:
     ) -> web.Response:
         """One API call: the token check, ``work()`` on the pool (data-plane calls block), the
         error mapping and the metrics. ``work`` returns (body, model version, extra headers)."""
-        start = time.perf_counter()
+        record = CallRecord(protocol, method, peer=request.remote or "", model=model)
         status = 500
+
+        def recorded() -> Reply:
+            with recording(record):
+                return work()
+
         try:
             self._authorize(request, admin)
             body, version, headers = await asyncio.get_running_loop().run_in_executor(
-                self._pool, work
+                self._pool, recorded
             )
             if version:
                 headers = {**headers, VERSION_HEADER: str(version)}
@@ -239,10 +244,8 @@ class RestServer:
             log.exception("unexpected error in %s %s", request.method, request.path)
             return _error(500, "internal server error (see the server log)")
         finally:
-            m = self._dataplane.metrics
-            label = model if self._dataplane.known(model) else ""  # bounded label values
-            m.child(m.requests, label, protocol, method, str(status)).inc()
-            m.child(m.request_seconds, label, protocol, method).observe(time.perf_counter() - start)
+            record.finish(str(status))
+            self._dataplane.observe(record)
 
     def _authorize(self, request: web.Request, admin: bool) -> None:
         refusal = token_refusal(

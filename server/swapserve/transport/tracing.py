@@ -57,7 +57,13 @@ def interceptor() -> tuple[grpc.ServerInterceptor, Callable[[], None]]:  # type:
     return traced, provider.shutdown
 
 
-def annotate(model: str) -> None:
-    """Adds the model name to the current RPC's span (nothing without ``--otel``)."""
-    if _trace is not None and model:
-        _trace.get_current_span().set_attribute("swapserve.model", model)
+def annotate(model: str) -> str:
+    """Adds the model name to the current RPC's span; returns its trace id as 32 hex digits
+    ("" without ``--otel``), for the access log."""
+    if _trace is None:
+        return ""
+    span = _trace.get_current_span()
+    if model:
+        span.set_attribute("swapserve.model", model)
+    context = span.get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
