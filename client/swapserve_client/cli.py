@@ -12,15 +12,14 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from swapserve_client import targets
-from swapserve_client.client import Client, ModelMetadata, ModelStatus
+from swapserve_client import targets, watch
+from swapserve_client.client import Client, ModelMetadata
 from swapserve_client.errors import SwapserveError
 
 log = logging.getLogger(__name__)
@@ -181,11 +180,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "targets", None):
             replicas = [a for t in targets.split(args.targets) for a in targets.resolve(t)]
             if args.command == "status" and args.watch:
-                return _watch_fleet(replicas, options, args.model, args.watch, args.count)
+                return watch.fleet(replicas, options, args.model, args.watch, args.count)
             return _print_fleet(_fleet(replicas, options, args))
         with Client(args.target, **options) as client:
             if args.command == "status" and args.watch:
-                return _watch(client, args.model, args.watch, args.count)
+                return watch.one(client, args.model, args.watch, args.count)
             result = _dispatch(client, args)
     except (UsageError, ValueError) as err:
         print(f"swapserve-client: error: {err}", file=sys.stderr)
@@ -241,6 +240,15 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
                     **({"labels": list(v.labels)} if v.labels else {}),
                     "load_seconds": round(v.load_seconds, 3),
                     **({"error": v.error} if v.error else {}),
+                    **(
+                        {
+                            "requests": v.request_count,
+                            "errors": v.error_count,
+                            "p99_ms": round(v.p99_seconds * 1e3, 3),
+                        }
+                        if v.state in ("AVAILABLE", "UNLOADING")
+                        else {}
+                    ),
                 }
                 for v in status.versions
             ],
@@ -282,101 +290,6 @@ def _print_fleet(result: dict[str, Any]) -> int:
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 1 if any("error" in a for a in result["replicas"].values()) else 0
-
-
-def fleet_table(model: str, answers: dict[str, ModelStatus | str]) -> str:
-    """Every replica's view of a model side by side (``status --targets --watch``)."""
-    lines = [
-        f"model {model} on {len(answers)} replicas",
-        f"{'REPLICA':<24} {'SERVING':>12} {'PINNED':>8} {'LOADED':<28} {'LABELS':<24} ERROR",
-    ]
-    for replica, status in answers.items():
-        if isinstance(status, str):
-            lines.append(f"{replica:<24} {'-':>12} {'-':>8} {'-':<28} {'-':<24} {status[:80]}")
-            continue
-        loaded = ",".join(str(v.version) for v in status.versions if v.state == "AVAILABLE")
-        labels = ",".join(f"{k}={v}" for k, v in sorted(status.labels.items()))
-        lines.append(
-            f"{replica:<24} {status.serving_version or '-':>12} {status.pinned_version or '-':>8} "
-            f"{loaded or '-':<28} {labels or '-':<24}"
-        )
-    return "\n".join(lines)
-
-
-def _watch_fleet(
-    replicas: list[str], options: dict[str, Any], model: str, seconds: float, count: int
-) -> int:
-    clients = [Client(r, retries=0, **options) for r in replicas]
-
-    def one(client: Client) -> ModelStatus | str:
-        try:
-            return client.model_status(model)
-        except SwapserveError as err:
-            return f"{err.code.name}: {err.message}"
-
-    def close() -> None:
-        for client in clients:
-            client.close()
-
-    return _refresh(
-        lambda: fleet_table(model, dict(zip(replicas, map(one, clients), strict=True))),
-        seconds,
-        count,
-        on_exit=close,
-    )
-
-
-def status_table(status: ModelStatus, now: float) -> str:
-    """A human-readable view of a model's versions (``status --watch``)."""
-    pin = f", pinned to {status.pinned_version}" if status.pinned_version else ""
-    lines = [
-        f"model {status.model}: serving {status.serving_version or 'nothing'}{pin}",
-        f"{'VERSION':>12}  {'STATE':<10} {'SERVING':<7} {'LOAD s':>7} {'SINCE':>8}  "
-        f"{'LABELS':<16} ERROR",
-    ]
-    if status.storage_error:
-        lines.insert(1, f"storage: {status.storage_error}")
-    for v in status.versions:
-        since = f"{max(0.0, now - v.updated_unix):.0f}s" if v.updated_unix else "-"
-        lines.append(
-            f"{v.version:>12}  {v.state:<10} {'*' if v.serving else '':<7} "
-            f"{v.load_seconds:>7.3f} {since:>8}  {','.join(v.labels) or '-':<16} {v.error[:80]}"
-        )
-    return "\n".join(lines)
-
-
-def _watch(client: Client, model: str, seconds: float, count: int) -> int:
-    def frame() -> str:
-        try:
-            return status_table(client.model_status(model), time.time())
-        except SwapserveError as err:
-            return f"{err.code.name}: {err.message}"
-
-    return _refresh(frame, seconds, count)
-
-
-def _refresh(
-    frame: Callable[[], str],
-    seconds: float,
-    count: int,
-    on_exit: Callable[[], object] | None = None,
-) -> int:
-    """Redraws ``frame()`` every ``seconds`` until Ctrl-C (or ``count`` frames)."""
-    shown = 0
-    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
-    try:
-        while True:
-            sys.stdout.write(f"{clear}{frame()}\n\n")
-            sys.stdout.flush()
-            shown += 1
-            if count and shown >= count:
-                return 0
-            time.sleep(seconds)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if on_exit is not None:
-            on_exit()
 
 
 def _info_json(info: Any) -> dict[str, Any]:

@@ -62,6 +62,14 @@ class VersionStatus:
     load_seconds: float
     updated_unix: float
     labels: tuple[str, ...] = ()
+    request_count: int = 0
+    """Calls it answered successfully since it loaded."""
+    error_count: int = 0
+    """Calls it took that failed."""
+    last_error_unix: float = 0.0
+    """When its last failed call was (0: never)."""
+    p99_seconds: float = 0.0
+    """99th percentile latency of its recent successful calls (0: none)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,10 @@ class Client:
                 load_seconds=v.load_seconds,
                 updated_unix=v.updated_unix,
                 labels=tuple(v.labels),
+                request_count=v.request_count,
+                error_count=v.error_count,
+                last_error_unix=v.last_error_unix,
+                p99_seconds=v.p99_seconds,
             )
             for v in response.versions
         ]

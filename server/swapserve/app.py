@@ -17,6 +17,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from swapserve.access_log import AccessLog
+from swapserve.calls import CallRecord
 from swapserve.dataplane import Coordinator, DataPlane
 from swapserve.errors import SwapserveError
 from swapserve.metrics import Metrics
@@ -28,6 +30,7 @@ from swapserve.sources import ConfigFileSource, ModelSource, RepositorySource
 from swapserve.transport.server import GrpcTransport, build_grpc_server
 
 if TYPE_CHECKING:
+    from swapserve.request_log import RequestLog
     from swapserve.transport.rest import RestServer
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ class App:
         """The bound metrics port once started (None: metrics off)."""
         self._metrics_http: Any = None
         self._poller = poller
+        self.request_log: RequestLog | None = None
+        """The request log, closed (flushed) at stop."""
 
     def start(self) -> None:
         """Starts watching export roots, the metrics endpoint, and answering RPCs."""
@@ -121,6 +126,8 @@ class App:
             self.grpc.stop(0)
             if self.rest is not None:
                 self.rest.stop()
+        if self.request_log is not None:
+            self.request_log.close()
         self.registry.close(timeout=grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
@@ -160,10 +167,27 @@ def create_app(
         config_source=_model_source(settings),
     )
     seconds = _poll_seconds(settings)
+    observers: list[Callable[[CallRecord], None]] = []
+    if settings.access_log:
+        observers.append(AccessLog(settings.access_log_sample))
+    request_log = None
+    if settings.request_log is not None:
+        from swapserve.request_log import RequestLog  # noqa: PLC0415 (TensorFlow, when used)
+
+        request_log = RequestLog(
+            settings.request_log,
+            metrics,
+            sample=settings.request_log_sample,
+            max_file_bytes=settings.request_log_max_bytes,
+            max_files=settings.request_log_max_files,
+            responses=settings.request_log_responses,
+        )
+        observers.append(request_log)
     dataplane = DataPlane(
         registry,
         coordinator(registry) if coordinator is not None else None,
         max_admin=settings.max_admin_rpcs,
+        observers=observers,
     )
     grpc_transport = build_grpc_server(settings, dataplane, reuse_port)
     rest = None
@@ -172,7 +196,9 @@ def create_app(
 
         rest = RestServer(settings, dataplane, reuse_port)
     poller = ConfigPoller(registry, seconds) if seconds is not None else None
-    return App(settings, registry, dataplane, grpc_transport, rest, poller=poller)
+    app = App(settings, registry, dataplane, grpc_transport, rest, poller=poller)
+    app.request_log = request_log
+    return app
 
 
 def _model_source(settings: Settings) -> ModelSource | None:

@@ -86,13 +86,18 @@ def note_run(
     output_filter: Sequence[str] = (),
     run_seconds: float,
     queue_seconds: float = 0.0,
+    rows: int | None = None,
 ) -> None:
-    """Records on the current call what the model run did for it (no-op outside a call)."""
+    """Records on the current call what the model run did for it (no-op outside a call).
+    ``inputs`` are kept for the request log only when they are a prediction's named tensors
+    (``rows`` given: tf.Examples, not logged)."""
     record = _CURRENT.get()
     if record is None:
         return
     record.signature = signature
-    first = next(iter(inputs.values()), None)
-    record.rows = int(first.shape[0]) if first is not None and first.ndim else 1
+    if rows is None:
+        first = next(iter(inputs.values()), None)
+        rows = int(first.shape[0]) if first is not None and first.ndim else 1
+        record.inputs, record.output_filter, record.outputs = inputs, output_filter, outputs
+    record.rows = rows
     record.run_seconds, record.queue_seconds = run_seconds, queue_seconds
-    record.inputs, record.output_filter, record.outputs = inputs, output_filter, outputs

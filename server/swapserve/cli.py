@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes sharing the port (SO_REUSEPORT), each with its own model copy "
         "(default: %(default)s)",
     )
+    _add_call_log_flags(p, d)
     p.add_argument(
         "--otel",
         action="store_true",
@@ -282,6 +283,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default: %(default)s)",
     )
     return p
+
+
+def _add_call_log_flags(p: argparse.ArgumentParser, d: Settings) -> None:
+    """The access log and the request log."""
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per call (protocol, method, model, version, signature, rows, status, "
+        "ms, peer, trace id; never the payload) on the swapserve.access logger",
+    )
+    p.add_argument(
+        "--access-log-sample",
+        type=float,
+        default=d.access_log_sample,
+        help="fraction of calls the access log writes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--request-log",
+        type=Path,
+        help="record sampled predictions in this directory as TF Serving PredictionLog TFRecord "
+        "files (usable as the next export's assets.extra/tf_serving_warmup_requests)",
+    )
+    p.add_argument(
+        "--request-log-sample",
+        type=float,
+        default=d.request_log_sample,
+        help="fraction of successful predictions recorded (default: %(default)s)",
+    )
+    p.add_argument(
+        "--request-log-max-bytes",
+        type=int,
+        default=d.request_log_max_bytes,
+        help="start a new request log file past this size (default: %(default)s)",
+    )
+    p.add_argument(
+        "--request-log-max-files",
+        type=int,
+        default=d.request_log_max_files,
+        help="request log files kept; older ones are deleted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--request-log-responses",
+        action="store_true",
+        help="record the outputs too (PredictLog.response)",
+    )
 
 
 def _add_access_flags(p: argparse.ArgumentParser) -> None:

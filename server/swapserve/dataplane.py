@@ -15,12 +15,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import replace
 
 import numpy as np
 
 from swapserve.calls import CallRecord
+from swapserve.coordination import Coordinator, LocalCoordinator
+from swapserve.dataplane_types import IndexEntry, Metadata, ModelConfigInfo, VersionStatistics
 from swapserve.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -45,66 +46,13 @@ __all__ = [
     "IndexEntry",
     "LocalCoordinator",
     "Metadata",
+    "ModelConfigInfo",
     "Prediction",  # re-exported: what predict returns
     "ReloadOutcome",  # re-exported: what reload returns
+    "VersionStatistics",
     "check_choice",
     "unknown_label",
 ]
-
-
-class Coordinator(Protocol):
-    """Carries out admin changes: in one process directly; across workers, on every worker."""
-
-    def start(self) -> None:
-        """Begins following other processes' changes (after the server started)."""
-        ...
-
-    def stop(self) -> None:
-        """Stops following them (before the server stops)."""
-        ...
-
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
-        """Reloads (version 0) or pins ``version``; returns once it serves."""
-        ...
-
-    def unload(self, manager: ModelManager) -> int:
-        """Stops serving the model until the next reload."""
-        ...
-
-
-class LocalCoordinator:
-    """This process only."""
-
-    def start(self) -> None:
-        """Nothing to follow."""
-
-    def stop(self) -> None:
-        """Nothing to stop."""
-
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
-        """See ``ModelManager.reload``."""
-        return manager.reload(version)
-
-    def unload(self, manager: ModelManager) -> int:
-        """See ``ModelManager.unload``."""
-        return manager.unload()
-
-
-@dataclass(frozen=True)
-class Metadata:
-    """A loaded version's signatures (and the SavedModel's SignatureDef protos)."""
-
-    version: int
-    signatures: Mapping[str, SignatureSpec]
-    signature_defs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """One model as a repository index lists it: the serving version, else the newest known."""
-
-    name: str
-    version: VersionStatus | None
 
 
 def check_choice(version: int, label: str) -> None:
@@ -237,8 +185,16 @@ class DataPlane:
 
     @gated
     def status(self, model: str) -> ModelStatus:
-        """Every known version of the model, with the served and pinned versions and labels."""
-        return self._registry.get(model).status()
+        """Every known version of the model, with the served and pinned versions and labels,
+        and the call statistics of those in memory."""
+        status = self._registry.get(model).status()
+        stats = self.metrics.stats
+        loaded = (State.AVAILABLE, State.UNLOADING)
+        versions = tuple(
+            replace(v, stats=stats.get(model, v.version)) if v.state in loaded else v
+            for v in status.versions
+        )
+        return replace(status, versions=versions)
 
     @gated
     def version_status(
@@ -263,6 +219,33 @@ class DataPlane:
                 raise NotFound(f"Could not find version {version} of model {model}")
             raise NotFound(f"Could not find any versions of model {model}")
         return versions
+
+    @gated
+    def statistics(
+        self, model: str = "", version: int = 0, label: str = ""
+    ) -> list[VersionStatistics]:
+        """Call statistics of every available version of ``model`` (every model when empty),
+        or of the one version a number or label names."""
+        names = [model] if model else [m.name for m in self._registry]
+        out = []
+        for name in names:
+            if version or label:
+                chosen = self.version_status(name, version, label)
+            else:
+                chosen = self._registry.get(name).status().versions
+            for v in chosen:
+                if v.state == State.AVAILABLE:
+                    out.append(
+                        VersionStatistics(name, v.version, self.metrics.stats.get(name, v.version))
+                    )
+        return out
+
+    @gated
+    def model_config(self, model: str, version: int = 0, label: str = "") -> ModelConfigInfo:
+        """The configuration of the model as served (V2 ``ModelConfig``)."""
+        number, sig = self.signature(model, "", version, label)
+        settings = self._registry.get(model).settings
+        return ModelConfigInfo(model, number, sig, settings.batching, settings.versions)
 
     @gated
     def model_ready(self, model: str, version: int = 0, label: str = "") -> bool:

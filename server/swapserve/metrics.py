@@ -145,6 +145,13 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.request_log = Counter(
+            "swapserve_request_log_records_total",
+            "Calls offered to the request log (--request-log): written, dropped (queue full) or "
+            "failed (a write error).",
+            ["result"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         GCCollector(registry=r)
         PlatformCollector(registry=r)

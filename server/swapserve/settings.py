@@ -254,6 +254,21 @@ class Settings:
     ``--monitoring_config_file``)."""
     otel: bool = False
     """Export OpenTelemetry traces (a span per RPC) over OTLP; needs the ``otel`` extra."""
+    access_log: bool = False
+    """Log one line per call on the ``swapserve.access`` logger (``access_log.py``)."""
+    access_log_sample: float = 1.0
+    """The fraction of calls the access log writes."""
+    request_log: Path | None = None
+    """Directory to record sampled predictions in as TF Serving ``PredictionLog`` TFRecord files
+    (``request_log.py``); None: off."""
+    request_log_sample: float = 1.0
+    """The fraction of successful predictions recorded."""
+    request_log_max_bytes: int = 64 << 20
+    """Size at which a request log file is closed and a new one started."""
+    request_log_max_files: int = 10
+    """Request log files kept; the oldest are deleted."""
+    request_log_responses: bool = False
+    """Record the outputs too (``PredictLog.response``)."""
     host: str = "0.0.0.0"  # noqa: S104 (a server listens on all interfaces unless told otherwise)
     """Address to listen on."""
     port: int = 8500
@@ -358,6 +373,7 @@ class Settings:
         if self.rest_port is not None and not 0 <= self.rest_port <= 65535:
             raise SettingsError(f"rest port must be from 0 to 65535, got {self.rest_port}")
         self._validate_sources()
+        self._validate_logs()
         if self.drain_seconds < 0:
             raise SettingsError(f"drain seconds must be >= 0, got {self.drain_seconds}")
         if self.session.intra_op_threads < 0 or self.session.inter_op_threads < 0:
@@ -368,6 +384,18 @@ class Settings:
                 f"got {self.session.run_thread!r}"
             )
         return self
+
+    def _validate_logs(self) -> None:
+        """Sampling rates are fractions; the request log's bounds are positive."""
+        for name in ("access_log_sample", "request_log_sample"):
+            if not 0 < getattr(self, name) <= 1:
+                raise SettingsError(
+                    f"{name.replace('_', ' ')} must be in (0, 1], got {getattr(self, name)}"
+                )
+        if self.request_log_max_bytes < 1024 or self.request_log_max_files < 1:
+            raise SettingsError("request log max bytes must be >= 1024 and max files >= 1")
+        if self.request_log is not None and self.request_log.is_file():
+            raise SettingsError(f"request log {self.request_log} is not a directory")
 
     def _validate_sources(self) -> None:
         """Polling needs something to poll; REST metrics need the REST port."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from swapserve.model.records import ModelStatus
 from swapserve.model.signature import SignatureSpec, TensorSpec
+from swapserve.stats import VersionStats
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
 
@@ -24,12 +26,24 @@ def status_response(model: str, status: ModelStatus) -> pb.GetModelStatusRespons
                 load_seconds=v.load_seconds,
                 updated_unix=v.updated_unix,
                 labels=v.labels,
+                **_stats(v.stats),
             )
             for v in status.versions
         ],
         version_labels=status.labels,
         storage_error=status.storage_error,
     )
+
+
+def _stats(stats: VersionStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {}
+    return {
+        "request_count": stats.success.count,
+        "error_count": stats.fail.count,
+        "last_error_unix": stats.last_error_ms / 1000,
+        "p99_seconds": stats.p99_seconds,
+    }
 
 
 def metadata_response(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from swapserve.model.discovery import Candidate, Fingerprint
+from swapserve.stats import VersionStats
 
 KEEP_ENDED = 20
 """Ended versions whose directory is gone, kept in status for the operator."""
@@ -44,6 +45,8 @@ class VersionStatus:
     load_seconds: float
     updated_unix: float
     labels: tuple[str, ...] = ()
+    stats: VersionStats | None = None
+    """Its call statistics (the data plane adds them for loaded versions)."""
 
 
 @dataclass(frozen=True)

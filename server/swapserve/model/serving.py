@@ -89,7 +89,7 @@ class Handle:
         name, outputs = self.loaded.run_examples(signature, serialized, method)
         ran = time.perf_counter() - start
         self._metrics.ran(self._model, self.version, ran)
-        calls.note_run(name, {"examples": serialized}, outputs, run_seconds=ran)
+        calls.note_run(name, {}, outputs, run_seconds=ran, rows=int(serialized.size))
         return Prediction(self.version, name, outputs)
 
 

@@ -9,16 +9,18 @@ Conversions live in ``swapserve.codecs.kserve_v2``.
 from __future__ import annotations
 
 import grpc
+from google.protobuf import json_format
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from swapserve import __version__
 from swapserve.codecs import kserve_v2 as codec
+from swapserve.codecs import kserve_v2_stats as stats_codec
 from swapserve.dataplane import DataPlane
 from swapserve.transport.admin import check_admin
 from swapserve.transport.errors import grpc_errors
 
-_PLATFORM = "tensorflow_savedmodel"
+_PLATFORM = stats_codec.PLATFORM
 
 
 class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -89,6 +91,24 @@ class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return codec.encode_infer_response(
             request.model_name, request.id, call, result.outputs, result.version
         )
+
+    @grpc_errors
+    def ModelStatistics(  # noqa: N802
+        self, request: pb.ModelStatisticsRequest, context: grpc.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        version, label = codec.parse_version(request.version)
+        entries = self._dataplane.statistics(request.name, version, label)
+        return json_format.ParseDict(stats_codec.statistics(entries), pb.ModelStatisticsResponse())
+
+    @grpc_errors
+    def ModelConfig(  # noqa: N802
+        self, request: pb.ModelConfigRequest, context: grpc.ServicerContext
+    ) -> pb.ModelConfigResponse:
+        version, label = codec.parse_version(request.version)
+        info = self._dataplane.model_config(request.name, version, label)
+        response = pb.ModelConfigResponse()
+        json_format.ParseDict(stats_codec.model_config(info), response.config)
+        return response
 
     @grpc_errors
     def RepositoryIndex(  # noqa: N802

@@ -13,6 +13,7 @@ from aiohttp import web
 from swapserve import __version__
 from swapserve.codecs import kserve_v2 as v2
 from swapserve.codecs import kserve_v2_rest as codec
+from swapserve.codecs import kserve_v2_stats as stats_codec
 from swapserve.dataplane import DataPlane
 from swapserve.errors import InvalidArgument, Unavailable
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from swapserve.transport.rest import Reply, RestServer
 
 _PROTOCOL = "kserve_v2_rest"
-_PLATFORM = "tensorflow_savedmodel"
+_PLATFORM = stats_codec.PLATFORM
 
 
 def _dumps(payload: Any) -> bytes:
@@ -40,9 +41,12 @@ class KServeV2Routes:
         r.add_get("/v2", self._server_metadata)
         r.add_get("/v2/health/live", self._live)
         r.add_get("/v2/health/ready", self._ready)
+        r.add_get("/v2/models/stats", self._statistics)
         for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             r.add_get(prefix, self._model_metadata)
             r.add_get(prefix + "/ready", self._model_ready)
+            r.add_get(prefix + "/stats", self._statistics)
+            r.add_get(prefix + "/config", self._config)
             r.add_post(prefix + "/infer", self._infer)
         r.add_post("/v2/repository/index", self._index)
         r.add_post("/v2/repository/models/{name}/load", self._load)
@@ -88,6 +92,24 @@ class KServeV2Routes:
             return _dumps(payload), number, {}
 
         return await self._call(request, "ModelMetadata", name, work)
+
+    async def _statistics(self, request: web.Request) -> web.Response:
+        name, version, label = _target(request) if "name" in request.match_info else ("", 0, "")
+
+        def work() -> Reply:
+            entries = self._dp.statistics(name, version, label)
+            return _dumps(stats_codec.statistics(entries)), 0, {}
+
+        return await self._call(request, "ModelStatistics", name, work)
+
+    async def _config(self, request: web.Request) -> web.Response:
+        name, version, label = _target(request)
+
+        def work() -> Reply:
+            info = self._dp.model_config(name, version, label)
+            return _dumps(stats_codec.model_config(info)), info.version, {}
+
+        return await self._call(request, "ModelConfig", name, work)
 
     async def _model_ready(self, request: web.Request) -> web.Response:
         name, version, label = _target(request)

@@ -127,7 +127,7 @@ class GetModelStatusRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error_message", "serving", "load_seconds", "updated_unix", "labels")
+    __slots__ = ("version", "state", "error_message", "serving", "load_seconds", "updated_unix", "labels", "request_count", "error_count", "last_error_unix", "p99_seconds")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[ModelVersionStatus.State]
@@ -151,6 +151,10 @@ class ModelVersionStatus(_message.Message):
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_UNIX_FIELD_NUMBER: _ClassVar[int]
+    P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelVersionStatus.State
     error_message: str
@@ -158,7 +162,11 @@ class ModelVersionStatus(_message.Message):
     load_seconds: float
     updated_unix: float
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., error_message: _Optional[str] = ..., serving: _Optional[bool] = ..., load_seconds: _Optional[float] = ..., updated_unix: _Optional[float] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    request_count: int
+    error_count: int
+    last_error_unix: float
+    p99_seconds: float
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., error_message: _Optional[str] = ..., serving: _Optional[bool] = ..., load_seconds: _Optional[float] = ..., updated_unix: _Optional[float] = ..., labels: _Optional[_Iterable[str]] = ..., request_count: _Optional[int] = ..., error_count: _Optional[int] = ..., last_error_unix: _Optional[float] = ..., p99_seconds: _Optional[float] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
     __slots__ = ("model_name", "versions", "serving_version", "pinned_version", "version_labels", "storage_error")

@@ -1,0 +1,50 @@
+"""What the data plane answers besides predictions: plain values, no protocol types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from swapserve.model.records import VersionStatus
+from swapserve.model.signature import SignatureSpec
+from swapserve.settings import BatchingSettings, VersionPolicy
+from swapserve.stats import VersionStats
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A loaded version's signatures (and the SavedModel's SignatureDef protos)."""
+
+    version: int
+    signatures: Mapping[str, SignatureSpec]
+    signature_defs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One model as a repository index lists it: the serving version, else the newest known."""
+
+    name: str
+    version: VersionStatus | None
+
+
+@dataclass(frozen=True)
+class VersionStatistics:
+    """One loaded version's call statistics (V2 ``ModelStatistics``)."""
+
+    model: str
+    version: int
+    stats: VersionStats
+
+
+@dataclass(frozen=True)
+class ModelConfigInfo:
+    """What a model's configuration says, for V2 ``ModelConfig``: the signature its inputs and
+    outputs come from, its batching and version policy."""
+
+    name: str
+    version: int
+    signature: SignatureSpec
+    batching: BatchingSettings
+    versions: VersionPolicy
