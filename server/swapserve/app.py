@@ -62,6 +62,8 @@ class App:
         """The bound HTTP port (None: ``--rest-port`` not set)."""
         self.metrics_port: int | None = None
         """The bound metrics port once started (None: metrics off)."""
+        self.metrics_host = settings.host
+        """Where the metrics endpoint listens (a worker's private one: loopback)."""
         self._metrics_http: Any = None
         self._poller = poller
         self.request_log: RequestLog | None = None
@@ -72,9 +74,9 @@ class App:
         self.registry.start()
         if self.settings.metrics_port is not None:
             self._metrics_http, _, self.metrics_port = self.registry.metrics.serve(
-                self.settings.host, self.settings.metrics_port
+                self.metrics_host, self.settings.metrics_port
             )
-            log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", self.metrics_host, self.metrics_port)
         self.grpc.start()
         if self.rest is not None:
             self.rest.start()
@@ -220,7 +222,12 @@ def _poll_seconds(settings: Settings) -> float | None:
     return settings.model_defaults.poll_seconds if settings.model_defaults else 1.0
 
 
-def serve(app: App, interrupt: bool = True, started: str = "") -> None:
+def serve(
+    app: App,
+    interrupt: bool = True,
+    started: str = "",
+    on_started: Callable[[App], None] | None = None,
+) -> None:
     """Runs ``app`` until SIGTERM/SIGINT (a second one exits at once), re-reading the config
     file on SIGHUP; then shuts down as a rolling update needs it: health NOT_SERVING at once,
     serving on for ``drain_seconds`` (SIGTERM only), then new calls refused with UNAVAILABLE,
@@ -232,6 +239,7 @@ def serve(app: App, interrupt: bool = True, started: str = "") -> None:
         interrupt: stop on SIGINT too (a ``--workers`` worker ignores it: its supervisor
             decides, and a Ctrl-C reaches the whole process group).
         started: logged once serving (default: the models and their export roots).
+        on_started: called once serving (a worker publishes its metrics port).
     """
     from swapserve.heap import freeze_startup_objects  # noqa: PLC0415
 
@@ -257,6 +265,8 @@ def serve(app: App, interrupt: bool = True, started: str = "") -> None:
     if app.registry.has_config_file:
         signal.signal(signal.SIGHUP, on_hangup)
     app.start()
+    if on_started is not None:
+        on_started(app)
     if started:
         log.info("%s", started)
     else:

@@ -214,20 +214,28 @@ class Metrics:
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,
         its thread, the bound port."""
-        metrics = make_wsgi_app(self.registry)
+        return serve_registry(self.registry, host, port)
 
-        def only_metrics(environ: dict[str, Any], start_response: Any) -> Any:
-            if environ.get("PATH_INFO", "").rstrip("/") != "/metrics":
-                start_response("404 Not Found", [("Content-Type", "text/plain")])
-                return [b"only /metrics is served here\n"]
-            return metrics(environ, start_response)
 
-        server = make_server(
-            host.strip("[]"), port, only_metrics, _MetricsServer, handler_class=_QuietHandler
-        )
-        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
-        thread.start()
-        return server, thread, int(server.server_port)
+def serve_registry(
+    registry: CollectorRegistry, host: str, port: int
+) -> tuple[WSGIServer, threading.Thread, int]:
+    """Serves ``registry`` at ``http://host:port/metrics`` (404 on any other path) on a thread;
+    returns the server, its thread, the bound port."""
+    metrics = make_wsgi_app(registry)
+
+    def only_metrics(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").rstrip("/") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"only /metrics is served here\n"]
+        return metrics(environ, start_response)
+
+    server = make_server(
+        host.strip("[]"), port, only_metrics, _MetricsServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread, int(server.server_port)
 
 
 class _MetricsServer(ThreadingMixIn, WSGIServer):

@@ -40,6 +40,7 @@ class ClusterState:
         self.acked: Any = ctx.Array("q", workers * models, lock=False)  # generation applied
         self.failed: Any = ctx.Array("q", workers * models, lock=False)  # generation that failed
         self.alive: Any = ctx.Array("b", workers, lock=False)
+        self.metrics_ports: Any = ctx.Array("i", workers, lock=False)  # private, 0: none yet
 
     def slot(self, worker: int, model: int) -> int:
         """Index into the per-worker arrays."""

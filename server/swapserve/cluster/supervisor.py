@@ -17,14 +17,24 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
 from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
 
 from swapserve import logs
 from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
+from swapserve.cluster.metrics_merge import MergedCollector
+from swapserve.metrics import serve_registry
 from swapserve.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from swapserve.app import App
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +55,8 @@ def _worker_main(
     logs.configure(level, log_format, worker=worker)
     from swapserve.app import create_app, serve  # noqa: PLC0415 (after logging setup)
 
-    if settings.metrics_port:  # one metrics endpoint per worker: port, port + 1, ...
-        settings = replace(settings, metrics_port=settings.metrics_port + worker)
+    if settings.metrics_port is not None:  # a private endpoint the supervisor scrapes
+        settings = replace(settings, metrics_port=0)
     settings = _current_config(settings)
     # Each worker mirrors a remote export root into its own cache: workers never prune or
     # replace files another one has loaded (at the cost of one download per worker).
@@ -63,7 +73,17 @@ def _worker_main(
         fixed_models=True,  # the shared state has one slot per model at start
         coordinator=lambda registry: ClusterCoordinator(state, worker, registry),
     )
-    serve(app, interrupt=False, started=f"worker {worker} serving (pid {os.getpid()})")
+    app.metrics_host = "127.0.0.1"
+
+    def publish(started: App) -> None:
+        state.metrics_ports[worker] = started.metrics_port or 0
+
+    serve(
+        app,
+        interrupt=False,
+        started=f"worker {worker} serving (pid {os.getpid()})",
+        on_started=publish,
+    )
 
 
 def _current_config(settings: Settings) -> Settings:
@@ -117,6 +137,9 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
             return proc
 
         procs = [spawn(w) for w in range(workers)]
+        metrics_http = (
+            _serve_merged_metrics(settings, state) if settings.metrics_port is not None else None
+        )
         if settings.config_path is not None:
             signal.signal(signal.SIGHUP, lambda *_: _forward(procs, signal.SIGHUP))
         log.info("listening on %s:%d (%d workers)", settings.host, port, workers)
@@ -138,7 +161,39 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
                     break
                 procs[w] = spawn(w)
         _stop_all(procs, settings.drain_seconds + settings.grace_seconds)
+        if metrics_http is not None:
+            metrics_http.shutdown()
+            metrics_http.server_close()
     return 0 if len(restarts) <= 5 * workers else 1
+
+
+def _serve_merged_metrics(settings: Settings, state: ClusterState) -> Any:
+    """``--metrics-port`` answered by the supervisor: every live worker's metrics, merged."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MergedCollector(lambda: _scrape_workers(state)))
+    assert settings.metrics_port is not None
+    server, _, port = serve_registry(registry, settings.host, settings.metrics_port)
+    log.info("metrics on http://%s:%d/metrics (the sum over workers)", settings.host, port)
+    return server
+
+
+def _scrape_workers(state: ClusterState) -> list[str]:
+    """Every live worker's metrics text (a worker that does not answer in time is left out)."""
+    ports = [
+        state.metrics_ports[w] for w in range(state.workers)
+        if state.alive[w] and state.metrics_ports[w]
+    ]  # fmt: skip
+
+    def one(port: int) -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                return str(reply.read().decode())
+        except OSError as err:
+            log.warning("worker metrics on port %d did not answer: %s", port, err)
+            return ""
+
+    with ThreadPoolExecutor(max_workers=max(1, len(ports))) as pool:
+        return list(pool.map(one, ports))
 
 
 def _forward(procs: Sequence[multiprocessing.context.SpawnProcess], signum: int) -> None:
