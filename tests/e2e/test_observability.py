@@ -193,3 +193,32 @@ def test_one_scrape_sums_the_workers(tmp_path: Path) -> None:
         err.value.close()
     finally:
         assert server.stop() == 0
+
+
+def test_status_watch_shows_a_rollout(tmp_path: Path) -> None:
+    """``swapserve-client status --watch``: requests per second, errors and p99 per version."""
+    import subprocess
+    import sys
+
+    estimator_version(tmp_path, 1, weight=1.0)
+    with (
+        serving(tmp_path, poll_seconds=600) as server,
+        Client(f"127.0.0.1:{server.port}", timeout=60) as client,
+        RolloutLoad(client) as load,
+    ):
+        wait_for(lambda: load.seen[1] >= 20, what="answers")
+        estimator_version(tmp_path, 2, weight=2.0)
+        client.reload("m")
+        wait_for(lambda: load.seen[2] >= 20, what="answers from version 2")
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "swapserve-client"), "--target",
+             f"127.0.0.1:{server.port}", "status", "m", "--watch", "0.5", "--count", "3"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    frames = out.stdout.strip().split("\n\n")
+    assert len(frames) == 3
+    assert "REQ/S" in frames[0] and "P99 ms" in frames[0]
+    row = next(ln for ln in frames[-1].splitlines() if ln.split()[:2] == ["2", "AVAILABLE"])
+    rate, errors, p99 = row.split()[3:6]
+    assert float(rate) > 0 and errors == "0" and float(p99) > 0, frames[-1]
