@@ -60,12 +60,13 @@ typecheck: $(STAMP)  ## mypy
 # The Kubernetes version the manifests in deploy/ are validated against.
 K8S_VERSION ?= 1.33.0
 
-lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, stubs match protos/
+lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Grafana dashboard, stubs match protos/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint -s deploy/ .yamllint
 	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/kubernetes/*.yaml
+	$(BIN)/python deploy/grafana/check_dashboard.py deploy/grafana/swapserve.json
 	$(MAKE) protos
 	git diff --exit-code -- client/swapserve_client/_proto || \
 		(echo "generated stubs drifted from protos/: run 'make protos' and commit" && exit 1)
