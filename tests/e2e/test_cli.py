@@ -77,7 +77,8 @@ def test_client_cli_status_watch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(frames) == 2
     lines = frames[0].splitlines()
     assert lines[0] == "model seed: serving 1, pinned to 1"
-    header = ["VERSION", "STATE", "SERVING", "LOAD", "s", "SINCE", "LABELS", "ERROR"]
+    header = ["VERSION", "STATE", "SERVING", "REQ/S", "ERRORS", "P99", "ms", "LOAD", "s", "SINCE",
+              "LABELS", "ERROR"]  # fmt: skip
     assert lines[1].split() == header
     # Pinned to 1; 2 stays loaded because a label names it.
     assert lines[2].split()[:2] == ["2", "AVAILABLE"]

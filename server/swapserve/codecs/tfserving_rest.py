@@ -241,7 +241,8 @@ def _numbers(flat: list[Any], dtype: np.dtype[Any], name: str) -> np.ndarray:
         return np.array([int(v) for v in flat], dtype=dtype)
     if dtype.kind == "c":
         raise InvalidArgument(f"input '{name}' is complex: not expressible in JSON")
-    return np.array(flat, dtype=dtype)
+    with np.errstate(over="ignore"):  # past the float's range: infinity, as TF Serving casts
+        return np.array(flat, dtype=dtype)
 
 
 def _string(value: Any, name: str) -> bytes:
