@@ -56,7 +56,8 @@ predict: $(STAMP)  ## one client call against the running server
 status: $(STAMP)  ## the versions of the demo model and their states
 	$(BIN)/swapserve-client --target localhost:$(PORT) status $(MODEL)
 
-test: $(STAMP)  ## the whole test suite: unit tests (seconds, no TensorFlow), then end-to-end
+# The end-to-end tests include the TF 2.15 estimator example, run in its own environment.
+test: $(STAMP) .venv-estimator/.installed  ## the whole test suite: unit tests (seconds, no TensorFlow), then end-to-end
 	$(BIN)/python -m pytest tests/unit
 	$(BIN)/python -m pytest tests/e2e
 

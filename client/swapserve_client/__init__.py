@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     )
     from swapserve_client.dtypes import TensorError
     from swapserve_client.errors import SwapserveError
+    from swapserve_client.pipeline import reload_after_export
     from swapserve_client.tensors import decode, encode
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ _HOMES = {
     "TensorError": "dtypes",
     "decode": "tensors",
     "encode": "tensors",
+    "reload_after_export": "pipeline",
 }
 
 __all__ = [  # noqa: RUF022 (grouped as _HOMES)
@@ -54,6 +56,7 @@ __all__ = [  # noqa: RUF022 (grouped as _HOMES)
     "TensorError",
     "decode",
     "encode",
+    "reload_after_export",
 ]
 
 

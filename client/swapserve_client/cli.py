@@ -146,6 +146,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, default=0, help="version to pin (0: follow the newest)")
     p.add_argument("--targets", help=_TARGETS_HELP)
 
+    p = sub.add_parser(
+        "wait",
+        help="wait until VERSION serves (a pipeline step after an export the server's watcher "
+        "picks up; exit 1 if it failed to load or --timeout passed)",
+    )
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+
     p = sub.add_parser("status", help="every version of a model and its state")
     p.add_argument("model")
     p.add_argument(
@@ -224,6 +232,9 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "load_seconds": round(r.load_seconds, 3),
             "pinned": r.pinned,
         }
+    if args.command == "wait":
+        done = client.wait_for_version(args.model, args.version, timeout=args.timeout)
+        return {"model": done.model, "serving_version": done.serving_version}
     if args.command == "status":
         status = client.model_status(args.model)
         return {

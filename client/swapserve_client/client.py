@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -263,6 +264,37 @@ class Client:
             load_seconds=response.load_seconds,
             pinned=response.pinned,
         )
+
+    def wait_for_version(
+        self, model: str, version: int, timeout: float = 300.0, poll: float = 0.5
+    ) -> ModelStatus:
+        """Waits until ``version`` of ``model`` serves requests without a version (for a
+        pipeline that exports and lets the server's watcher find it instead of calling Reload).
+
+        Raises:
+            SwapserveError: DEADLINE_EXCEEDED after ``timeout`` seconds (the message says what
+                serves and the version's state), or FAILED_PRECONDITION at once if the version
+                failed to load.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.model_status(model)
+            if status.serving_version == version:
+                return status
+            mine = next((v for v in status.versions if v.version == version), None)
+            if mine is not None and mine.state == "FAILED":
+                raise SwapserveError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"version {version} of model '{model}' failed to load: {mine.error}",
+                )
+            if time.monotonic() >= deadline:
+                state = mine.state if mine is not None else "not seen by the server"
+                raise SwapserveError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"version {version} of model '{model}' does not serve after {timeout:g}s "
+                    f"(it is {state}; serving: {status.serving_version or 'nothing'})",
+                )
+            time.sleep(poll)
 
     def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:
         """Every version the server knows for ``model``, newest first."""
