@@ -10,8 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from swapserve_client.client import (
-        Client,
+    from swapserve_client.client import Client
+    from swapserve_client.dtypes import TensorError
+    from swapserve_client.errors import SwapserveError
+    from swapserve_client.messages import (
         ModelMetadata,
         ModelStatus,
         PredictResult,
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
         TensorInfo,
         VersionStatus,
     )
-    from swapserve_client.dtypes import TensorError
-    from swapserve_client.errors import SwapserveError
     from swapserve_client.pipeline import reload_after_export
     from swapserve_client.tensors import decode, encode
 
@@ -29,13 +29,13 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "Client": "client",
-    "ModelMetadata": "client",
-    "ModelStatus": "client",
-    "PredictResult": "client",
-    "ReloadResult": "client",
-    "SignatureInfo": "client",
-    "TensorInfo": "client",
-    "VersionStatus": "client",
+    "ModelMetadata": "messages",
+    "ModelStatus": "messages",
+    "PredictResult": "messages",
+    "ReloadResult": "messages",
+    "SignatureInfo": "messages",
+    "TensorInfo": "messages",
+    "VersionStatus": "messages",
     "SwapserveError": "errors",
     "TensorError": "dtypes",
     "decode": "tensors",

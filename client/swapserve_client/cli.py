@@ -21,6 +21,7 @@ import numpy as np
 from swapserve_client import targets, watch
 from swapserve_client.client import Client, ModelMetadata
 from swapserve_client.errors import SwapserveError
+from swapserve_client.messages import cast_inputs
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,12 @@ def _parse_input(spec: str) -> tuple[str, Any]:
         raise UsageError(f"--input {name}: value is not JSON: {err}") from None
 
 
-def _typed_inputs(
-    raw: dict[str, Any], meta: ModelMetadata, signature: str
-) -> dict[str, np.ndarray]:
+def _typed_inputs(raw: dict[str, Any], meta: ModelMetadata, signature: str) -> dict[str, Any]:
     """Casts JSON values to the dtypes the signature expects, so `[[100.0]]` works for float32."""
-    sig = meta.signatures.get(signature or "serving_default")
-    out: dict[str, np.ndarray] = {}
-    for name, value in raw.items():
-        info = sig.inputs.get(name) if sig is not None else None
-        if info is None:
-            # Let the server produce the precise error for unknown names and signatures.
-            out[name] = np.asarray(value)
-        elif info.dtype == "DT_STRING":
-            out[name] = np.asarray(value, dtype=object)
-        else:
-            try:
-                out[name] = np.asarray(value, dtype=info.numpy_dtype)
-            except (TypeError, ValueError) as err:
-                raise UsageError(f"--input {name}: cannot convert to {info.dtype}: {err}") from None
-    return out
+    try:
+        return cast_inputs(raw, meta, signature)
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
 
 
 def _jsonable(array: np.ndarray) -> Any:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,10 +13,22 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from swapserve_client import targets, tensors
+from swapserve_client import messages, targets
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 from swapserve_client.errors import SwapserveError
+from swapserve_client.messages import (
+    ModelMetadata,
+    ModelStatus,
+    PredictResult,
+    ReloadResult,
+    SignatureInfo,
+    TensorInfo,
+    VersionStatus,
+)
+
+Pem = bytes | str | os.PathLike[str]
+"""PEM data, or the path of a file holding it."""
 
 __all__ = [
     "Client",
@@ -31,94 +44,6 @@ __all__ = [
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class PredictResult:
-    """A prediction with the version that computed it."""
-
-    model: str
-    version: int
-    signature: str
-    outputs: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class ReloadResult:
-    """What a reload changed."""
-
-    model: str
-    previous_version: int
-    version: int
-    load_seconds: float
-    pinned: bool
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    """One version of a model and its state (``AVAILABLE``, ``FAILED``, ...)."""
-
-    version: int
-    state: str
-    error: str
-    serving: bool
-    load_seconds: float
-    updated_unix: float
-    labels: tuple[str, ...] = ()
-    request_count: int = 0
-    """Calls it answered successfully since it loaded."""
-    error_count: int = 0
-    """Calls it took that failed."""
-    last_error_unix: float = 0.0
-    """When its last failed call was (0: never)."""
-    p99_seconds: float = 0.0
-    """99th percentile latency of its recent successful calls (0: none)."""
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """Every version of a model (newest first), the served version, the pin (0: none) and the
-    version labels."""
-
-    model: str
-    serving_version: int
-    pinned_version: int
-    versions: list[VersionStatus]
-    labels: dict[str, int] = field(default_factory=dict)
-    storage_error: str = ""
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One input or output of a signature; -1 in ``shape`` is a dimension of any size."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...] | None  # None: any rank
-
-    @property
-    def numpy_dtype(self) -> np.dtype[np.generic]:
-        """The numpy dtype to send for this input."""
-        return tensors.numpy_dtype(pb.DataType.Value(self.dtype)).newbyteorder("=")
-
-
-@dataclass(frozen=True)
-class SignatureInfo:
-    """A signature's method name, inputs and outputs."""
-
-    name: str
-    method_name: str
-    inputs: dict[str, TensorInfo]
-    outputs: dict[str, TensorInfo]
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """Every signature of one model version."""
-
-    model: str
-    version: int
-    signatures: dict[str, SignatureInfo]
-
-
 class Client:
     """A swapserve client. Thread-safe; use it as a context manager or call ``close()``.
 
@@ -131,8 +56,9 @@ class Client:
         timeout: default deadline of each call in seconds (``None``: no deadline).
         channel: an existing channel to use instead of opening one (it is not closed by us).
         metadata: extra gRPC metadata sent with every call (e.g. authorization headers).
-        tls_ca: PEM CA bundle to verify the server with; setting any ``tls_*`` argument makes the
-            channel TLS (with only ``tls_ca`` unset, the system's roots are used).
+        tls_ca: PEM CA bundle to verify the server with (bytes, or a file path); setting any
+            ``tls_*`` argument makes the channel TLS (with only ``tls_ca`` unset, the system's
+            roots are used).
         tls_cert: PEM client certificate chain, for servers requiring mutual TLS.
         tls_key: PEM private key of ``tls_cert``.
     """
@@ -144,22 +70,17 @@ class Client:
         timeout: float | None = 30.0,
         channel: grpc.Channel | None = None,
         metadata: Sequence[tuple[str, str]] = (),
-        tls_ca: bytes | None = None,
-        tls_cert: bytes | None = None,
-        tls_key: bytes | None = None,
+        tls_ca: Pem | None = None,
+        tls_cert: Pem | None = None,
+        tls_key: Pem | None = None,
         retries: int = 3,
     ) -> None:
         self._own_channel = channel is None
-        options = [
-            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-            ("grpc.service_config", targets.service_config(retries)),
-            ("grpc.enable_retries", 1 if retries > 0 else 0),
-        ]
         if channel is None:
             address = targets.channel_target(target)
-            if tls_ca or tls_cert or tls_key:
-                credentials = grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert)
+            options = channel_options(retries)
+            credentials = tls_credentials(tls_ca, tls_cert, tls_key)
+            if credentials is not None:
                 channel = grpc.secure_channel(address, credentials, options=options)
             else:
                 channel = grpc.insecure_channel(address, options=options)
@@ -167,6 +88,8 @@ class Client:
         self._stub = pb_grpc.PredictionServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
         self._metadata = tuple(metadata)
+        self._signatures: dict[tuple[str, int, str], ModelMetadata] = {}  # guarded by _lock
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -194,20 +117,26 @@ class Client:
         *,
         label: str = "",
         timeout: float | None = None,
+        cast: bool = False,
     ) -> dict[str, np.ndarray]:
         """Runs a signature and returns its outputs by name.
 
         Args:
             model: the model name.
-            inputs: one array per signature input; dtypes must match the signature exactly.
+            inputs: one array per signature input; dtypes must match the signature exactly,
+                unless ``cast``.
             version: 0 for the served version, else a loaded version.
             signature: the signature name; "" for ``serving_default``.
             output_filter: the outputs to compute; empty for all.
             label: a version label (e.g. ``"stable"``) instead of ``version``.
             timeout: this call's deadline in seconds, overriding the client's default.
+            cast: convert the inputs to the signature's dtypes first (``[[1, 2]]`` for a float32
+                input), from metadata cached per model and version choice and fetched again
+                when another version answers.
 
         Raises:
             SwapserveError: the server's status code and message.
+            ValueError: with ``cast``, an input that cannot be converted.
         """
         return self.predict_full(
             model,
@@ -217,6 +146,7 @@ class Client:
             output_filter=output_filter,
             label=label,
             timeout=timeout,
+            cast=cast,
         ).outputs
 
     def predict_full(
@@ -229,23 +159,28 @@ class Client:
         *,
         label: str = "",
         timeout: float | None = None,
+        cast: bool = False,
     ) -> PredictResult:
         """Like ``predict`` but also reports the version and signature that answered."""
-        request = pb.PredictRequest(
-            model_name=model,
-            version=version,
-            signature_name=signature,
-            output_filter=list(output_filter),
-            version_label=label,
-        )
-        tensors.encode_map(inputs, request.inputs)
-        response: pb.PredictResponse = self._call(self._stub.Predict, request, timeout)
-        return PredictResult(
-            model=response.model_name,
-            version=response.version,
-            signature=response.signature_name,
-            outputs=tensors.decode_map(response.outputs),
-        )
+        key = (model, version, label)
+        meta: ModelMetadata | None = None
+        if cast:
+            with self._lock:
+                meta = self._signatures.get(key)
+            if meta is None:
+                meta = self.metadata(model, version=version, label=label, timeout=timeout)
+                with self._lock:
+                    self._signatures[key] = meta
+            inputs = messages.cast_inputs(inputs, meta, signature)
+        request = messages.predict_request(
+            model, inputs, version=version, signature=signature, output_filter=output_filter,
+            label=label,
+        )  # fmt: skip
+        result = messages.predict_result(self._call(self._stub.Predict, request, timeout))
+        if meta is not None and result.version != meta.version:
+            with self._lock:  # another version answers now: its dtypes next time
+                self._signatures.pop(key, None)
+        return result
 
     def reload(self, model: str, version: int = 0, *, timeout: float | None = None) -> ReloadResult:
         """Follows the version policy again (``version=0``, unpins: the newest version serves) or
@@ -254,15 +189,10 @@ class Client:
         Returns once the version serves. A load failure raises ``SwapserveError`` with
         ``FAILED_PRECONDITION``; the previous version keeps serving.
         """
-        response: pb.ReloadResponse = self._call(
-            self._stub.Reload, pb.ReloadRequest(model_name=model, version=version), timeout
-        )
-        return ReloadResult(
-            model=response.model_name,
-            previous_version=response.previous_version,
-            version=response.version,
-            load_seconds=response.load_seconds,
-            pinned=response.pinned,
+        return messages.reload_result(
+            self._call(
+                self._stub.Reload, pb.ReloadRequest(model_name=model, version=version), timeout
+            )
         )
 
     def wait_for_version(
@@ -279,21 +209,8 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             status = self.model_status(model)
-            if status.serving_version == version:
+            if messages.version_serves(status, version, timeout, time.monotonic() >= deadline):
                 return status
-            mine = next((v for v in status.versions if v.version == version), None)
-            if mine is not None and mine.state == "FAILED":
-                raise SwapserveError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"version {version} of model '{model}' failed to load: {mine.error}",
-                )
-            if time.monotonic() >= deadline:
-                state = mine.state if mine is not None else "not seen by the server"
-                raise SwapserveError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"version {version} of model '{model}' does not serve after {timeout:g}s "
-                    f"(it is {state}; serving: {status.serving_version or 'nothing'})",
-                )
             time.sleep(poll)
 
     def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:
@@ -305,30 +222,7 @@ class Client:
         response: pb.GetModelStatusResponse = self._call(
             self._stub.GetModelStatus, pb.GetModelStatusRequest(model_name=model), timeout
         )
-        versions = [
-            VersionStatus(
-                version=v.version,
-                state=pb.ModelVersionStatus.State.Name(v.state),
-                error=v.error_message,
-                serving=v.serving,
-                load_seconds=v.load_seconds,
-                updated_unix=v.updated_unix,
-                labels=tuple(v.labels),
-                request_count=v.request_count,
-                error_count=v.error_count,
-                last_error_unix=v.last_error_unix,
-                p99_seconds=v.p99_seconds,
-            )
-            for v in response.versions
-        ]
-        return ModelStatus(
-            model=response.model_name,
-            serving_version=response.serving_version,
-            pinned_version=response.pinned_version,
-            versions=versions,
-            labels=dict(response.version_labels),
-            storage_error=response.storage_error,
-        )
+        return messages.model_status(response)
 
     def metadata(
         self, model: str, *, version: int = 0, label: str = "", timeout: float | None = None
@@ -339,19 +233,7 @@ class Client:
             pb.GetModelMetadataRequest(model_name=model, version=version, version_label=label),
             timeout,
         )
-        return ModelMetadata(
-            model=response.model_name,
-            version=response.version,
-            signatures={
-                s.name: SignatureInfo(
-                    name=s.name,
-                    method_name=s.method_name,
-                    inputs={t.name: _tensor_info(t) for t in s.inputs},
-                    outputs={t.name: _tensor_info(t) for t in s.outputs},
-                )
-                for s in response.signatures
-            },
-        )
+        return messages.model_metadata(response)
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -364,9 +246,27 @@ class Client:
             raise SwapserveError.from_rpc_error(err) from None
 
 
-def _tensor_info(t: pb.TensorInfo) -> TensorInfo:
-    return TensorInfo(
-        name=t.name,
-        dtype=tensors.dtype_name(t.dtype),
-        shape=None if t.unknown_rank else tuple(t.shape),
-    )
+def channel_options(retries: int) -> list[tuple[str, Any]]:
+    """Message size limits and the retry policy (both clients)."""
+    return [
+        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.service_config", targets.service_config(retries)),
+        ("grpc.enable_retries", 1 if retries > 0 else 0),
+    ]
+
+
+def tls_credentials(
+    ca: Pem | None, cert: Pem | None, key: Pem | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials when any part is given (None: plaintext); paths are read here."""
+    if ca is None and cert is None and key is None:
+        return None
+    return grpc.ssl_channel_credentials(_pem(ca), _pem(key), _pem(cert))
+
+
+def _pem(value: Pem | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as f:
+        return f.read()

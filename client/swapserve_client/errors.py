@@ -21,7 +21,7 @@ class SwapserveError(Exception):
     @classmethod
     def from_rpc_error(cls, err: grpc.RpcError) -> SwapserveError:
         """Wraps the error a stub raised; its code and details become ours."""
-        call = err if isinstance(err, grpc.Call) else None
-        code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
-        details = call.details() if call is not None else str(err)
-        return cls(code, details or "")
+        code, details = getattr(err, "code", None), getattr(err, "details", None)
+        if callable(code) and callable(details):  # grpc.Call, or grpc.aio.AioRpcError
+            return cls(code(), details() or "")
+        return cls(grpc.StatusCode.UNKNOWN, str(err))

@@ -110,6 +110,9 @@ def test_tls(tmp_path: Path, pki: dict[str, Path]) -> None:
             wait_for(lambda: client.status("m")[0].state == "AVAILABLE")
             assert client.predict_full("m", X).version == 1
             assert client.reload("m").version == 1  # loopback admin still applies over TLS
+        for ca in (pki["ca"], str(pki["ca"])):  # a file path works as well as the PEM bytes
+            with Client(target, tls_ca=ca, timeout=10) as by_path:
+                assert by_path.predict_full("m", X).version == 1
         with Client(target, timeout=3) as plain, pytest.raises(SwapserveError) as exc:
             plain.predict("m", X)
         assert exc.value.code == grpc.StatusCode.UNAVAILABLE
