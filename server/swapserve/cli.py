@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from swapserve import __version__, logs, tfserving_flags
+from swapserve import __version__, logs, quiet, tfserving_flags
 from swapserve.args import settings_from_args
 from swapserve.settings import (
     RUN_THREADS,
@@ -379,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_workers(settings, args.workers, args.log_level, args.log_format))
 
     # Imported after flag checks: TensorFlow takes seconds to import.
-    from swapserve.app import create_app, serve  # noqa: PLC0415
+    with quiet.loading_tensorflow(args.log_level == "DEBUG"):
+        from swapserve.app import create_app, serve  # noqa: PLC0415
 
     try:
         app = create_app(settings)

@@ -7,12 +7,13 @@ carry ``model``, ``version`` and ``event`` fields (``extra=``), which JSON outpu
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
 from pythonjsonlogger.json import JsonFormatter
+
+from swapserve import quiet
 
 FORMATS = ("text", "json")
 
@@ -40,9 +41,9 @@ def configure(level: str, fmt: str = "text", worker: int | None = None) -> None:
     if not any(isinstance(f, UndecodableRequests) for f in grpc_common.filters):
         grpc_common.addFilter(UndecodableRequests())
     root.setLevel(level)
+    quiet.configure(level == "DEBUG")
     if level != "DEBUG":
-        # TensorFlow's own INFO/WARNING chatter (C++ and Python) drowns ours; errors still show.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # TensorFlow's own Python-side chatter drowns ours; errors still show.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

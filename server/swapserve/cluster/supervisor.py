@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from swapserve import logs
+from swapserve import logs, quiet
 from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
 from swapserve.cluster.metrics_merge import MergedCollector
 from swapserve.metrics import serve_registry
@@ -53,7 +53,8 @@ def _worker_main(
     settings: Settings, worker: int, state: ClusterState, level: str, log_format: str
 ) -> None:
     logs.configure(level, log_format, worker=worker)
-    from swapserve.app import create_app, serve  # noqa: PLC0415 (after logging setup)
+    with quiet.loading_tensorflow(level == "DEBUG"):
+        from swapserve.app import create_app, serve  # noqa: PLC0415 (after logging setup)
 
     if settings.metrics_port is not None:  # a private endpoint the supervisor scrapes
         settings = replace(settings, metrics_port=0)
