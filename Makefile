@@ -10,16 +10,16 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup protos serve retrain predict status test test-unit lint typecheck bench bench-setup soak clean
+.PHONY: help setup lock protos serve retrain predict status test test-unit lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml client/pyproject.toml requirements.lock
+$(STAMP): pyproject.toml client/pyproject.toml requirements-runtime.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c requirements.lock -e ./client -e '.[dev]'
+		-c requirements-runtime.lock -c requirements-dev.lock -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv with the server, the client and dev tools (pinned)
@@ -82,6 +82,9 @@ lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Gr
 		(echo "generated stubs drifted from protos/: run 'make protos' and commit" && exit 1)
 	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto)" || \
 		(echo "untracked generated files: run 'make protos' and commit" && exit 1)
+
+lock: $(STAMP)  ## regenerate requirements-runtime.lock / requirements-dev.lock from .venv
+	$(BIN)/python deploy/split_lock.py
 
 clean:  ## remove the virtualenv and caches (keeps models/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -104,3 +104,24 @@ def test_dtype_table_matches_the_api() -> None:
 
     enum = {v.number: v.name for v in pb.DESCRIPTOR.enum_types_by_name["DataType"].values}
     assert enum == dtypes.DTYPE_NAMES
+
+
+def test_runtime_and_dev_pins_are_current_and_apart() -> None:
+    """requirements-runtime.lock is the server's run-time closure (what the Docker image
+    installs), requirements-dev.lock the rest; both match what is installed."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "split_lock.py"), "--check"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    names = {
+        kind: {
+            line.split("==")[0].lower()
+            for line in (REPO / f"requirements-{kind}.lock").read_text().splitlines()
+            if "==" in line
+        }
+        for kind in ("runtime", "dev")
+    }
+    assert not names["runtime"] & names["dev"]
+    assert {"pytest", "moto", "hypothesis", "mypy"} <= names["dev"]
+    assert not {"pytest", "moto", "hypothesis", "mypy", "sympy"} & names["runtime"]

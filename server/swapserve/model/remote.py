@@ -58,7 +58,7 @@ class RemoteMirror:
         except ImportError as err:
             raise SettingsError(
                 f"export root {url} needs the optional extra 's3' (from a clone: pip install -c "
-                f"requirements.lock ./client '.[s3]'; gcsfs for gs://): {err}"
+                f"requirements-runtime.lock ./client '.[s3]'; gcsfs for gs://): {err}"
             ) from None
         self.model, self.url, self.cache = model, url, cache
         self._poll = poll_seconds

@@ -42,7 +42,7 @@ def interceptor() -> tuple[grpc.ServerInterceptor, Callable[[], None]]:  # type:
     except ImportError:
         raise SettingsError(
             "--otel needs the optional extra 'otel' (from a clone: pip install -c "
-            "requirements.lock ./client '.[otel]')"
+            "requirements-runtime.lock ./client '.[otel]')"
         ) from None
     name = os.environ.get("OTEL_SERVICE_NAME", "swapserve")
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
