@@ -50,6 +50,7 @@ class App:
         rest: RestServer | None = None,
         *,
         poller: ConfigPoller | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -66,7 +67,7 @@ class App:
         """Where the metrics endpoint listens (a worker's private one: loopback)."""
         self._metrics_http: Any = None
         self._poller = poller
-        self.request_log: RequestLog | None = None
+        self.request_log = request_log
         """The request log, closed (flushed) at stop."""
 
     def start(self) -> None:
@@ -198,9 +199,9 @@ def create_app(
 
         rest = RestServer(settings, dataplane, reuse_port)
     poller = ConfigPoller(registry, seconds) if seconds is not None else None
-    app = App(settings, registry, dataplane, grpc_transport, rest, poller=poller)
-    app.request_log = request_log
-    return app
+    return App(
+        settings, registry, dataplane, grpc_transport, rest, poller=poller, request_log=request_log
+    )
 
 
 def _model_source(settings: Settings) -> ModelSource | None:
