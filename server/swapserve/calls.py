@@ -47,6 +47,11 @@ class CallRecord:
     outputs: Mapping[str, np.ndarray] | None = None
     started: float = field(default_factory=time.perf_counter)
 
+    @property
+    def ok(self) -> bool:
+        """It was answered successfully (gRPC ``OK`` or HTTP 200)."""
+        return self.code in ("OK", "200")
+
     def finish(self, code: str) -> None:
         """Sets the outcome and the elapsed time."""
         self.code = code

@@ -74,7 +74,7 @@ class RequestLog:
 
     def __call__(self, record: CallRecord) -> None:
         """Offers a finished call; never blocks."""
-        if record.inputs is None or record.code not in ("OK", "200") or not record.version:
+        if record.inputs is None or not record.ok or not record.version:
             return
         if self._sample < 1 and self._draw() >= self._sample:
             return

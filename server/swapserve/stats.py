@@ -71,7 +71,7 @@ class Statistics:
         now = int(time.time() * 1000)
         with self._lock:
             s = self._stats.setdefault((record.model, record.version), VersionStats())
-            if record.code in ("OK", "200"):
+            if record.ok:
                 s.success = s.success.add(record.seconds)
                 s.queue = s.queue.add(record.queue_seconds)
                 s.compute = s.compute.add(record.run_seconds)
