@@ -7,7 +7,7 @@ PORT   ?= 8500
 REST_PORT ?= 8501
 MODEL  ?= seed
 EXPORT_ROOT ?= models/seed
-PROTO_FILES := $(shell find protos -name '*.proto')
+PROTO_FILES := $(shell find protos/swapserve -name '*.proto')
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock protos serve retrain predict status test test-unit lint typecheck bench bench-setup soak clean
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml client/pyproject.toml requirements-runtime.lock require
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-c requirements-runtime.lock -c requirements-dev.lock -e ./client -e '.[dev]'
+	# Test-only: TF Serving's own stubs, to prove wire compatibility. --no-deps because the
+	# wheel requires the full tensorflow wheel, which would overwrite tensorflow-cpu.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-c requirements-dev.lock tensorflow-serving-api
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv with the server, the client and dev tools (pinned)
@@ -35,9 +39,14 @@ $(PROTOC_VENV)/.installed: protos/requirements-protoc.txt
 	$(PROTOC_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-protos: $(PROTOC_VENV)/.installed  ## regenerate the Python stubs from protos/ (old protoc, see above)
+# The server's TF Serving and KServe V2 APIs are descriptor sets, not generated modules: see
+# protos/build_descriptors.py.
+DESCRIPTORS := server/swapserve/apis/descriptors
+
+protos: $(PROTOC_VENV)/.installed $(STAMP)  ## regenerate the client stubs (old protoc, see above) and the server's descriptor sets
 	$(PROTOC_VENV)/bin/python -m grpc_tools.protoc -Iswapserve_client/_proto=protos \
 		--python_out=client --grpc_python_out=client --pyi_out=client $(PROTO_FILES)
+	$(BIN)/python protos/build_descriptors.py --out $(DESCRIPTORS)
 
 $(EXPORT_ROOT):
 	$(MAKE) setup
@@ -70,7 +79,7 @@ typecheck: $(STAMP)  ## mypy
 # The Kubernetes version the manifests in deploy/ are validated against.
 K8S_VERSION ?= 1.33.0
 
-lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Grafana dashboard, stubs match protos/
+lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Grafana dashboard, stubs and descriptor sets match protos/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -78,9 +87,9 @@ lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Gr
 	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/kubernetes/*.yaml
 	$(BIN)/python deploy/grafana/check_dashboard.py deploy/grafana/swapserve.json
 	$(MAKE) protos
-	git diff --exit-code -- client/swapserve_client/_proto || \
+	git diff --exit-code -- client/swapserve_client/_proto $(DESCRIPTORS) || \
 		(echo "generated stubs drifted from protos/: run 'make protos' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto)" || \
+	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto $(DESCRIPTORS))" || \
 		(echo "untracked generated files: run 'make protos' and commit" && exit 1)
 
 lock: $(STAMP)  ## regenerate requirements-runtime.lock / requirements-dev.lock from .venv

@@ -18,11 +18,12 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = (("swapserve", ("s3", "otel")), ("swapserve-client", ()))
+ROOTS = (("swapserve", ("cpu", "s3", "otel")), ("swapserve-client", ()))
 _SELF = {"swapserve", "swapserve-client"}
 _HEADERS = {
     "runtime": "# Exact versions of what the server needs at run time (swapserve with its extras\n"
-    "# s3 and otel, and the client); the Docker image installs these only. make lock writes it.\n",
+    "# cpu, s3 and otel, and the client); the Docker image installs these only.\n"
+    "# make lock writes it.\n",
     "dev": "# Exact versions of the development and test tools, on top of\n"
     "# requirements-runtime.lock (make setup uses both). make lock writes it.\n",
 }

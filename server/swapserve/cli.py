@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -373,6 +374,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if importlib.util.find_spec("tensorflow") is None:
+        log.error(
+            "TensorFlow is not installed: install swapserve with an extra, "
+            "'swapserve[cpu]' (tensorflow-cpu) or 'swapserve[gpu]' (tensorflow with CUDA)"
+        )
+        sys.exit(1)
     if args.workers > 1:
         from swapserve.cluster.supervisor import run_workers  # noqa: PLC0415
 

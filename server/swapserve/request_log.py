@@ -146,10 +146,10 @@ class RequestLog:
 
 def _prediction_log(record: CallRecord, responses: bool) -> bytes:
     """A call as a serialized ``PredictionLog`` with its ``PredictLog``."""
-    import tensorflow as tf  # noqa: PLC0415 (the writer thread only)
-    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415
+    from swapserve.apis import tfserving  # noqa: PLC0415 (the writer thread only)
+    from swapserve.codecs.tfserving import encode_tensor  # noqa: PLC0415
 
-    entry = prediction_log_pb2.PredictionLog()
+    entry = tfserving.PredictionLog()
     predict = entry.predict_log
     request = predict.request
     request.model_spec.name = record.model
@@ -157,11 +157,11 @@ def _prediction_log(record: CallRecord, responses: bool) -> bytes:
     request.model_spec.signature_name = record.signature
     assert record.inputs is not None
     for name, array in record.inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+        encode_tensor(array, request.inputs[name])
     request.output_filter.extend(record.output_filter)
     if responses and record.outputs is not None:
         predict.response.model_spec.CopyFrom(request.model_spec)
         for name, array in record.outputs.items():
-            predict.response.outputs[name].CopyFrom(tf.make_tensor_proto(array))
+            encode_tensor(array, predict.response.outputs[name])
     entry.log_metadata.model_spec.CopyFrom(request.model_spec)
     return bytes(entry.SerializeToString())

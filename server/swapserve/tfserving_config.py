@@ -13,15 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    message_factory,
-    text_format,
-    wrappers_pb2,
-)
-from tensorflow_serving.config import model_server_config_pb2
+from google.protobuf import text_format
 
+from swapserve.apis import tfserving
 from swapserve.errors import InvalidArgument
 from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
 
@@ -29,7 +23,7 @@ _ALL_VERSIONS = 2**31  # model_version_policy "all": every version on disk
 
 
 def model_settings(
-    config: model_server_config_pb2.ModelServerConfig,
+    config: Any,
     current: Callable[[str], ModelSettings | None],
 ) -> tuple[ModelSettings, ...]:
     """A ``model_config_list`` as model settings: name, base_path, model_version_policy and
@@ -94,7 +88,7 @@ def parse_text(
         SettingsError: a syntax error or unknown field (with its line and column), or an
             invalid entry (named by its index).
     """
-    config = model_server_config_pb2.ModelServerConfig()
+    config = tfserving.ModelServerConfig()
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as err:
@@ -105,47 +99,9 @@ def parse_text(
         raise SettingsError(f"{where}: {err.message}") from None
 
 
-_BATCHING_WRAPPED = (  # BatchingParameters' fields, numbers as TF Serving publishes them
-    ("max_batch_size", 1, "Int64Value"),
-    ("batch_timeout_micros", 2, "Int64Value"),
-    ("max_enqueued_batches", 3, "Int64Value"),
-    ("num_batch_threads", 4, "Int64Value"),
-    ("thread_pool_name", 5, "StringValue"),
-    ("enable_large_batch_splitting", 8, "BoolValue"),
-    ("max_execution_batch_size", 9, "Int64Value"),
-)
 BATCHING_KEYS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
                  "num_batch_threads")  # fmt: skip
 """The fields that map onto swapserve's batching settings of the same names."""
-
-
-def _batching_parameters() -> Any:
-    """TF Serving's ``BatchingParameters`` message class, built from its published field names
-    and numbers (the tensorflow-serving-api wheel ships no generated module for it)."""
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="swapserve/tfserving_batching_parameters.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-    message = file.message_type.add(name="BatchingParameters")
-    for name, number, wrapper in _BATCHING_WRAPPED:
-        wrapped = f".google.protobuf.{wrapper}"
-        message.field.add(
-            name=name, number=number, label=field.LABEL_OPTIONAL, type=field.TYPE_MESSAGE,
-            type_name=wrapped,
-        )  # fmt: skip
-    message.field.add(name="allowed_batch_sizes", number=6, label=field.LABEL_REPEATED,
-                      type=field.TYPE_INT64)  # fmt: skip
-    message.field.add(name="pad_variable_length_inputs", number=7, label=field.LABEL_OPTIONAL,
-                      type=field.TYPE_BOOL)  # fmt: skip
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
-    pool.Add(file)
-    return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
-    )
 
 
 def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tuple[int, ...]]:
@@ -156,7 +112,7 @@ def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tu
         SettingsError: a syntax error or unknown field (line and column), or an option swapserve
             cannot honour (``pad_variable_length_inputs``, large-batch splitting).
     """
-    params = _batching_parameters()()
+    params = tfserving.BatchingParameters()
     try:
         text_format.Parse(text, params)
     except text_format.ParseError as err:
@@ -179,30 +135,6 @@ PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 """TF Serving's metrics path when ``prometheus_config`` names none."""
 
 
-def _monitoring_config() -> Any:
-    """TF Serving's ``MonitoringConfig`` message class, built from its published field names and
-    numbers (the tensorflow-serving-api wheel ships no generated module for it)."""
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="swapserve/tfserving_monitoring_config.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-    )
-    prometheus = file.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, label=field.LABEL_OPTIONAL, type=field.TYPE_BOOL)
-    prometheus.field.add(name="path", number=2, label=field.LABEL_OPTIONAL, type=field.TYPE_STRING)
-    monitoring = file.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(
-        name="prometheus_config", number=1, label=field.LABEL_OPTIONAL, type=field.TYPE_MESSAGE,
-        type_name=".tensorflow.serving.PrometheusConfig",
-    )  # fmt: skip
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
-    )
-
-
 def parse_monitoring_config(text: str, where: str) -> str | None:
     """TF Serving's ``--monitoring_config_file``: the path to serve Prometheus metrics at on the
     REST port, or None when ``prometheus_config`` is not enabled.
@@ -211,7 +143,7 @@ def parse_monitoring_config(text: str, where: str) -> str | None:
         SettingsError: a syntax error or unknown field (line and column), or a path that does
             not start with '/'.
     """
-    config = _monitoring_config()()
+    config = tfserving.MonitoringConfig()
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as err:

@@ -4,21 +4,21 @@ A Triton model repository (``repo/<model>/config.pbtxt``, ``repo/<model>/<versio
 model.savedmodel/``) is served as it is (``sources.RepositorySource``). Of ``ModelConfig`` the
 keys whose meaning swapserve keeps are honoured: ``version_policy``, ``max_batch_size`` with
 ``dynamic_batching`` (``preferred_batch_size``, ``max_queue_delay_microseconds``) and
-``model_warmup`` with generated data. The message is built here from the field names and numbers
-Triton publishes in ``model_config.proto`` (only the honoured subset); every other top-level key
-is skipped (and named once in the log by the repository source), so a config written for Triton
-never stops a model.
+``model_warmup`` with generated data. The message is ``inference.ModelConfig`` of our
+``protos/inference/model_config.proto`` (Triton's published names and numbers, the subset
+swapserve answers and reads); every other top-level key is skipped (and named once in the log
+by the repository source), so a config written for Triton never stops a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from functools import cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import text_format
 
+from swapserve.apis import kserve_v2
 from swapserve.settings import BatchingSettings, ModelSettings, SettingsError, VersionPolicy
 
 CONFIG_FILE = "config.pbtxt"
@@ -27,94 +27,6 @@ HONOURED = ("name", "platform", "backend", "version_policy", "max_batch_size",
 """The ``ModelConfig`` keys that change what swapserve does."""
 _TENSORFLOW = {"platform": ("", "tensorflow_savedmodel"), "backend": ("", "tensorflow")}
 _ALL_VERSIONS = 2**31  # version_policy { all {} }: every version on disk
-_DATA_TYPES = ("TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32",
-               "TYPE_UINT64", "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64",
-               "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING", "TYPE_BF16")  # fmt: skip
-"""Triton's ``DataType`` enum, numbered 0.. in this order."""
-
-_F = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {"string": _F.TYPE_STRING, "bool": _F.TYPE_BOOL, "int32": _F.TYPE_INT32,
-            "uint32": _F.TYPE_UINT32, "int64": _F.TYPE_INT64, "uint64": _F.TYPE_UINT64}  # fmt: skip
-# message -> fields (name, number, type, repeated, oneof index); a type that is not a scalar
-# names a message (or the DataType enum) of the same file.
-_MESSAGES: dict[str, list[tuple[str, int, str, bool, int | None]]] = {
-    "ModelConfig": [
-        ("name", 1, "string", False, None),
-        ("platform", 2, "string", False, None),
-        ("backend", 17, "string", False, None),
-        ("version_policy", 3, "ModelVersionPolicy", False, None),
-        ("max_batch_size", 4, "int32", False, None),
-        ("dynamic_batching", 11, "ModelDynamicBatching", False, None),
-        ("model_warmup", 16, "ModelWarmup", True, None),
-    ],
-    "ModelVersionPolicy": [
-        ("latest", 1, "ModelVersionPolicy.Latest", False, 0),
-        ("all", 2, "ModelVersionPolicy.All", False, 0),
-        ("specific", 3, "ModelVersionPolicy.Specific", False, 0),
-    ],
-    "ModelVersionPolicy.Latest": [("num_versions", 1, "uint32", False, None)],
-    "ModelVersionPolicy.All": [],
-    "ModelVersionPolicy.Specific": [("versions", 1, "int64", True, None)],
-    "ModelDynamicBatching": [
-        ("preferred_batch_size", 1, "int32", True, None),
-        ("max_queue_delay_microseconds", 2, "uint64", False, None),
-        ("preserve_ordering", 3, "bool", False, None),
-    ],
-    "ModelWarmup": [
-        ("name", 1, "string", False, None),
-        ("batch_size", 2, "uint32", False, None),
-        ("inputs", 3, "ModelWarmup.InputsEntry", True, None),
-        ("count", 4, "uint32", False, None),
-    ],
-    "ModelWarmup.InputsEntry": [
-        ("key", 1, "string", False, None),
-        ("value", 2, "ModelWarmup.Input", False, None),
-    ],
-    "ModelWarmup.Input": [
-        ("data_type", 1, "DataType", False, None),
-        ("dims", 2, "int64", True, None),
-        ("zero_data", 3, "bool", False, 0),
-        ("random_data", 4, "bool", False, 0),
-        ("input_data_file", 5, "string", False, 0),
-    ],
-}
-_ONEOFS = {"ModelVersionPolicy": "policy_choice", "ModelWarmup.Input": "input_data_type"}
-
-
-@cache
-def model_config_class() -> Any:
-    """The ``inference.ModelConfig`` subset as a message class (built once)."""
-    file = descriptor_pb2.FileDescriptorProto(
-        name="swapserve/triton_model_config.proto", package="inference", syntax="proto3"
-    )
-    enum = file.enum_type.add(name="DataType")
-    for number, name in enumerate(_DATA_TYPES):
-        enum.value.add(name=name, number=number)
-    built: dict[str, Any] = {}
-    for full, fields in _MESSAGES.items():  # parents come before their nested messages
-        outer, _, inner = full.rpartition(".")
-        parent = built[outer].nested_type if outer else file.message_type
-        message = built[full] = parent.add(name=inner)
-        if full in _ONEOFS:
-            message.oneof_decl.add(name=_ONEOFS[full])
-        if full.endswith("Entry"):
-            message.options.map_entry = True
-        for name, number, kind, repeated, oneof in fields:
-            field = message.field.add(
-                name=name,
-                number=number,
-                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
-            )
-            if kind in _SCALARS:
-                field.type = _SCALARS[kind]
-            else:
-                field.type = _F.TYPE_ENUM if kind == "DataType" else _F.TYPE_MESSAGE
-                field.type_name = f".inference.{kind}"
-            if oneof is not None:
-                field.oneof_index = oneof
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
 
 
 def parse(text: str, where: str) -> tuple[Any, tuple[str, ...]]:
@@ -124,7 +36,7 @@ def parse(text: str, where: str) -> tuple[Any, tuple[str, ...]]:
     Raises:
         SettingsError: a syntax error or a bad value of an honoured key (line and column).
     """
-    config = model_config_class()()
+    config = kserve_v2.ModelConfig()
     skipped = {k for k in _top_level_keys(text) if k not in HONOURED}
     try:
         text_format.Parse(_without(text, skipped), config, allow_unknown_field=True)

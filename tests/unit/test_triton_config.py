@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapserve import triton_config
+from swapserve.apis import kserve_v2
 from swapserve.settings import ModelSettings, SettingsError
 
 BASE = ModelSettings("base", Path(), poll_seconds=0.5, warm_up=False)
@@ -118,7 +119,7 @@ def test_top_level_keys_are_found_whatever_the_values_hold(fields: dict[str, obj
 
 
 def test_the_message_reads_what_text_format_writes() -> None:
-    config = triton_config.model_config_class()()
+    config = kserve_v2.ModelConfig()
     config.name = "m"
     config.version_policy.latest.num_versions = 3
     config.max_batch_size = 4

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tritonclient.grpc import service_pb2 as pb
 
+from swapserve.apis import kserve_v2 as pb
 from swapserve.dataplane import IndexEntry
 from swapserve.errors import InvalidArgument
 from swapserve.model.records import State

@@ -13,18 +13,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf import wrappers_pb2
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-from tensorflow_serving.apis import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    input_pb2,
-    model_pb2,
-    regression_pb2,
-    status_pb2,
-)
 
+from swapserve.apis import tfserving as api
 from swapserve.errors import InvalidArgument
 from swapserve.model.records import State, VersionStatus
 from swapserve_client.dtypes import TensorError, dtype_name, element_count, numpy_dtype
@@ -51,7 +41,7 @@ _VALUE_FIELDS = {
 }
 
 
-def decode_tensor(proto: tensor_pb2.TensorProto, max_bytes: int = 256 << 20) -> np.ndarray:
+def decode_tensor(proto: api.TensorProto, max_bytes: int = 256 << 20) -> np.ndarray:
     """One TensorProto as a numpy array.
 
     Args:
@@ -100,7 +90,7 @@ def decode_tensor(proto: tensor_pb2.TensorProto, max_bytes: int = 256 << 20) -> 
 
 
 def decode_inputs(
-    inputs: Mapping[str, tensor_pb2.TensorProto], max_bytes: int = 256 << 20
+    inputs: Mapping[str, api.TensorProto], max_bytes: int = 256 << 20
 ) -> dict[str, np.ndarray]:
     """Every input, an error naming the input it came from; all together within ``max_bytes``."""
     out = {}
@@ -114,13 +104,11 @@ def decode_inputs(
     return out
 
 
-def encode_tensor(array: np.ndarray, out: tensor_pb2.TensorProto) -> None:
+def encode_tensor(array: np.ndarray, out: api.TensorProto) -> None:
     """Fills ``out``: numbers as ``tensor_content``, strings as ``string_val``."""
     array = np.asarray(array)
     out.tensor_shape.CopyFrom(
-        tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]
-        )
+        api.TensorShapeProto(dim=[api.TensorShapeProto.Dim(size=d) for d in array.shape])
     )
     if array.dtype.kind in "OSU":
         out.dtype = _DT_STRING
@@ -132,7 +120,7 @@ def encode_tensor(array: np.ndarray, out: tensor_pb2.TensorProto) -> None:
     out.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
-def serialize_examples(inputs: input_pb2.Input) -> np.ndarray:
+def serialize_examples(inputs: api.Input) -> np.ndarray:
     """The request's tf.Examples serialized, one per element; context features are merged into
     each example (the example's own features win), as TF Serving does."""
     kind = inputs.WhichOneof("kind")
@@ -170,7 +158,7 @@ def _per_example(array: np.ndarray, batch: int, what: str) -> np.ndarray:
 
 def classification_result(
     outputs: Mapping[str, np.ndarray], batch: int
-) -> classification_pb2.ClassificationResult:
+) -> api.ClassificationResult:
     """``classes`` ([batch, n] strings) and/or ``scores`` ([batch, n] floats) as a result."""
     classes = outputs.get("classes")
     scores = outputs.get("scores")
@@ -181,7 +169,7 @@ def classification_result(
             f"outputs 'classes' {list(c.shape)} and 'scores' {list(s.shape)} differ in shape"
         )
     width = (c if c is not None else s).shape[1]  # type: ignore[union-attr]
-    result = classification_pb2.ClassificationResult()
+    result = api.ClassificationResult()
     for row in range(batch):
         entry = result.classifications.add()
         for col in range(width):
@@ -196,9 +184,7 @@ def classification_result(
     return result
 
 
-def regression_result(
-    outputs: Mapping[str, np.ndarray], batch: int
-) -> regression_pb2.RegressionResult:
+def regression_result(outputs: Mapping[str, np.ndarray], batch: int) -> api.RegressionResult:
     """``outputs`` ([batch] or [batch, 1] floats) as a result."""
     values = _per_example(outputs["outputs"], batch, "output 'outputs'")
     if values.shape[1] != 1:
@@ -206,7 +192,7 @@ def regression_result(
             f"output 'outputs' has shape {list(values.shape)}; regression needs [{batch}] or "
             f"[{batch}, 1]"
         )
-    result = regression_pb2.RegressionResult()
+    result = api.RegressionResult()
     for value in values[:, 0]:
         result.regressions.add(value=float(value))
     return result
@@ -225,7 +211,7 @@ _STATES = {  # our states -> TF Serving's ModelVersionStatus.State (FAILED is EN
 _UNKNOWN = 2  # tensorflow.error.Code.UNKNOWN
 
 
-def version_choice(spec: model_pb2.ModelSpec) -> tuple[int, str]:
+def version_choice(spec: api.ModelSpec) -> tuple[int, str]:
     """The requested (version, label); (0, "") for "the served one"."""
     choice = spec.WhichOneof("version_choice")
     if choice == "version_label":
@@ -233,23 +219,21 @@ def version_choice(spec: model_pb2.ModelSpec) -> tuple[int, str]:
     return (spec.version.value if choice == "version" else 0), ""
 
 
-def model_spec(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
+def model_spec(name: str, version: int, signature: str) -> api.ModelSpec:
     """The spec an answer carries: the model, the version that answered, the signature."""
-    return model_pb2.ModelSpec(
-        name=name, version=wrappers_pb2.Int64Value(value=version), signature_name=signature
-    )
+    return api.ModelSpec(name=name, version=api.Int64Value(value=version), signature_name=signature)
 
 
 def status_response(
     versions: Iterable[VersionStatus],
-) -> get_model_status_pb2.GetModelStatusResponse:
+) -> api.GetModelStatusResponse:
     """GetModelStatus's answer in TF Serving's states (a failed version is END with an error)."""
-    return get_model_status_pb2.GetModelStatusResponse(
+    return api.GetModelStatusResponse(
         model_version_status=[
-            get_model_status_pb2.ModelVersionStatus(
+            api.ModelVersionStatus(
                 version=v.version,
                 state=_STATES[v.state],
-                status=status_pb2.StatusProto(
+                status=api.StatusProto(
                     error_code=_UNKNOWN if v.state is State.FAILED else 0,
                     error_message=v.error,
                 ),
@@ -261,13 +245,12 @@ def status_response(
 
 def metadata_response(
     name: str, version: int, signature_defs: Mapping[str, Any]
-) -> get_model_metadata_pb2.GetModelMetadataResponse:
+) -> api.GetModelMetadataResponse:
     """GetModelMetadata's answer: the SignatureDefs packed as ``metadata["signature_def"]``."""
-    response = get_model_metadata_pb2.GetModelMetadataResponse(
-        model_spec=model_spec(name, version, "")
-    )
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response = api.GetModelMetadataResponse(model_spec=model_spec(name, version, ""))
+    signature_map = api.SignatureDefMap()
     for key, sig in signature_defs.items():
-        signature_map.signature_def[key].CopyFrom(sig)
+        # A SignatureDef of the loaded model (protobuf's default pool) into ours: by its bytes.
+        signature_map.signature_def[key].MergeFromString(sig.SerializeToString())
     response.metadata["signature_def"].Pack(signature_map)
     return response

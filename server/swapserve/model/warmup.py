@@ -48,13 +48,13 @@ def warm_up(version: LoadedVersion) -> None:
 
 
 def _run_records(version: LoadedVersion, path: Path) -> int:
-    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415 (heavy, rarely used)
+    from swapserve.apis import tfserving  # noqa: PLC0415 (rarely used)
 
     count = 0
     for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
         if count >= _MAX_WARMUP_RECORDS:
             break
-        record = prediction_log_pb2.PredictionLog.FromString(raw)
+        record = tfserving.PredictionLog.FromString(raw)
         kind = record.WhichOneof("log_type")
         count += 1
         if kind != "predict_log":

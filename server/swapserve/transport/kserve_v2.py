@@ -1,7 +1,8 @@
 """KServe V2 / Open Inference Protocol (``inference.GRPCInferenceService``) over the data plane.
 
-Stubs come from ``tritonclient[grpc]`` (the protocol's reference client ships them), so Triton
-and KServe clients work unchanged. A model's V2 inputs and outputs are those of its
+Messages come from our own ``protos/inference`` (the protocol's published names and numbers,
+:mod:`swapserve.apis.kserve_v2`), so Triton and KServe clients work unchanged; the servicer is
+registered by ``swapserve.transport.services``. A model's V2 inputs and outputs are those of its
 ``serving_default`` signature; a request parameter ``signature_name`` selects another.
 Conversions live in ``swapserve.codecs.kserve_v2``.
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import json_format
-from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from swapserve import __version__
+from swapserve.apis import kserve_v2 as pb
 from swapserve.codecs import kserve_v2 as codec
 from swapserve.codecs import kserve_v2_stats as stats_codec
 from swapserve.dataplane import DataPlane
@@ -23,7 +23,7 @@ from swapserve.transport.errors import grpc_errors
 _PLATFORM = stats_codec.PLATFORM
 
 
-class KServeV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
+class KServeV2Servicer:
     """``inference.GRPCInferenceService``: health, metadata, inference, repository."""
 
     PROTOCOL = "kserve_v2"

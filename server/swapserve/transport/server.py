@@ -9,16 +9,9 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from tensorflow_serving.apis import (
-    model_service_pb2,
-    model_service_pb2_grpc,
-    prediction_service_pb2,
-    prediction_service_pb2_grpc,
-)
-from tritonclient.grpc import service_pb2 as v2_pb2
-from tritonclient.grpc import service_pb2_grpc as v2_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from swapserve.apis import kserve_v2, pool, tfserving
 from swapserve.dataplane import DataPlane
 from swapserve.settings import Settings, SettingsError
 from swapserve.transport import tracing
@@ -26,15 +19,16 @@ from swapserve.transport.auth import TokenInterceptor
 from swapserve.transport.health import HealthReporter
 from swapserve.transport.kserve_v2 import KServeV2Servicer
 from swapserve.transport.prediction import PredictionServicer
+from swapserve.transport.services import add_service
 from swapserve.transport.tfserving import TFServingModelServicer, TFServingPredictionServicer
 from swapserve_client._proto.swapserve.v1 import prediction_pb2, prediction_pb2_grpc
 
 #: Every API served on the port, by full gRPC service name.
 SERVICES = (
     prediction_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
-    prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
-    model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
-    v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+    tfserving.PREDICTION_SERVICE,
+    tfserving.MODEL_SERVICE,
+    kserve_v2.SERVICE,
 )
 
 log = logging.getLogger(__name__)
@@ -128,19 +122,23 @@ def build_grpc_server(
     prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
         PredictionServicer(dataplane, admin), server
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        TFServingPredictionServicer(dataplane, settings.max_message_bytes), server
+    add_service(
+        server,
+        tfserving.PREDICTION_SERVICE,
+        TFServingPredictionServicer(dataplane, settings.max_message_bytes),
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        TFServingModelServicer(dataplane, admin), server
-    )
-    v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        KServeV2Servicer(dataplane, admin), server
-    )
+    add_service(server, tfserving.MODEL_SERVICE, TFServingModelServicer(dataplane, admin))
+    add_service(server, kserve_v2.SERVICE, KServeV2Servicer(dataplane, admin))
     health = HealthReporter(dataplane, SERVICES)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection((*SERVICES, health_name, reflection.SERVICE_NAME), server)
+    # Reflection reads one pool: ours, with swapserve's own API, health and reflection added.
+    reflection_pool = pool.reflection_pool(
+        prediction_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR
+    )
+    reflection.enable_server_reflection(
+        (*SERVICES, health_name, reflection.SERVICE_NAME), server, pool=reflection_pool
+    )
     host = settings.host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

@@ -1,29 +1,17 @@
 """TensorFlow Serving's gRPC API (``tensorflow.serving``) over the data plane.
 
 Existing TF Serving clients (``prediction_service_pb2_grpc.PredictionServiceStub``,
-``model_service_pb2_grpc.ModelServiceStub``) work unchanged. Stubs come from the
-``tensorflow-serving-api`` package; conversions live in ``swapserve.codecs.tfserving``.
+``model_service_pb2_grpc.ModelServiceStub``) work unchanged. Messages come from our own
+``protos/tensorflow_serving`` (:mod:`swapserve.apis.tfserving`); the servicers are registered by
+``swapserve.transport.services``; conversions live in ``swapserve.codecs.tfserving``.
 """
 
 from __future__ import annotations
 
 import grpc
-from tensorflow_serving.apis import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    inference_pb2,
-    input_pb2,
-    model_management_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-    regression_pb2,
-    status_pb2,
-)
 
 from swapserve import tfserving_config
+from swapserve.apis import tfserving as api
 from swapserve.codecs import tfserving as codec
 from swapserve.dataplane import DataPlane, Prediction
 from swapserve.errors import InvalidArgument
@@ -36,7 +24,7 @@ _REGRESS = "tensorflow/serving/regress"
 _METHODS = {_CLASSIFY: "classify", _REGRESS: "regress"}
 
 
-class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class TFServingPredictionServicer:
     """``tensorflow.serving.PredictionService``."""
 
     PROTOCOL = "tfserving"
@@ -47,8 +35,8 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     @grpc_errors
     def Predict(  # noqa: N802
-        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
-    ) -> predict_pb2.PredictResponse:
+        self, request: api.PredictRequest, context: grpc.ServicerContext
+    ) -> api.PredictResponse:
         spec = request.model_spec
         version, label = codec.version_choice(spec)
         result = self._dataplane.predict(
@@ -59,7 +47,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
             label=label,
             output_filter=list(request.output_filter),
         )
-        response = predict_pb2.PredictResponse(
+        response = api.PredictResponse(
             model_spec=codec.model_spec(spec.name, result.version, result.signature)
         )
         for name, array in result.outputs.items():
@@ -68,25 +56,25 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     @grpc_errors
     def Classify(  # noqa: N802
-        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
-    ) -> classification_pb2.ClassificationResponse:
+        self, request: api.ClassificationRequest, context: grpc.ServicerContext
+    ) -> api.ClassificationResponse:
         spec, result, rows = self._examples(request.model_spec, request.input, "classify")
-        return classification_pb2.ClassificationResponse(
+        return api.ClassificationResponse(
             model_spec=spec, result=codec.classification_result(result.outputs, rows)
         )
 
     @grpc_errors
     def Regress(  # noqa: N802
-        self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
-    ) -> regression_pb2.RegressionResponse:
+        self, request: api.RegressionRequest, context: grpc.ServicerContext
+    ) -> api.RegressionResponse:
         spec, result, rows = self._examples(request.model_spec, request.input, "regress")
-        return regression_pb2.RegressionResponse(
+        return api.RegressionResponse(
             model_spec=spec, result=codec.regression_result(result.outputs, rows)
         )
 
     def _examples(
-        self, spec: model_pb2.ModelSpec, inputs: input_pb2.Input, method: str
-    ) -> tuple[model_pb2.ModelSpec, Prediction, int]:
+        self, spec: api.ModelSpec, inputs: api.Input, method: str
+    ) -> tuple[api.ModelSpec, Prediction, int]:
         """Runs a classify/regress request; returns the answering spec, outputs and row count."""
         examples = codec.serialize_examples(inputs)
         version, label = codec.version_choice(spec)
@@ -97,8 +85,8 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     @grpc_errors
     def MultiInference(  # noqa: N802
-        self, request: inference_pb2.MultiInferenceRequest, context: grpc.ServicerContext
-    ) -> inference_pb2.MultiInferenceResponse:
+        self, request: api.MultiInferenceRequest, context: grpc.ServicerContext
+    ) -> api.MultiInferenceResponse:
         if not request.tasks:
             raise InvalidArgument("MultiInferenceRequest has no tasks")
         names = {t.model_spec.name for t in request.tasks}
@@ -116,7 +104,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         examples = codec.serialize_examples(request.input)
         # Every task runs on one version: the first task's answer names it for the others.
         version, label = codec.version_choice(request.tasks[0].model_spec)
-        response = inference_pb2.MultiInferenceResponse()
+        response = api.MultiInferenceResponse()
         for task in request.tasks:
             method = _METHODS[task.method_name]
             result = self._dataplane.predict_examples(
@@ -143,8 +131,8 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
 
     @grpc_errors
     def GetModelMetadata(  # noqa: N802
-        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
-    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        self, request: api.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> api.GetModelMetadataResponse:
         if not request.metadata_field:
             raise InvalidArgument(
                 "GetModelMetadataRequest must specify at least one metadata_field"
@@ -157,7 +145,7 @@ class TFServingPredictionServicer(prediction_service_pb2_grpc.PredictionServiceS
         return codec.metadata_response(spec.name, meta.version, meta.signature_defs)
 
 
-class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+class TFServingModelServicer:
     """``tensorflow.serving.ModelService``: status, and config reload mapped onto Reload."""
 
     PROTOCOL = "tfserving"
@@ -168,16 +156,16 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     @grpc_errors
     def GetModelStatus(  # noqa: N802
-        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
-    ) -> get_model_status_pb2.GetModelStatusResponse:
+        self, request: api.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> api.GetModelStatusResponse:
         spec = request.model_spec
         versions = self._dataplane.version_status(spec.name, *codec.version_choice(spec))
         return codec.status_response(versions)
 
     @grpc_errors
     def HandleReloadConfigRequest(  # noqa: N802
-        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
-    ) -> model_management_pb2.ReloadConfigResponse:
+        self, request: api.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> api.ReloadConfigResponse:
         """With a ``model_config_list``: serve exactly those models (as TF Serving does: models
         not listed are removed). Without a config: re-read ``--config`` if the server has one;
         then every model rescans its export root now and the answer comes once they serve."""
@@ -189,4 +177,4 @@ class TFServingModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             )
         else:
             self._dataplane.reload_config()
-        return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto())
+        return api.ReloadConfigResponse(status=api.StatusProto())
