@@ -156,7 +156,14 @@ class Client:
         """See ``swapserve_client.Client.wait_for_version``."""
         deadline = time.monotonic() + timeout
         while True:
-            status = await self.model_status(model)
+            try:
+                status = await self.model_status(model)
+            except SwapserveError as err:
+                # A server restarting (a rollout, a crash) is not an answer: ask again.
+                if err.code != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(poll)
+                continue
             if messages.version_serves(status, version, timeout, time.monotonic() >= deadline):
                 return status
             await asyncio.sleep(poll)

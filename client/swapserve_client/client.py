@@ -201,14 +201,24 @@ class Client:
         """Waits until ``version`` of ``model`` serves requests without a version (for a
         pipeline that exports and lets the server's watcher find it instead of calling Reload).
 
+        A server that is unreachable (UNAVAILABLE: restarting, not up yet) is asked again until
+        the timeout.
+
         Raises:
             SwapserveError: DEADLINE_EXCEEDED after ``timeout`` seconds (the message says what
-                serves and the version's state), or FAILED_PRECONDITION at once if the version
-                failed to load.
+                serves and the version's state), FAILED_PRECONDITION at once if the version
+                failed to load, UNAVAILABLE if the server was still unreachable at the timeout.
         """
         deadline = time.monotonic() + timeout
         while True:
-            status = self.model_status(model)
+            try:
+                status = self.model_status(model)
+            except SwapserveError as err:
+                # A server restarting (a rollout, a crash) is not an answer: ask again.
+                if err.code != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:
+                    raise
+                time.sleep(poll)
+                continue
             if messages.version_serves(status, version, timeout, time.monotonic() >= deadline):
                 return status
             time.sleep(poll)

@@ -4,13 +4,15 @@ find the export)."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import grpc
 import pytest
 
-from helpers import estimator_version, serving
-from swapserve.settings import VersionPolicy
+from helpers import estimator_version, serving, serving_settings, wait_for
+from swapserve.settings import ModelSettings, Settings, VersionPolicy
 from swapserve_client import Client, SwapserveError, reload_after_export
 from swapserve_client import cli as client_cli
 
@@ -57,3 +59,28 @@ def test_wait_for_version_and_the_wait_command(
         assert "is not seen by the server; serving: 2" in late.value.message
         assert client_cli.run([target, "--timeout=0.5", "wait", "m", "9"]) == 1
         assert "DEADLINE_EXCEEDED" in capsys.readouterr().err
+
+
+def test_wait_for_version_rides_out_a_server_that_is_not_up_yet(tmp_path: Path) -> None:
+    """A pipeline that waits while the server restarts (a rollout) keeps asking until it
+    answers, instead of failing on the first UNAVAILABLE."""
+    estimator_version(tmp_path, 1, weight=1.0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    outcome: list[object] = []
+    with Client(f"127.0.0.1:{port}") as client:
+        waiter = threading.Thread(
+            target=lambda: outcome.append(client.wait_for_version("m", 1, timeout=120))
+        )
+        waiter.start()
+        wait_for(lambda: client_cli.run([f"--target=127.0.0.1:{port}", "--timeout=1", "wait", "m", "1"]) == 1, what="a refused wait")  # fmt: skip
+        assert waiter.is_alive() and not outcome  # nothing listens yet: still waiting
+        settings = Settings(
+            models=(ModelSettings(name="m", export_root=tmp_path, poll_seconds=0.1),),
+            host="127.0.0.1",
+            port=port,
+        )
+        with serving_settings(settings):
+            waiter.join(timeout=120)
+        assert outcome and outcome[0].serving_version == 1  # type: ignore[attr-defined]

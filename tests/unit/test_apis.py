@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,22 @@ def test_one_class_per_message() -> None:
 def test_unknown_names_raise_attribute_error(name: str) -> None:
     with pytest.raises(AttributeError):
         getattr(kserve_v2, name)
+
+
+def test_a_server_without_tensorflow_says_which_extra_to_install(tmp_path: Path) -> None:
+    """swapserve without TensorFlow (installed with neither [cpu] nor [gpu]) exits at once with
+    the fix, instead of an ImportError traceback."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['tensorflow'] = None\n"
+            "from swapserve.cli import main\n"
+            f"main(['--model-name', 'm', '--export-root', {str(tmp_path)!r}])",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert "TensorFlow is not installed" in out.stderr
+    assert "'swapserve[cpu]'" in out.stderr and "'swapserve[gpu]'" in out.stderr
