@@ -65,6 +65,7 @@ def _one_model(args: argparse.Namespace, name: str, root: str) -> ModelSettings:
             enabled=args.enable_batching,
             max_batch_size=args.max_batch_size,
             batch_timeout_micros=args.batch_timeout_micros,
+            mode=args.batching_mode,
             max_enqueued_batches=args.max_enqueued_batches,
             num_batch_threads=args.num_batch_threads,
             allowed_batch_sizes=_sizes(args.allowed_batch_sizes, "--allowed-batch-sizes"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from swapserve import __version__, logs, quiet, tfserving_flags
 from swapserve.args import settings_from_args
 from swapserve.settings import (
+    BATCHING_MODES,
     RUN_THREADS,
     BatchingSettings,
     ModelSettings,
@@ -147,10 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="most rows per batched run; larger requests are rejected (default: %(default)s)",
     )
     p.add_argument(
+        "--batching-mode",
+        choices=BATCHING_MODES,
+        default=b.mode,
+        help="eager: a request runs at once when a batch thread is free, only requests "
+        "arriving while all are busy are batched; timeout: TF Serving's batcher, a batch waits "
+        "up to --batch-timeout-micros to fill (default: %(default)s)",
+    )
+    p.add_argument(
         "--batch-timeout-micros",
         type=int,
         default=b.batch_timeout_micros,
-        help="how long a batch waits to fill up (default: %(default)s)",
+        help="with --batching-mode timeout: how long a batch waits to fill up "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--max-enqueued-batches",

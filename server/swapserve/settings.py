@@ -56,6 +56,9 @@ class SessionSettings:
     parallelism) or ``auto`` (each version times both at load and keeps the faster)."""
 
 
+BATCHING_MODES = ("eager", "timeout")
+
+
 @dataclass(frozen=True)
 class BatchingSettings:
     """Dynamic batching of concurrent requests (names as in TF Serving's batching config)."""
@@ -65,7 +68,7 @@ class BatchingSettings:
     max_batch_size: int = 32
     """Most rows (dim 0) in one model run; a larger request is rejected with INVALID_ARGUMENT."""
     batch_timeout_micros: int = 1000
-    """How long the first request of a batch waits for others before the batch runs."""
+    """Mode ``timeout``: how long the first request of a batch waits for others."""
     max_enqueued_batches: int = 64
     """Batches (open or waiting) per version; past it requests get RESOURCE_EXHAUSTED at once."""
     num_batch_threads: int = 2
@@ -76,21 +79,19 @@ class BatchingSettings:
     preferred_batch_sizes: tuple[int, ...] = ()
     """Triton's ``preferred_batch_size``: a batch that reaches the largest of these rows runs at
     once instead of waiting out ``batch_timeout_micros``."""
+    mode: str = "eager"
+    """``eager``: run at once when a batch slot is free, batch only what arrives while all are
+    busy (``batch_timeout_micros`` unused); ``timeout``: TF Serving's, a batch waits to fill."""
 
     def validate(self) -> None:
         """Raises SettingsError naming the first bad field."""
-        if self.max_batch_size < 1:
-            raise SettingsError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.batch_timeout_micros < 0:
-            raise SettingsError(
-                f"batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}"
-            )
-        if self.max_enqueued_batches < 1:
-            raise SettingsError(
-                f"max_enqueued_batches must be >= 1, got {self.max_enqueued_batches}"
-            )
-        if self.num_batch_threads < 1:
-            raise SettingsError(f"num_batch_threads must be >= 1, got {self.num_batch_threads}")
+        lowest = {"max_batch_size": 1, "batch_timeout_micros": 0, "max_enqueued_batches": 1,
+                  "num_batch_threads": 1}  # fmt: skip
+        for name, low in lowest.items():
+            if getattr(self, name) < low:
+                raise SettingsError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.mode not in BATCHING_MODES:
+            raise SettingsError(f"batching mode must be eager or timeout, got {self.mode!r}")
         preferred = self.preferred_batch_sizes
         if any(not 1 <= p <= self.max_batch_size for p in preferred):
             raise SettingsError(

@@ -110,7 +110,8 @@ def _versions(config: Any, where: str) -> VersionPolicy:
 
 def _batching(config: Any, where: str) -> BatchingSettings:
     """``max_batch_size`` > 0 with ``dynamic_batching``: our batcher with those sizes. Triton's
-    delay defaults to 0 (batch only what is already queued), as does ours here."""
+    delay defaults to 0: run at once what is queued when an instance is free, which is our
+    eager mode; a delay waits for a preferred size, which is our timeout mode."""
     if config.max_batch_size < 0:
         raise SettingsError(f"{where}: max_batch_size must be >= 0, got {config.max_batch_size}")
     if not config.HasField("dynamic_batching"):
@@ -126,6 +127,7 @@ def _batching(config: Any, where: str) -> BatchingSettings:
         max_batch_size=config.max_batch_size,
         batch_timeout_micros=int(dynamic.max_queue_delay_microseconds),
         preferred_batch_sizes=tuple(sorted(set(dynamic.preferred_batch_size))),
+        mode="timeout" if dynamic.max_queue_delay_microseconds else "eager",
     )
     try:
         batching.validate()

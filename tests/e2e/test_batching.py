@@ -51,7 +51,11 @@ def batching(**kwargs: object) -> BatchingSettings:
 
 
 def test_concurrent_requests_share_runs_and_get_their_rows(spy_root: Path) -> None:
-    settings = batching(max_batch_size=32, batch_timeout_micros=50_000, num_batch_threads=1)
+    # Timeout mode: a 50 ms window gathers the callers (the spy model runs in microseconds,
+    # so eager batches form only under sustained load; tests below pin eager down exactly).
+    settings = batching(
+        max_batch_size=32, batch_timeout_micros=50_000, num_batch_threads=1, mode="timeout"
+    )
     with serving(spy_root, batching=settings) as server:
         target = f"127.0.0.1:{server.port}"
         barrier = threading.Barrier(16)
@@ -244,7 +248,7 @@ def test_a_batch_reaching_the_largest_preferred_size_runs_without_waiting() -> N
     version.release.set()
     settings = BatchingSettings(
         enabled=True, max_batch_size=8, batch_timeout_micros=60_000_000, num_batch_threads=1,
-        preferred_batch_sizes=(2, 4),
+        preferred_batch_sizes=(2, 4), mode="timeout",
     )  # fmt: skip
     batcher = Batcher(version, settings, "m")  # type: ignore[arg-type]
     try:

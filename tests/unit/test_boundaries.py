@@ -35,6 +35,8 @@ TENSORFLOW_FREE = (
     *CORE,
     "swapserve.tfserving_config",
     "swapserve.triton_config",
+    "swapserve.model.batching",
+    "swapserve.apis.pool",
     "swapserve.cluster.metrics_merge",
     "swapserve.cluster.supervisor",
     "swapserve.codecs.kserve_v2",

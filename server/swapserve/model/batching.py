@@ -2,9 +2,19 @@
 
 One ``Batcher`` belongs to one loaded version, so a batch always runs on exactly one version and
 every reply can say which. Requests are grouped by batch key -- signature, requested outputs,
-and each input's dtype and non-batch dimensions -- and an open batch closes when it is full
-(``max_batch_size`` rows, or the largest preferred size) or its first request has waited
-``batch_timeout_micros``. Closed batches run on ``num_batch_threads`` threads. At most
+and each input's dtype and non-batch dimensions. At most ``num_batch_threads`` model runs are in
+progress at once. When an open batch closes depends on the mode:
+
+- ``eager`` (the default): a request that finds a free run slot and nothing queued runs at once,
+  in its own thread, as a batch of one -- no wait, no hand-off, so under light load latency is
+  the unbatched path's. Requests arriving while every slot is busy collect in an open batch,
+  which runs as soon as a slot frees (or when it is full): under load, batches fill by
+  themselves, as large as the arrivals during one run. No request ever waits for company.
+- ``timeout`` (TF Serving's batcher): an open batch closes when it is full (``max_batch_size``
+  rows, or the largest preferred size) or its first request has waited
+  ``batch_timeout_micros``, even when nothing else is coming.
+
+At most
 ``max_enqueued_batches`` batches may be open or waiting; past that a request is refused at once
 with RESOURCE_EXHAUSTED, so an overload never turns into unbounded memory or latency. Requests
 are validated before they are queued, so one bad request never fails a batch; an error raised by
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -56,6 +67,20 @@ class _Task:
 
 
 @dataclass
+class BatcherCounters:
+    """What a batcher did, for tests and benchmarks (a snapshot)."""
+
+    immediate: int = 0
+    """Requests that found a free slot and nothing queued, and ran at once (eager mode)."""
+    batches: int = 0
+    """Batches run by the batch threads."""
+    batched_requests: int = 0
+    """Requests in those batches."""
+    pending_requests: int = 0
+    """Requests waiting in open or closed batches now."""
+
+
+@dataclass
 class _Batch:
     key: _Key
     sig: SignatureSpec
@@ -93,14 +118,20 @@ class Batcher:
         self._model = model
         self._metrics = metrics or Metrics()
         self._settings = settings
-        self._timeout = settings.batch_timeout_micros / 1e6
+        self._eager = settings.mode == "eager"
+        # Eager batches never wait for company: only for a free slot.
+        self._timeout = float("inf") if self._eager else settings.batch_timeout_micros / 1e6
         # A batch this full runs at once (Triton's preferred sizes; else only when full).
         self._close_at = max(settings.preferred_batch_sizes, default=settings.max_batch_size)
+        self._slots = settings.num_batch_threads
+        # Guards every field below; batch threads wait on it for a batch and a free slot.
         self._cv = threading.Condition()
         self._open: dict[_Key, _Batch] = {}
         self._ready: collections.deque[_Batch] = collections.deque()
         self._batches = 0  # open + ready, bounded by max_enqueued_batches
+        self._busy = 0  # model runs in progress (batch threads, and callers running at once)
         self._stopping = False
+        self._counters = BatcherCounters()
         self._threads = [
             threading.Thread(
                 target=self._work, name=f"batch-{model}-{loaded.version}-{i}", daemon=True
@@ -136,37 +167,65 @@ class Batcher:
         with self._cv:
             if self._stopping:
                 raise Unavailable("this model version is being unloaded; retry")
-            batch = self._open.get(key)
-            # A batch thread is woken only when a batch closes or opens (its deadline is new);
-            # a request joining an open batch changes nothing a waiting thread needs to see.
-            wake = False
-            if batch is not None and batch.rows + rows > limit:
-                self._close(batch)
-                batch, wake = None, True
-            if batch is None:
-                if self._batches >= self._settings.max_enqueued_batches:
-                    if wake:
-                        self._cv.notify()
-                    raise ResourceExhausted(
-                        f"batch queue is full ({self._settings.max_enqueued_batches} batches "
-                        "waiting); retry later"
-                    )
-                batch = _Batch(key, sig, wanted, time.monotonic() + self._timeout)
-                self._open[key] = batch
-                self._batches += 1
-                wake = True
-            batch.tasks.append(task)
-            batch.rows += rows
-            if batch.rows >= self._close_at or self._timeout <= 0:
-                self._close(batch)
-                wake = True
-            if wake:
-                self._cv.notify()
+            if self._eager and self._busy < self._slots and not self._open and not self._ready:
+                self._busy += 1
+                self._counters.immediate += 1
+                alone = _Batch(key, sig, wanted, 0.0, [task], rows)
+            else:
+                alone = None
+                self._enqueue(key, sig, wanted, task)
+        if alone is not None:
+            try:
+                self._run(alone)  # in the caller's thread: nothing to hand off
+            finally:
+                with self._cv:
+                    self._busy -= 1
+                    self._cv.notify()  # a batch thread may take what queued meanwhile
         task.done.wait()
         if task.error is not None:
             raise task.error
         assert task.outputs is not None
         return task.outputs, task.queue_seconds, task.run_seconds
+
+    def counters(self) -> BatcherCounters:
+        """A snapshot of what this batcher did."""
+        with self._cv:
+            pending = sum(len(b.tasks) for b in (*self._open.values(), *self._ready))
+            return dataclasses.replace(self._counters, pending_requests=pending)
+
+    def _enqueue(self, key: _Key, sig: SignatureSpec, wanted: tuple[str, ...], task: _Task) -> None:
+        """Adds ``task`` to the open batch of ``key`` (opening one); caller holds the lock.
+
+        Raises:
+            ResourceExhausted: ``max_enqueued_batches`` batches are open or waiting.
+        """
+        limit, rows = self._settings.max_batch_size, task.rows
+        batch = self._open.get(key)
+        # A batch thread is woken only when a batch closes or opens (its deadline is new);
+        # a request joining an open batch changes nothing a waiting thread needs to see.
+        wake = False
+        if batch is not None and batch.rows + rows > limit:
+            self._close(batch)
+            batch, wake = None, True
+        if batch is None:
+            if self._batches >= self._settings.max_enqueued_batches:
+                if wake:
+                    self._cv.notify()
+                raise ResourceExhausted(
+                    f"batch queue is full ({self._settings.max_enqueued_batches} batches "
+                    "waiting); retry later"
+                )
+            batch = _Batch(key, sig, wanted, time.monotonic() + self._timeout)
+            self._open[key] = batch
+            self._batches += 1
+            wake = True
+        batch.tasks.append(task)
+        batch.rows += rows
+        if batch.rows >= self._close_at or self._timeout <= 0:
+            self._close(batch)
+            wake = True
+        if wake:
+            self._cv.notify()
 
     def stop(self) -> None:
         """Runs what is queued, then stops the threads (called once the version is idle)."""
@@ -181,22 +240,36 @@ class Batcher:
         self._ready.append(batch)
 
     def _next(self) -> _Batch | None:
+        """The next batch to run, once a slot is free; None when stopped and drained."""
         with self._cv:
             while True:
                 now = time.monotonic()
                 for batch in [b for b in self._open.values() if b.deadline <= now]:
                     self._close(batch)
-                if self._ready:
-                    self._batches -= 1
-                    return self._ready.popleft()
-                if self._stopping and not self._open:
+                if self._busy < self._slots:
+                    if not self._ready and self._open and (self._eager or self._stopping):
+                        # Eager: what collected during the runs goes now (the oldest first).
+                        self._close(next(iter(self._open.values())))
+                    if self._ready:
+                        self._batches -= 1
+                        self._busy += 1
+                        batch = self._ready.popleft()
+                        self._counters.batches += 1
+                        self._counters.batched_requests += len(batch.tasks)
+                        return batch
+                if self._stopping and not self._open and not self._ready:
                     return None
-                wait = min((b.deadline for b in self._open.values()), default=None)
-                self._cv.wait(None if wait is None else max(0.0, wait - now))
+                wait = min((b.deadline for b in self._open.values()), default=float("inf"))
+                self._cv.wait(None if wait == float("inf") else max(0.0, wait - now))
 
     def _work(self) -> None:
         while (batch := self._next()) is not None:
-            self._run(batch)
+            try:
+                self._run(batch)
+            finally:
+                with self._cv:
+                    self._busy -= 1
+                    self._cv.notify()
 
     def _run(self, batch: _Batch) -> None:
         tasks = batch.tasks
