@@ -10,6 +10,8 @@ Scenarios (each starts its own ``swapserve`` process on 127.0.0.1; load from ``l
   mlp      -- the 256->1024->1024->1024 MLP at 64 clients, batching off/on; load and swap cost.
   reload_storm -- 8 predicting clients without and with 20 Reload loops (5 pinning).
   http_stack -- the HTTP stack choice: aiohttp vs uvicorn + Starlette, json vs orjson.
+  batching_low, model_bound, floor -- eager batching at low load and where the model dominates,
+              and swapserve vs a minimal server doing the same work (bench/eager.py).
 
     .venv/bin/python bench/suite.py                 # everything (about 10 minutes)
     .venv/bin/python bench/suite.py --quick --out /tmp/b   # the tiny run `make test` checks
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import eager
 import loadgen
 import numpy as np
 from common import (
@@ -93,7 +96,7 @@ class Suite:
                 clients=clients,
                 processes=min(2, clients),
                 duration=kw.pop("duration", self.seconds),
-                warmup=self.warmup,
+                warmup=kw.pop("warmup", self.warmup),
                 model=model,
                 **kw,
             )
@@ -881,6 +884,9 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "mlserver": scenario_mlserver,
     "reload_storm": scenario_reload_storm,
     "http_stack": scenario_http_stack,
+    "batching_low": eager.scenario_batching_low,
+    "model_bound": eager.scenario_model_bound,
+    "floor": eager.scenario_floor,
 }
 
 

@@ -13,7 +13,7 @@ from helpers import REPO
 def test_bench_suite_quick_run(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "suite.py"), "--quick", "--out", str(tmp_path),
-         "--only", "single", "rss"],
+         "--only", "single", "rss", "batching_low", "model_bound", "floor"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -24,5 +24,16 @@ def test_bench_suite_quick_run(tmp_path: Path) -> None:
     assert single["floor_ms"] > 0 and single["floor_ratio"] > 0
     assert results["rss"]["swaps"] == 6 and results["rss"]["ratio"] > 0
     report = (tmp_path / "results.md").read_text()
-    assert "| single request vs floor |" in report
+    assert "| single request vs a minimal server making the same call |" in report
     assert "## Memory across swaps" in report
+    low = results["batching_low"]["rows"]
+    assert [row["clients"] for row in low] == [1, 4]
+    assert all(row[m]["errors"] == 0 and row[m]["requests"] > 0
+               for row in low for m in ("off", "eager", "timeout"))  # fmt: skip
+    wide = results["model_bound"]
+    assert wide["eager"]["errors"] == 0 and wide["off"]["errors"] == 0
+    assert wide["in_process"]["1"]["p50_ms"] > 0 and wide["p99_bound_ms"] > 0
+    floor = results["floor"]
+    assert floor["minimal"]["requests"] > 0 and floor["swapserve"]["requests"] > 0
+    assert floor["cpu_us_per_request"]["minimal"] > 0
+    assert "## Model-bound load" in report and "## Batching at low load" in report

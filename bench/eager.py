@@ -1,0 +1,282 @@
+"""Batching and floor scenarios of ``make bench`` (issue 17), registered in ``suite.SCENARIOS``.
+
+batching_low -- the seed model at 1 and 4 clients: batching off, eager, timeout (500 µs),
+                three servers up at once, runs interleaved over rounds.
+model_bound  -- a 2048-wide MLP whose own cost dominates the RPC's: in-process call costs at 1
+                and 64 rows, then 64 clients unbatched vs eager batching, and the
+                single-client round trip (the p99 bound's terms).
+floor        -- swapserve vs a minimal gRPC server whose handler decodes the same request,
+                makes the same ``LoadedVersion.run`` call and encodes the answer
+                (bench/floor_server.py): single-client p50 and server CPU per request from
+                /proc, rounds interleaved; then a py-spy profile of swapserve under that load,
+                summarised by function.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import loadgen
+import numpy as np
+from common import REPO, start_server, stop_server, wait_serving
+
+if TYPE_CHECKING:
+    from suite import Suite
+
+SEED_X = {"number": np.array([[100.0]], np.float32)}
+WIDTH = 2048
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scenario_batching_low(s: Suite) -> dict[str, Any]:
+    """Does batching cost latency when there is nothing to batch? Off vs eager vs TF Serving's
+    timeout mode, same machine minutes (interleaved rounds), 1 and 4 clients."""
+    arms = {
+        "off": [],
+        "eager": ["--enable-batching"],
+        "timeout": ["--enable-batching", "--batching-mode", "timeout",
+                    "--batch-timeout-micros", "500"],
+    }  # fmt: skip
+    rounds = 1 if s.quick else 4
+    servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
+    results: dict[tuple[str, int], list[loadgen.Result]] = collections.defaultdict(list)
+    try:
+        for arm, args in arms.items():
+            servers[arm] = start_server(s.root(f"low-{arm}"), *args)
+        for _, port in servers.values():
+            wait_serving(f"127.0.0.1:{port}")
+        for _, clients in itertools.product(range(rounds), (1, 4)):
+            for arm, (_, port) in servers.items():
+                results[arm, clients].append(
+                    s.load(port, "swapserve", clients, duration=s.seconds / 2)
+                )
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
+    rows = []
+    for clients in (1, 4):
+        off = loadgen.pooled(results["off", clients]).summary()
+        row: dict[str, Any] = {"clients": clients, "off": off}
+        for arm in ("eager", "timeout"):
+            summary = loadgen.pooled(results[arm, clients]).summary()
+            row[arm] = summary
+            row[f"{arm}_p50_ratio"] = round(summary["p50_ms"] / off["p50_ms"], 3)
+        rows.append(row)
+    return {"rounds": rounds, "rows": rows}
+
+
+def export_wide_mlp(root: Path, version: int) -> Path:
+    """Three 2048x2048 dense layers (48 MiB of float32 weights): a model whose one-row call is
+    bound by reading its weights, so one 64-row call costs far less than 64 one-row calls."""
+    import tensorflow as tf
+
+    from swapserve.export import export_model
+
+    rng = np.random.default_rng(version)
+
+    class WideMLP(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = [
+                tf.Variable(rng.normal(0, 0.02, (WIDTH, WIDTH)).astype(np.float32))
+                for _ in range(3)
+            ]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, WIDTH], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            for w in self.w:
+                x = tf.nn.relu(tf.matmul(x, w))
+            return {"y": x}
+
+    module = WideMLP()
+    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)
+
+
+def in_process_ms(path: Path, rows: tuple[int, ...], calls: int) -> dict[int, dict[str, float]]:
+    """``LoadedVersion.run`` per call at each row count, in this process (p50 and mean)."""
+    from swapserve.model.loaded import LoadedVersion
+    from swapserve.settings import SessionSettings
+
+    loaded = LoadedVersion.load(1, path, SessionSettings())
+    out = {}
+    try:
+        for n in rows:
+            x = {"x": np.ones([n, WIDTH], np.float32)}
+            for _ in range(10):
+                loaded.run("", x)
+            lat = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                loaded.run("", x)
+                lat.append(time.perf_counter() - t0)
+            ms = np.array(lat) * 1000
+            out[n] = {
+                "p50_ms": round(float(np.median(ms)), 3),
+                "mean_ms": round(float(ms.mean()), 3),
+            }
+    finally:
+        loaded.close()
+    return out
+
+
+def scenario_model_bound(s: Suite) -> dict[str, Any]:
+    """Where batching pays: the wide MLP at 64 clients, unbatched vs eager batching."""
+    root = s.tmp / "wide"
+    path = export_wide_mlp(root, 1)
+    clients = 8 if s.quick else 64
+    max_batch = clients
+    calls = in_process_ms(path, (1, max_batch), 10 if s.quick else 40)
+    one, full = calls[1]["p50_ms"], calls[max_batch]["p50_ms"]
+    out: dict[str, Any] = {
+        "clients": clients,
+        "weights_mib": round(
+            sum(f.stat().st_size for f in (path / "variables").iterdir()) / 2**20, 1
+        ),
+        "in_process": {str(k): v for k, v in calls.items()},
+        "batch_economy": round(max_batch * one / full, 1),  # 64 one-row calls / one 64-row call
+    }
+    x1 = {"x": np.random.default_rng(0).normal(size=(1, WIDTH)).astype(np.float32)}
+    # One batch thread: each run already uses both cores (TensorFlow's intra-op threads) and
+    # reads all the weights, so two concurrent runs only split the memory bandwidth and make
+    # smaller batches; the second eager arm shows that with the default two.
+    batching = ["--enable-batching", "--max-batch-size", str(max_batch)]
+    threads = ["--grpc-threads", str(clients + 16)]
+    arms = {
+        "off": threads,
+        "eager": [*batching, "--num-batch-threads", "1", *threads],
+        "eager_2_threads": [*batching, *threads],
+    }
+    servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
+    rounds = 1 if s.quick else 3
+    results: dict[str, list[loadgen.Result]] = collections.defaultdict(list)
+    try:
+        for arm, args in arms.items():
+            servers[arm] = start_server(root, *args, model="wide")
+        for _, port in servers.values():
+            wait_serving(f"127.0.0.1:{port}", model="wide")
+        single = [s.load(servers["off"][1], "swapserve", 1, model="wide", x=x1)]
+        for _ in range(rounds):
+            for arm, (_, port) in servers.items():
+                results[arm].append(
+                    s.load(port, "swapserve", clients, model="wide", x=x1,
+                           duration=s.seconds * 2 / rounds)
+                )  # fmt: skip
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
+    off = loadgen.pooled(results["off"]).summary()
+    eager = loadgen.pooled(results["eager"]).summary()
+    rtt = loadgen.pooled(single).summary()["p50_ms"]
+    out.update(off=off, eager=eager, single_client_p50_ms=rtt)
+    out["eager_2_threads"] = loadgen.pooled(results["eager_2_threads"]).summary()
+    out["throughput_ratio"] = round(eager["throughput_rps"] / off["throughput_rps"], 2)
+    # Eager batches never wait for company: the wait bound is 0, not batch_timeout_micros.
+    out["p99_bound_ms"] = round(2 * (0.0 + full + rtt), 2)
+    out["p99_within_bound"] = eager["p99_ms"] <= out["p99_bound_ms"]
+    return out
+
+
+def _start_floor(export: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "floor_server.py"), str(export)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def scenario_floor(s: Suite) -> dict[str, Any]:
+    """swapserve vs the minimal server doing the same work, one client: latency and CPU."""
+    rounds = 2 if s.quick else 5
+    servers = {"swapserve": start_server(s.root("floor"))}
+    runs: dict[str, list[loadgen.Result]] = collections.defaultdict(list)
+    cpu: dict[str, list[float]] = collections.defaultdict(list)
+    try:
+        servers["minimal"] = _start_floor(s.sources[0])
+        wait_serving(f"127.0.0.1:{servers['swapserve'][1]}")
+        for _, port in servers.values():  # warm both before anything counts
+            s.load(port, "swapserve", 1, duration=s.warmup)
+        for _ in range(rounds):
+            for name, (proc, port) in servers.items():
+                before = cpu_seconds(proc.pid)
+                result = s.load(port, "swapserve", 1, warmup=0.0)
+                cpu[name].append((cpu_seconds(proc.pid) - before) / max(1, result.requests))
+                runs[name].append(result)
+        profile = py_spy_profile(servers["swapserve"][0].pid, servers["swapserve"][1], s)
+    finally:
+        stop_server(servers["swapserve"][0])
+        if "minimal" in servers:
+            servers["minimal"][0].kill()
+            servers["minimal"][0].wait()
+    summary = {name: loadgen.pooled(rs).summary() for name, rs in runs.items()}
+    cpu_us = {name: round(float(np.median(v)) * 1e6, 1) for name, v in cpu.items()}
+    return {
+        "rounds": rounds,
+        **summary,
+        "cpu_us_per_request": cpu_us,
+        "p50_ratio": round(summary["swapserve"]["p50_ms"] / summary["minimal"]["p50_ms"], 3),
+        "cpu_ratio": round(cpu_us["swapserve"] / cpu_us["minimal"], 3),
+        "profile": profile,
+    }
+
+
+def py_spy_profile(pid: int, port: int, s: Suite) -> dict[str, Any]:
+    """py-spy samples of swapserve under one-client load: the share of samples (of the threads
+    doing work) whose stack passes through each swapserve module, and the top leaf functions."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        return {"skipped": "py-spy is not installed"}
+    seconds = 2 if s.quick else 8
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.txt"
+        spy = subprocess.Popen(
+            [str(py_spy), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "500",
+             "--format", "raw", "--output", str(raw), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        s.load(port, "swapserve", 1, duration=seconds + 1, warmup=0.0)
+        _, err = spy.communicate(timeout=seconds + 60)
+        if spy.returncode != 0 or not raw.exists():
+            return {"failed": err.strip().splitlines()[-1:]}
+        return summarise_stacks(raw.read_text())
+
+
+def summarise_stacks(text: str) -> dict[str, Any]:
+    """py-spy's raw format (``frame;frame;... count``, outermost first) -> shares."""
+    total = 0
+    modules: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        if any("wait (threading.py" in f or "_wait_once" in f for f in frames[-2:]):
+            continue  # a thread waiting, not working
+        total += n
+        seen = set()
+        for frame in frames:
+            if "swapserve/" in frame:
+                module = frame.split("(", 1)[1].split(":")[0].split("swapserve/", 1)[1]
+                seen.add(module)
+        for module in seen:
+            modules[module] += n
+        leaves[frames[-1].split(" (")[0] + " (" + frames[-1].rsplit("/", 1)[-1]] += n
+    share = {m: round(c / total, 3) for m, c in modules.most_common(15)} if total else {}
+    top = {f: round(c / total, 3) for f, c in leaves.most_common(12)} if total else {}
+    return {"samples": total, "module_share": share, "top_leaf_share": top}
