@@ -1,7 +1,7 @@
 """Full garbage collections under load, with and without swapserve's start-up ``gc.freeze``.
 
 The server runs through this file, which times every generation-2 collection (wall clock, so
-the bench can keep those inside the load window) and writes them to a JSON file at exit; with
+the bench can keep those inside the load window) and writes them to a JSON file as they happen; with
 ``--no-freeze`` it first turns ``gc.freeze`` into a no-op, i.e. the server as it was before.
 
     python bench/gc_pauses.py serve [--no-freeze] STATS_JSON SWAPSERVE_FLAGS...
@@ -32,14 +32,14 @@ def serve(argv: list[str]) -> None:
             started[0] = time.perf_counter()
         else:
             collections.append((time.time(), time.perf_counter() - started[0]))
+            # Written at each one: the server leaves through os._exit, past any finally.
+            Path(stats_path).write_text(json.dumps(collections))
 
+    Path(stats_path).write_text("[]")
     gc.callbacks.append(timer)
     from swapserve.cli import main  # after the patch
 
-    try:
-        main(flags)
-    finally:
-        Path(stats_path).write_text(json.dumps(collections))
+    main(flags)
 
 
 def in_window(stats_path: Path, begin: float, end: float) -> dict[str, Any]:
