@@ -14,11 +14,10 @@ progress at once. When an open batch closes depends on the mode:
   rows, or the largest preferred size) or its first request has waited
   ``batch_timeout_micros``, even when nothing else is coming.
 
-At most
-``max_enqueued_batches`` batches may be open or waiting; past that a request is refused at once
-with RESOURCE_EXHAUSTED, so an overload never turns into unbounded memory or latency. Requests
-are validated before they are queued, so one bad request never fails a batch; an error raised by
-the model run itself fails every request of that batch (as in TF Serving).
+At most ``max_enqueued_batches`` batches may be open or waiting; past that a request is refused
+at once with RESOURCE_EXHAUSTED, so an overload never turns into unbounded memory or latency.
+Requests are validated before they are queued, so one bad request never fails a batch; an error
+raised by the model run itself fails every request of that batch (as in TF Serving).
 """
 
 from __future__ import annotations
@@ -163,22 +162,22 @@ class Batcher:
             wanted,
             tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
         )
-        task = _Task(inputs, rows)
         with self._cv:
             if self._stopping:
                 raise Unavailable("this model version is being unloaded; retry")
-            if self._eager and self._busy < self._slots and not self._open and not self._ready:
+            alone = self._eager and self._busy < self._slots and not self._open and not self._ready
+            if alone:
                 self._busy += 1
                 self._counters.immediate += 1
-                alone = _Batch(key, sig, wanted, 0.0, [task], rows)
             else:
-                alone = None
+                task = _Task(inputs, rows)
                 self._enqueue(key, sig, wanted, task)
-        if alone is not None:
+        if alone:
             try:
                 if not self._settings.allowed_batch_sizes:  # nothing to pad: the plain call
                     return self._run_alone(sig, wanted, inputs, rows)
-                self._run(alone)  # in the caller's thread: nothing to hand off
+                task = _Task(inputs, rows)  # padded: the batch path, in the caller's thread
+                self._run(_Batch(key, sig, wanted, 0.0, [task], rows))
             finally:
                 with self._cv:
                     self._busy -= 1
