@@ -101,6 +101,9 @@ class DataPlane:
         """Set on SIGTERM: still serving, but no longer ready (HTTP readiness says so)."""
         self.gate = CallGate()
         """Every call below passes it; closed at shutdown (new calls get UNAVAILABLE)."""
+        self.logs_peers = bool(self._observers)
+        """A call's peer is wanted (the access and request logs): transports skip asking for
+        it otherwise (``context.peer()`` builds a string on every RPC)."""
 
     @property
     def metrics(self) -> Metrics:
@@ -142,8 +145,11 @@ class DataPlane:
         of a loaded ``version``, or of the version ``label`` names."""
         manager = self._registry.get(model)
         manager.check_size(sum(int(a.size) for a in inputs.values()))
-        with self._serving(manager, version, label) as handle:
+        handle = self._acquire(manager, version, label)  # not ``_serving``: the hot path
+        try:
             return handle.run(signature, inputs, output_filter)
+        finally:
+            manager.release(handle)
 
     @gated
     def predict_examples(
@@ -361,14 +367,19 @@ class DataPlane:
     @contextmanager
     def _serving(self, manager: ModelManager, version: int, label: str) -> Iterator[Handle]:
         """The loaded version a request names, held for the request's duration."""
-        check_choice(version, label)
-        handle = manager.acquire(version, label)
-        if handle is None:
-            raise self._not_serving(manager, version, label)
+        handle = self._acquire(manager, version, label)
         try:
             yield handle
         finally:
             manager.release(handle)
+
+    def _acquire(self, manager: ModelManager, version: int, label: str) -> Handle:
+        """The loaded version a request names, counted in; the caller must ``release`` it."""
+        check_choice(version, label)
+        handle = manager.acquire(version, label)
+        if handle is None:
+            raise self._not_serving(manager, version, label)
+        return handle
 
     @staticmethod
     def _not_serving(manager: ModelManager, version: int, label: str) -> Exception:

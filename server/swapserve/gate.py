@@ -25,21 +25,31 @@ class CallGate:
         self._idle = threading.Condition(self._lock)  # notified when _inflight drops to 0
         self._inflight = 0  # guarded by _lock
         self._refusal = ""  # guarded by _lock: why new calls are refused ("" while open)
+        self._waiters = 0  # guarded by _lock: threads in wait_idle (leave notifies only then)
 
-    @contextmanager
-    def call(self) -> Iterator[None]:
-        """One call's span; raises Unavailable once the gate is closed."""
+    def enter(self) -> None:
+        """Counts a call in; raises Unavailable once the gate is closed. Every ``enter`` that
+        returns must be matched by one ``leave``."""
         with self._lock:
             if self._refusal:
                 raise Unavailable(self._refusal)
             self._inflight += 1
+
+    def leave(self) -> None:
+        """Counts a call out."""
+        with self._lock:
+            self._inflight -= 1
+            if self._waiters and not self._inflight:
+                self._idle.notify_all()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """One call's span (``enter`` ... ``leave``)."""
+        self.enter()
         try:
             yield
         finally:
-            with self._lock:
-                self._inflight -= 1
-                if not self._inflight:
-                    self._idle.notify_all()
+            self.leave()
 
     @property
     def closed(self) -> bool:
@@ -62,12 +72,16 @@ class CallGate:
         """Waits until no call is in progress; False if some still are after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._inflight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-            return True
+            self._waiters += 1
+            try:
+                while self._inflight:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._idle.wait(left)
+                return True
+            finally:
+                self._waiters -= 1
 
 
 class _Gated(Protocol):
@@ -78,12 +92,18 @@ S = TypeVar("S", bound=_Gated)
 
 
 def gated(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Runs ``method`` as one call through ``self.gate``."""
+    """Runs ``method`` as one call through ``self.gate`` (enter/leave written out rather than
+    ``with gate.call()``: this runs on every request, and a generator context manager costs
+    more than the rest of the gate)."""
 
     @wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.gate.call():
+        gate = self.gate
+        gate.enter()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            gate.leave()
 
     return wrapper
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
@@ -37,12 +38,21 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _Labelled = Counter | Gauge | Histogram
 
 
+class _Inflight(Protocol):
+    @property
+    def inflight(self) -> int: ...
+
+
 class Metrics:
     """Every metric swapserve exports (names and meanings: docs/operations.md)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # The request path's series, one lookup per call (derived from _children, which holds
+        # every series; cleared whenever series are forgotten, and refilled as calls come).
+        self._call_series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._run_series: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.stats = Statistics()
         """The same calls per version, for V2 ModelStatistics and GetModelStatus."""
         self.requests = Counter(
@@ -165,11 +175,28 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
+    def track_inflight(self, model: str, source: _Inflight) -> None:
+        """Makes ``swapserve_inflight_requests{model}`` read ``source.inflight`` when scraped
+        (the model's current manager; held weakly, so a removed model's map is not kept)."""
+        ref = weakref.ref(source)
+
+        def inflight() -> int:
+            found = ref()
+            return found.inflight if found is not None else 0
+
+        self.child(self.inflight, model).set_function(inflight)
+
     def ran(self, model: str, version: int, seconds: float) -> None:
         """One model run of ``version`` (a batch counts once)."""
-        v = str(version)
-        self.child(self.model_runs, model, v).inc()
-        self.child(self.model_run_seconds, model, v).observe(seconds)
+        series = self._run_series.get((model, version))
+        if series is None:
+            v = str(version)
+            series = self._run_series[model, version] = (
+                self.child(self.model_runs, model, v),
+                self.child(self.model_run_seconds, model, v),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
         self.stats.executed(model, version)
 
     def forget_version(self, model: str, version: int) -> None:
@@ -182,10 +209,14 @@ class Metrics:
         """Drops every series of a model a config change removed."""
         self.stats.forget_model(model)
         self._forget(lambda values: values[:1] == (model,))
+        if self._children.pop((id(self.inflight), (model,)), None) is not None:
+            self.inflight.remove(model)
 
     def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
         """Removes the cached series whose label values (model, version, …) match. Only
         per-version metrics put the version second; the others match on the model alone."""
+        self._call_series.clear()
+        self._run_series.clear()
         by_id = {id(m): m for m in self._versioned}
         for key in [k for k in self._children if k[0] in by_id and matches(k[1])]:
             del self._children[key]
@@ -205,9 +236,15 @@ class Metrics:
         model = record.model if known else ""
         version = str(record.version) if known and record.version else ""
         signature = record.signature if version else ""
-        labels = (model, version, signature, record.protocol, record.method)
-        self.child(self.requests, *labels, record.code).inc()
-        self.child(self.request_seconds, *labels).observe(record.seconds)
+        key = (model, version, signature, record.protocol, record.method, record.code)
+        series = self._call_series.get(key)
+        if series is None:
+            series = self._call_series[key] = (
+                self.child(self.requests, *key),
+                self.child(self.request_seconds, *key[:-1]),
+            )
+        series[0].inc()
+        series[1].observe(record.seconds)
         if known:
             self.stats.called(record)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from copy import copy
 from dataclasses import dataclass, field, replace
 
 from swapserve.calls import CallRecord
@@ -15,28 +16,30 @@ _RECENT = 1024
 """Latencies kept per version for its p99 (the most recent successful calls)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Duration:
-    """A count and a total duration in nanoseconds (V2's ``StatisticDuration``)."""
+    """A count and a total duration in nanoseconds (V2's ``StatisticDuration``). Mutable:
+    updated in place under ``Statistics``' lock on every call; readers get copies."""
 
     count: int = 0
     ns: int = 0
 
-    def add(self, seconds: float) -> Duration:
-        return Duration(self.count + 1, self.ns + int(seconds * 1e9))
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.ns += int(seconds * 1e9)
 
 
 @dataclass
 class VersionStats:
     """One loaded version's calls since it loaded."""
 
-    success: Duration = Duration()
+    success: Duration = field(default_factory=Duration)
     """Calls answered OK and their end-to-end time."""
-    fail: Duration = Duration()
+    fail: Duration = field(default_factory=Duration)
     """Calls this version took that failed (bad input for its signature, a failed run)."""
-    queue: Duration = Duration()
+    queue: Duration = field(default_factory=Duration)
     """Time successful calls waited for their batch."""
-    compute: Duration = Duration()
+    compute: Duration = field(default_factory=Duration)
     """Time in the model run for successful calls."""
     inference_count: int = 0
     """Rows answered (V2's inference count: a batch of 8 rows counts 8)."""
@@ -69,23 +72,26 @@ class Statistics:
         if not record.version or not record.model:
             return
         now = int(time.time() * 1000)
+        key = (record.model, record.version)
         with self._lock:
-            s = self._stats.setdefault((record.model, record.version), VersionStats())
+            s = self._stats.get(key) or self._stats.setdefault(key, VersionStats())
             if record.ok:
-                s.success = s.success.add(record.seconds)
-                s.queue = s.queue.add(record.queue_seconds)
-                s.compute = s.compute.add(record.run_seconds)
+                s.success.add(record.seconds)
+                s.queue.add(record.queue_seconds)
+                s.compute.add(record.run_seconds)
                 s.inference_count += record.rows
                 s.last_inference_ms = now
                 s.recent.append(record.seconds)
             else:
-                s.fail = s.fail.add(record.seconds)
+                s.fail.add(record.seconds)
                 s.last_error_ms = now
 
     def executed(self, model: str, version: int) -> None:
         """Counts one model run of ``version``."""
+        key = (model, version)
         with self._lock:
-            self._stats.setdefault((model, version), VersionStats()).execution_count += 1
+            s = self._stats.get(key) or self._stats.setdefault(key, VersionStats())
+            s.execution_count += 1
 
     def get(self, model: str, version: int) -> VersionStats:
         """A copy of one version's statistics (zeros if it took no call)."""
@@ -93,7 +99,14 @@ class Statistics:
             found = self._stats.get((model, version))
             if found is None:
                 return VersionStats()
-            return replace(found, recent=deque(found.recent, maxlen=_RECENT))
+            return replace(
+                found,
+                success=copy(found.success),
+                fail=copy(found.fail),
+                queue=copy(found.queue),
+                compute=copy(found.compute),
+                recent=deque(found.recent, maxlen=_RECENT),
+            )
 
     def forget(self, model: str, version: int) -> None:
         """Drops a released version."""

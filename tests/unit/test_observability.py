@@ -117,3 +117,25 @@ def test_a_run_is_noted_only_on_the_current_call() -> None:
         note_run("serving_default", {}, {}, run_seconds=0.5, rows=4)
     assert current() is None
     assert (record.signature, record.rows, record.run_seconds) == ("serving_default", 4, 0.5)
+
+
+def test_inflight_gauge_is_read_when_scraped() -> None:
+    class Source:
+        inflight = 0
+
+    def gauge() -> list[float]:
+        return [
+            s.value
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if s.name == "swapserve_inflight_requests" and s.labels == {"model": "m"}
+        ]
+
+    metrics, source = Metrics(), Source()
+    metrics.track_inflight("m", source)
+    source.inflight = 3
+    assert gauge() == [3]
+    del source  # held weakly: a dropped map reads as 0, not kept alive
+    assert gauge() == [0]
+    metrics.forget_model("m")
+    assert gauge() == []

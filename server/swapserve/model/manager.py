@@ -83,6 +83,7 @@ class ModelManager:
         self._records = VersionRecords(clock)
         self._versions = VersionLoader(self.name, session, loader, self._records, self.metrics)
         self._map = ServingMap(self.name, settings.labels, self._retired, self._released)
+        self.metrics.track_inflight(self.name, self._map)
         self._source = ExportSource(
             self.name,
             settings.export_root,
@@ -121,14 +122,10 @@ class ModelManager:
 
     def acquire(self, version: int, label: str = "") -> Handle | None:
         """The handle serving ``version`` (0: the served one) or ``label``, or None."""
-        handle = self._map.acquire(version, label)
-        if handle is not None:
-            self.metrics.child(self.metrics.inflight, self.name).inc()
-        return handle
+        return self._map.acquire(version, label)
 
     def release(self, handle: Handle) -> None:
         """Ends a request on ``handle``."""
-        self.metrics.child(self.metrics.inflight, self.name).dec()
         self._map.release(handle)
 
     def check_size(self, elements: int) -> None:

@@ -120,6 +120,7 @@ class ServingMap:
         self._pinned = 0  # guarded by _lock: the version Reload pinned (0: the policy decides)
         self._stopped = ""  # guarded by _lock: "closed" or "unloaded" once retire_all ran
         self._reapers: list[threading.Thread] = []  # guarded by _lock
+        self._inflight = 0  # guarded by _lock: requests on any version now
 
     # ---- request path -------------------------------------------------------------------------
 
@@ -132,16 +133,25 @@ class ServingMap:
             handle = self._handles.get(version) if version else self._served
             if handle is not None:
                 handle.inflight += 1
+                self._inflight += 1
             return handle
 
     def release(self, handle: Handle) -> None:
         """Counts a request out; the last one out of a retired version lets it be released."""
         with self._lock:
             handle.inflight -= 1
+            self._inflight -= 1
             if handle.retired and handle.inflight == 0:
                 handle.idle.set()
 
     # ---- reading ------------------------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        """Requests running on any version now (the ``swapserve_inflight_requests`` gauge, read
+        when scraped rather than counted on the request path)."""
+        with self._lock:
+            return self._inflight
 
     @property
     def served_version(self) -> int:
