@@ -110,6 +110,6 @@ soak: $(STAMP)  ## 100 hot swaps under load on every protocol, then SIGTERM unde
 
 bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed .venv-httpstack/.installed  ## side virtualenvs: estimator baseline, MLServer, HTTP stacks
 
-bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 10 minutes)
+bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 30 minutes)
 	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/update_docs.py

@@ -33,6 +33,8 @@ def test_bench_suite_quick_run(tmp_path: Path) -> None:
     wide = results["model_bound"]
     assert wide["eager"]["errors"] == 0 and wide["off"]["errors"] == 0
     assert wide["in_process"]["1"]["p50_ms"] > 0 and wide["p99_bound_ms"] > 0
+    assert wide["rps_needed_for_bound"] > 0 and wide["cycle_ms"] > 0
+    assert "no request waits past two batch cycles" in report
     floor = results["floor"]
     assert floor["minimal"]["requests"] > 0 and floor["swapserve"]["requests"] > 0
     assert floor["cpu_us_per_request"]["minimal"] > 0
