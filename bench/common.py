@@ -127,3 +127,40 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
         "p999_ms": round(float(np.percentile(ms, 99.9)), 3),
         "max_ms": round(float(ms.max()), 3),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export_dense_stack(
+    root: Path, version: int, sizes: list[int], stddev: float, seed: int
+) -> Path:
+    """A stack of ReLU dense layers of these widths (input ``x``: [None, sizes[0]], output
+    ``y``), random weights from ``seed``, exported as ``version`` under ``root``."""
+    import itertools
+
+    import tensorflow as tf
+
+    from swapserve.export import export_model
+
+    rng = np.random.default_rng(seed)
+
+    class Dense(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = [
+                tf.Variable(rng.normal(0, stddev, (a, b)).astype(np.float32))
+                for a, b in itertools.pairwise(sizes)
+            ]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, sizes[0]], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            for w in self.w:
+                x = tf.nn.relu(tf.matmul(x, w))
+            return {"y": x}
+
+    module = Dense()
+    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)

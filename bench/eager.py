@@ -26,19 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import loadgen
 import numpy as np
-from common import REPO, start_server, stop_server, wait_serving
+from common import REPO, cpu_seconds, export_dense_stack, start_server, stop_server, wait_serving
 
 if TYPE_CHECKING:
     from suite import Suite
 
 SEED_X = {"number": np.array([[100.0]], np.float32)}
 WIDTH = 2048
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def scenario_batching_low(s: Suite) -> dict[str, Any]:
@@ -81,28 +75,7 @@ def scenario_batching_low(s: Suite) -> dict[str, Any]:
 def export_wide_mlp(root: Path, version: int) -> Path:
     """Three 2048x2048 dense layers (48 MiB of float32 weights): a model whose one-row call is
     bound by reading its weights, so one 64-row call costs far less than 64 one-row calls."""
-    import tensorflow as tf
-
-    from swapserve.export import export_model
-
-    rng = np.random.default_rng(version)
-
-    class WideMLP(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = [
-                tf.Variable(rng.normal(0, 0.02, (WIDTH, WIDTH)).astype(np.float32))
-                for _ in range(3)
-            ]
-
-        @tf.function(input_signature=[tf.TensorSpec([None, WIDTH], tf.float32, name="x")])
-        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
-            for w in self.w:
-                x = tf.nn.relu(tf.matmul(x, w))
-            return {"y": x}
-
-    module = WideMLP()
-    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)
+    return export_dense_stack(root, version, [WIDTH] * 4, 0.02, version)
 
 
 def in_process_ms(path: Path, rows: tuple[int, ...], calls: int) -> dict[int, dict[str, float]]:

@@ -42,6 +42,8 @@ import numpy as np
 from common import (
     REPO,
     REST_PORTS,
+    cpu_seconds,
+    export_dense_stack,
     export_versions,
     publish,
     rss_mib,
@@ -305,29 +307,8 @@ def scenario_rss(s: Suite) -> dict[str, Any]:
 
 
 def export_mlp(root: Path, version: int, seed: int) -> Path:
-    import tensorflow as tf
-
-    from swapserve.export import export_model
-
-    rng = np.random.default_rng(seed)
-
-    class MLP(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            sizes = [256, 1024, 1024, 1024]
-            self.w = [
-                tf.Variable(rng.normal(0, 0.05, (a, b)).astype(np.float32))
-                for a, b in itertools.pairwise(sizes)
-            ]
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
-        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
-            for w in self.w:
-                x = tf.nn.relu(tf.matmul(x, w))
-            return {"y": x}
-
-    module = MLP()
-    return export_model(module, root, signatures={"serving_default": module.serve}, version=version)
+    """256 -> 1024 -> 1024 -> 1024 (9 MiB of weights)."""
+    return export_dense_stack(root, version, [256, 1024, 1024, 1024], 0.05, seed)
 
 
 def scenario_mlp(s: Suite) -> dict[str, Any]:
@@ -808,12 +789,6 @@ STACK_VARIANTS = (  # (stack, JSON module, uvloop)
 )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _start_stack(stack: str, codec: str, uv: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     cmd = [str(HTTPSTACK_PYTHON), str(REPO / "bench" / "http_stacks.py"), "--stack", stack]
@@ -843,9 +818,9 @@ def scenario_http_stack(s: Suite) -> dict[str, Any]:
             proc, port = _start_stack(stack, codec, uv)
             try:
                 for clients in (1, 16):
-                    cpu = _cpu_seconds(proc.pid)
+                    cpu = cpu_seconds(proc.pid)
                     result = s.load(port, "tfserving_rest", clients, model="m")
-                    per_request = (_cpu_seconds(proc.pid) - cpu) / max(result.requests, 1)
+                    per_request = (cpu_seconds(proc.pid) - cpu) / max(result.requests, 1)
                     name = stack + (" + uvloop" if uv else "")
                     runs.setdefault((name, codec, clients), []).append(
                         # CPU over the warm-up too: a slight overestimate for every row alike.
