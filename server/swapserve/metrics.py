@@ -29,6 +29,7 @@ from prometheus_client import (
 
 from swapserve.calls import CallRecord
 from swapserve.stats import Statistics
+from swapserve.timed_series import TimedCounter
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -49,42 +50,31 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        # The request path's series, one lookup per call (derived from _children, which holds
-        # every series; cleared whenever series are forgotten, and refilled as calls come).
-        self._call_series: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        self._run_series: dict[tuple[str, int], tuple[Any, Any]] = {}
+        # The run series of (model, version), keyed by the int version: ``ran`` is on the
+        # request path and ``str(version)`` is not free (cleared with the series it names).
+        self._run_labels: dict[tuple[str, int], tuple[str, str]] = {}
         self.stats = Statistics()
         """The same calls per version, for V2 ModelStatistics and GetModelStatus."""
-        self.requests = Counter(
-            "swapserve_requests_total",
-            "Calls answered, by model, the version and signature that took them (empty: none "
-            "did), protocol, method and gRPC status code (HTTP: the HTTP status).",
-            ["model", "version", "signature", "protocol", "method", "code"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "swapserve_request_seconds",
-            "Time from receiving a call to its answer, in the transport.",
-            ["model", "version", "signature", "protocol", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.calls = TimedCounter(
+            ("swapserve_requests_total",
+             "Calls answered, by model, the version and signature that took them (empty: none "
+             "did), protocol, method and gRPC status code (HTTP: the HTTP status)."),
+            ("swapserve_request_seconds",
+             "Time from receiving a call to its answer, in the transport."),
+            ["model", "version", "signature", "protocol", "method"], ["code"],
+            _LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        """``swapserve_requests_total`` and ``swapserve_request_seconds``, updated together."""
         self.inflight = Gauge(
             "swapserve_inflight_requests", "Requests running on a model now.", ["model"], registry=r
         )
-        self.model_runs = Counter(
-            "swapserve_model_runs_total",
-            "TensorFlow runs (a batch counts once), by model and version.",
-            ["model", "version"],
-            registry=r,
-        )
-        self.model_run_seconds = Histogram(
-            "swapserve_model_run_seconds",
-            "Time inside the TensorFlow session per run.",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.runs = TimedCounter(
+            ("swapserve_model_runs_total",
+             "TensorFlow runs (a batch counts once), by model and version."),
+            ("swapserve_model_run_seconds", "Time inside the TensorFlow session per run."),
+            ["model", "version"], [], _LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        """``swapserve_model_runs_total`` and ``swapserve_model_run_seconds``."""
         self.batch_size = Histogram(
             "swapserve_batch_size",
             "Rows per batched run (after padding).",
@@ -188,15 +178,10 @@ class Metrics:
 
     def ran(self, model: str, version: int, seconds: float) -> None:
         """One model run of ``version`` (a batch counts once)."""
-        series = self._run_series.get((model, version))
-        if series is None:
-            v = str(version)
-            series = self._run_series[model, version] = (
-                self.child(self.model_runs, model, v),
-                self.child(self.model_run_seconds, model, v),
-            )
-        series[0].inc()
-        series[1].observe(seconds)
+        labels = self._run_labels.get((model, version))
+        if labels is None:
+            labels = self._run_labels[model, version] = (model, str(version))
+        self.runs.record(labels, seconds)
         self.stats.executed(model, version)
 
     def forget_version(self, model: str, version: int) -> None:
@@ -213,40 +198,30 @@ class Metrics:
             self.inflight.remove(model)
 
     def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
-        """Removes the cached series whose label values (model, version, …) match. Only
-        per-version metrics put the version second; the others match on the model alone."""
-        self._call_series.clear()
-        self._run_series.clear()
-        by_id = {id(m): m for m in self._versioned}
+        """Removes the series whose label values (model, version, …) match. Only per-version
+        metrics put the version second; the others match on the model alone."""
+        self._run_labels = {k: v for k, v in self._run_labels.items() if not matches(v)}
+        self.calls.remove(matches)
+        self.runs.remove(matches)
+        by_id = {id(m): m for m in (self.batch_queue_seconds, self.version_rss)}
         for key in [k for k in self._children if k[0] in by_id and matches(k[1])]:
             del self._children[key]
             with contextlib.suppress(KeyError):
                 by_id[key[0]].remove(*key[1])
 
-    @property
-    def _versioned(self) -> tuple[_Labelled, ...]:
-        """Metrics labelled (model, version, …)."""
-        return (self.requests, self.request_seconds, self.model_runs, self.model_run_seconds,
-                self.batch_queue_seconds, self.version_rss)  # fmt: skip
-
     def observe(self, record: CallRecord, known: bool) -> None:
         """Counts and times a finished call; a model that is not served is labelled "" (so
         clients cannot create label values), as are the version and signature when no version
         took the call."""
-        model = record.model if known else ""
-        version = str(record.version) if known and record.version else ""
-        signature = record.signature if version else ""
-        key = (model, version, signature, record.protocol, record.method, record.code)
-        series = self._call_series.get(key)
-        if series is None:
-            series = self._call_series[key] = (
-                self.child(self.requests, *key),
-                self.child(self.request_seconds, *key[:-1]),
-            )
-        series[0].inc()
-        series[1].observe(record.seconds)
         if known:
+            version = str(record.version) if record.version else ""
+            key = (record.model, version, record.signature if version else "", record.protocol,
+                   record.method, record.code)  # fmt: skip
+            self.calls.record(key, record.seconds)
             self.stats.called(record)
+        else:
+            key = ("", "", "", record.protocol, record.method, record.code)
+            self.calls.record(key, record.seconds)
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,
