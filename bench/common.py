@@ -52,13 +52,17 @@ REST_PORTS: dict[int, int] = {}
 
 
 def start_server(
-    root: Path, *args: str, model: str = "seed", command: tuple[str, ...] = ()
+    root: Path,
+    *args: str,
+    model: str = "seed",
+    command: tuple[str, ...] = (),
+    cpus: set[int] | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
     """Starts ``swapserve`` (or ``command``, taking its flags) for one model on 127.0.0.1 and
-    a port the OS picks."""
+    a port the OS picks; all its threads on ``cpus`` when given."""
     proc = subprocess.Popen(
         [
-            *(command or (str(Path(sys.executable).parent / "swapserve"),)),
+            *pinned(cpus), *(command or (str(Path(sys.executable).parent / "swapserve"),)),
             "--model-name", model, "--export-root", str(root),
             "--host", "127.0.0.1", "--port", "0", "--log-level", "INFO", "--drain-seconds", "0",
             *args,
@@ -82,6 +86,14 @@ def start_server(
             break
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def pinned(cpus: set[int] | None) -> tuple[str, ...]:
+    """A command prefix confining a process (and every thread it starts) to ``cpus``; empty
+    when no CPUs are given or ``taskset`` is missing."""
+    if not cpus or not shutil.which("taskset"):
+        return ()
+    return ("taskset", "-c", ",".join(map(str, sorted(cpus))))
 
 
 def stop_server(proc: subprocess.Popen[str]) -> None:

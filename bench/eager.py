@@ -26,12 +26,28 @@ from typing import TYPE_CHECKING, Any
 
 import loadgen
 import numpy as np
-from common import REPO, cpu_seconds, export_dense_stack, start_server, stop_server, wait_serving
+from common import (
+    REPO,
+    cpu_seconds,
+    export_dense_stack,
+    pinned,
+    start_server,
+    stop_server,
+    wait_serving,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from suite import Suite
 
 SEED_X = {"number": np.array([[100.0]], np.float32)}
+ABLATED = ("bookkeeping", "call-record")
+"""swapserve with layers taken out (bench/ablated_server.py), measured beside the others."""
+LAYER_COST = {
+    "swapserve": "bookkeeping (metrics, statistics, logs)",
+    "bookkeeping": "call record and error mapping",
+    "call-record": "data plane (gate, resolution, in-flight, validation)",
+}
+"""What the difference between a server and the next one without a layer measures."""
 WIDTH = 2048
 
 
@@ -172,9 +188,9 @@ def scenario_model_bound(s: Suite) -> dict[str, Any]:
     return out
 
 
-def _start_floor(export: Path) -> tuple[subprocess.Popen[str], int]:
+def _start_floor(export: Path, cpus: set[int] | None) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "floor_server.py"), str(export)],
+        [*pinned(cpus), sys.executable, str(REPO / "bench" / "floor_server.py"), str(export)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
@@ -182,60 +198,124 @@ def _start_floor(export: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline())
 
 
+def _arm(lat: list[np.ndarray]) -> dict[str, Any]:
+    ms = np.concatenate(lat) * 1000
+    return {
+        "requests": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p90_ms": round(float(np.percentile(ms, 90)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+    }
+
+
 def scenario_floor(s: Suite) -> dict[str, Any]:
     """swapserve vs the minimal server doing the same work, one client: latency and CPU."""
-    # Identical server processes differ by up to ~10% in p50 and CPU per request here (where
-    # their memory and threads land), as much as the goal's margin: each arm runs as several
-    # processes, all rounds interleaved, and the figures pool them.
-    rounds, processes = (2, 1) if s.quick else (4, 3)
-    servers: dict[tuple[str, int], tuple[subprocess.Popen[str], int]] = {}
-    runs: dict[str, list[loadgen.Result]] = collections.defaultdict(list)
-    cpu: dict[str, list[float]] = collections.defaultdict(list)
+    # One client alternates request by request over two processes of each server, so all four
+    # are measured in the same milliseconds (back-to-back runs of identical processes differed by
+    # up to 30% here as the VM's speed drifts); the two processes of each kind measure the
+    # method's own noise. The servers share CPU 0 and the client runs on the other CPUs, so the
+    # client's work never lands on a server's core.
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpus, client_cpus = ({cores[0]}, set(cores[1:])) if len(cores) > 1 else (None, None)
+    names = ["swapserve-a", "minimal-a", "swapserve-b", "minimal-b", *ABLATED]
+    servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
     try:
-        for i in range(processes):
-            servers["swapserve", i] = start_server(s.root(f"floor-{i}"))
-            servers["minimal", i] = _start_floor(s.sources[0])
-        for (name, _), (_, port) in servers.items():  # warm them all before anything counts
-            if name == "swapserve":
-                wait_serving(f"127.0.0.1:{port}")
-            s.load(port, "swapserve", 1, duration=s.warmup)
-        for _ in range(rounds):
-            for (name, _), (proc, port) in servers.items():
-                before = cpu_seconds(proc.pid)
-                result = s.load(
-                    port, "swapserve", 1, warmup=0.0, duration=2 * s.seconds / processes
-                )
-                cpu[name].append((cpu_seconds(proc.pid) - before) / max(1, result.requests))
-                runs[name].append(result)
-        proc, port = servers["swapserve", 0]
+        for name in names:
+            if name.startswith("minimal"):
+                servers[name] = _start_floor(s.sources[0], server_cpus)
+                continue
+            ablated = (sys.executable, str(REPO / "bench" / "ablated_server.py"), name)
+            servers[name] = start_server(
+                s.root(f"floor-{name}"),
+                cpus=server_cpus,
+                command=ablated if name in ABLATED else (),
+            )
+            wait_serving(f"127.0.0.1:{servers[name][1]}")
+        cpu_before: dict[str, float] = {}
+
+        def measuring() -> None:
+            cpu_before.update({n: cpu_seconds(p.pid) for n, (p, _) in servers.items()})
+
+        run = loadgen.alternate(
+            [f"127.0.0.1:{servers[n][1]}" for n in names],
+            "swapserve",
+            loadgen.build_request("swapserve", "seed", SEED_X),
+            duration=4.0 if s.quick else 60.0,
+            warmup=1.0 if s.quick else 5.0,
+            cpus=client_cpus,
+            on_measuring=measuring,
+        )
+        cpu_s = {n: cpu_seconds(p.pid) - cpu_before[n] for n, (p, _) in servers.items()}
+        proc, port = servers["swapserve-a"]
         profile = py_spy_profile(proc.pid, port, s)
     finally:
-        for (name, _), (proc, _) in servers.items():
-            if name == "swapserve":
-                stop_server(proc)
-            else:
+        for name, (proc, _) in servers.items():
+            if name.startswith("minimal"):
                 proc.kill()
                 proc.wait()
-    summary = {name: loadgen.pooled(rs).summary() for name, rs in runs.items()}
-    cpu_us = {name: round(float(np.median(v)) * 1e6, 1) for name, v in cpu.items()}
-    # The ratios pair each swapserve run with the minimal server's run right after it (seconds
-    # apart): this VM's speed drifts by tens of percent over minutes, which pooled figures
-    # would attribute to whichever server happened to run during a slow spell.
-    p50_pairs = [
-        a.summary()["p50_ms"] / b.summary()["p50_ms"]
-        for a, b in zip(runs["swapserve"], runs["minimal"], strict=True)
-    ]
-    cpu_pairs = [a / b for a, b in zip(cpu["swapserve"], cpu["minimal"], strict=True)]
+            else:
+                stop_server(proc)
+    lat = dict(zip(names, run.latencies.values(), strict=True))
+    blocks = dict(zip(names, run.block_medians.values(), strict=True))
+    arms = {k: [n for n in names if n.startswith(k)] for k in ("swapserve", "minimal")}
+    summary = {k: _arm([lat[n] for n in ns]) for k, ns in arms.items()}
+    cpu_us = {
+        k: round(1e6 * sum(cpu_s[n] for n in ns) / max(1, sum(lat[n].size for n in ns)), 1)
+        for k, ns in arms.items()
+    }
+
+    def p50(name: str) -> float:
+        return float(np.median(lat[name]))
+
+    def cpu_per_request(name: str) -> float:
+        return cpu_s[name] / max(1, lat[name].size)
+
+    block_ratio = (blocks["swapserve-a"] + blocks["swapserve-b"]) / (
+        blocks["minimal-a"] + blocks["minimal-b"]
+    )
+
+    # What each layer costs: neighbours in full > no bookkeeping > data plane only > minimal.
+    layers = {"swapserve": summary["swapserve"]["p50_ms"]}
+    layers |= {n: round(1000 * p50(n), 4) for n in ABLATED}
+    layers["minimal"] = summary["minimal"]["p50_ms"]
+    cpu_layers = {"swapserve": cpu_us["swapserve"]}
+    cpu_layers |= {n: round(1e6 * cpu_per_request(n), 1) for n in ABLATED}
+    cpu_layers["minimal"] = cpu_us["minimal"]
+    steps = list(zip(layers, list(layers)[1:], strict=False))
     return {
-        "rounds": rounds,
-        "processes_per_server": processes,
+        "method": "one client alternating request by request over 2 processes of each server"
+        + " and one of each ablated swapserve"
+        + (f"; servers on CPU {cores[0]}, client on the others" if server_cpus else ""),
+        "seconds": round(run.seconds, 1),
+        "errors": run.errors,
         **summary,
         "cpu_us_per_request": cpu_us,
-        "p50_ratio": round(float(np.median(p50_pairs)), 3),
-        "cpu_ratio": round(float(np.median(cpu_pairs)), 3),
-        "pair_ratios": {
-            "p50": [round(x, 3) for x in p50_pairs],
-            "cpu": [round(x, 3) for x in cpu_pairs],
+        "p50_ratio": round(summary["swapserve"]["p50_ms"] / summary["minimal"]["p50_ms"], 3),
+        "cpu_ratio": round(cpu_us["swapserve"] / cpu_us["minimal"], 3),
+        "block_p50_ratio": {
+            "blocks": int(block_ratio.size),
+            "min": round(float(block_ratio.min()), 3),
+            "median": round(float(np.median(block_ratio)), 3),
+            "max": round(float(block_ratio.max()), 3),
+        },
+        # Identical processes side by side: how far the method itself can be off.
+        "same_server_ratios": {
+            kind: {
+                "p50": round(p50(f"{kind}-a") / p50(f"{kind}-b"), 3),
+                "cpu": round(cpu_per_request(f"{kind}-a") / cpu_per_request(f"{kind}-b"), 3),
+            }
+            for kind in ("swapserve", "minimal")
+        },
+        "layers": {
+            "p50_ms": layers,
+            "cpu_us": cpu_layers,
+            "cost": {
+                LAYER_COST[a]: {
+                    "p50_us": round(1000 * (layers[a] - layers[b]), 1),
+                    "cpu_us": round(cpu_layers[a] - cpu_layers[b], 1),
+                }
+                for a, b in steps
+            },
         },
         "profile": profile,
     }
@@ -262,6 +342,16 @@ def py_spy_profile(pid: int, port: int, s: Suite) -> dict[str, Any]:
         return summarise_stacks(raw.read_text())
 
 
+_IDLE = ("wait (threading.py", "_wait_once", "_worker (thread.py:81)", "_serve (_server.py:1314)")
+"""Leaf frames of a waiting thread: a condition, a pool worker's queue, gRPC's completion
+queue poll (it releases the GIL in C)."""
+
+
+def _short(frame: str) -> str:
+    """``function (/path/to/file.py:12)`` -> ``function (file.py:12)``."""
+    return frame.split(" (", maxsplit=1)[0] + " (" + frame.rsplit("/", 1)[-1]
+
+
 def summarise_stacks(text: str) -> dict[str, Any]:
     """py-spy's raw format (``frame;frame;... count``, outermost first) -> shares."""
     total = 0
@@ -273,7 +363,7 @@ def summarise_stacks(text: str) -> dict[str, Any]:
             continue
         n = int(count)
         frames = stack.split(";")
-        if any("wait (threading.py" in f or "_wait_once" in f for f in frames[-2:]):
+        if any(idle in _short(f) for f in frames[-2:] for idle in _IDLE):
             continue  # a thread waiting, not working
         total += n
         seen = set()
@@ -283,7 +373,7 @@ def summarise_stacks(text: str) -> dict[str, Any]:
                 seen.add(module)
         for module in seen:
             modules[module] += n
-        leaves[frames[-1].split(" (")[0] + " (" + frames[-1].rsplit("/", 1)[-1]] += n
+        leaves[_short(frames[-1])] += n
     share = {m: round(c / total, 3) for m, c in modules.most_common(15)} if total else {}
     top = {f: round(c / total, 3) for f, c in leaves.most_common(12)} if total else {}
     return {"samples": total, "module_share": share, "top_leaf_share": top}

@@ -9,12 +9,15 @@ changes for it and a call outside any transport (warm-up, tests) records nothing
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 import numpy as np
+
+OK_CODES = ("OK", "200")
+"""The codes of a successful call: gRPC ``OK``, HTTP 200."""
 
 
 @dataclass(slots=True)
@@ -50,7 +53,7 @@ class CallRecord:
     @property
     def ok(self) -> bool:
         """It was answered successfully (gRPC ``OK`` or HTTP 200)."""
-        return self.code in ("OK", "200")
+        return self.code in OK_CODES
 
     def finish(self, code: str) -> None:
         """Sets the outcome and the elapsed time."""
@@ -61,20 +64,15 @@ class CallRecord:
 _CURRENT: ContextVar[CallRecord | None] = ContextVar("swapserve_call", default=None)
 
 
-def current() -> CallRecord | None:
-    """The record of the call this thread is serving, if any."""
-    return _CURRENT.get()
+current: Callable[[], CallRecord | None] = _CURRENT.get
+"""The record of the call this thread is serving, if any."""
 
+bind: Callable[[CallRecord], Token[CallRecord | None]] = _CURRENT.set
+"""Makes a record the current call until ``unbind(token)``: the per-request form of
+``recording`` (the context variable's own methods: no Python frame on the request path)."""
 
-def bind(record: CallRecord) -> Token[CallRecord | None]:
-    """Makes ``record`` the current call until ``unbind(token)`` (the per-request form of
-    ``recording``, without a generator's cost)."""
-    return _CURRENT.set(record)
-
-
-def unbind(token: Token[CallRecord | None]) -> None:
-    """Ends what ``bind`` began."""
-    _CURRENT.reset(token)
+unbind: Callable[[Token[CallRecord | None]], None] = _CURRENT.reset
+"""Ends what ``bind`` began."""
 
 
 @contextmanager

@@ -122,7 +122,9 @@ class DataPlane:
         """A finished call (from its transport): metrics and statistics, then the observers.
         Never raises: recording a call must not fail it."""
         try:
-            self.metrics.observe(record, self.known(record.model))
+            # A call some version took names a served model; only others need the lookup.
+            known = bool(record.version) or self._registry.find(record.model) is not None
+            self._registry.metrics.observe(record, known)
             for observer in self._observers:
                 observer(record)
         except Exception:
@@ -130,7 +132,6 @@ class DataPlane:
 
     # ---- inference ----------------------------------------------------------------------------
 
-    @gated
     def predict(
         self,
         model: str,
@@ -143,13 +144,24 @@ class DataPlane:
     ) -> Prediction:
         """Runs ``inputs`` through a signature of the model's served version (``version`` 0),
         of a loaded ``version``, or of the version ``label`` names."""
-        manager = self._registry.get(model)
-        manager.check_size(sum(int(a.size) for a in inputs.values()))
-        handle = self._acquire(manager, version, label)  # not ``_serving``: the hot path
+        # The hot path, written out: the gate (what ``@gated`` does) and ``_acquire`` inline, the
+        # default choice unchecked. Each Python frame here costs ~3 µs per request on this VM.
+        gate = self.gate
+        gate.enter()
         try:
-            return handle.run(signature, inputs, output_filter)
+            manager = self._registry.get(model)
+            manager.check_size(inputs)
+            if version or label:
+                check_choice(version, label)
+            handle = manager.acquire(version, label)
+            if handle is None:
+                raise self._not_serving(manager, version, label)
+            try:
+                return handle.run(signature, inputs, output_filter)
+            finally:
+                manager.release(handle)
         finally:
-            manager.release(handle)
+            gate.leave()
 
     @gated
     def predict_examples(
@@ -164,7 +176,7 @@ class DataPlane:
     ) -> Prediction:
         """Runs a classify or regress signature on serialized tf.Example protos."""
         manager = self._registry.get(model)
-        manager.check_size(int(serialized.size))
+        manager.check_size({"serialized": serialized})
         with self._serving(manager, version, label) as handle:
             return handle.run_examples(signature, serialized, method)
 

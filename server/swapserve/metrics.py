@@ -53,7 +53,7 @@ class Metrics:
         # The run series of (model, version), keyed by the int version: ``ran`` is on the
         # request path and ``str(version)`` is not free (cleared with the series it names).
         self._run_labels: dict[tuple[str, int], tuple[str, str]] = {}
-        self.stats = Statistics()
+        self.stats = Statistics(executions=lambda model, v: self.runs.count((model, str(v))))
         """The same calls per version, for V2 ModelStatistics and GetModelStatus."""
         self.calls = TimedCounter(
             ("swapserve_requests_total",
@@ -182,7 +182,6 @@ class Metrics:
         if labels is None:
             labels = self._run_labels[model, version] = (model, str(version))
         self.runs.record(labels, seconds)
-        self.stats.executed(model, version)
 
     def forget_version(self, model: str, version: int) -> None:
         """Drops a released version's series and statistics, so a long-lived server's metrics

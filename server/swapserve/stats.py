@@ -7,10 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from copy import copy
 from dataclasses import dataclass, field, replace
 
-from swapserve.calls import CallRecord
+from swapserve.calls import OK_CODES, CallRecord
 
 _RECENT = 1024
 """Latencies kept per version for its p99 (the most recent successful calls)."""
@@ -63,42 +64,46 @@ class VersionStats:
 class Statistics:
     """Statistics by (model, version), updated from finished calls and model runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, executions: Callable[[str, int], int] = lambda model, version: 0) -> None:
+        self._executions = executions
+        """A version's model runs, kept by the run metrics (a run is counted once, there)."""
         self._lock = threading.Lock()  # guards _stats
         self._stats: dict[tuple[str, int], VersionStats] = {}
 
     def called(self, record: CallRecord) -> None:
-        """Counts a finished call against the version that took it (none: not counted)."""
+        """Counts a finished call against the version that took it (none: not counted).
+        Written out rather than through ``Duration.add``: this runs on every call."""
         if not record.version or not record.model:
             return
         now = int(time.time() * 1000)
         key = (record.model, record.version)
+        seconds = record.seconds
         with self._lock:
             s = self._stats.get(key) or self._stats.setdefault(key, VersionStats())
-            if record.ok:
-                s.success.add(record.seconds)
-                s.queue.add(record.queue_seconds)
-                s.compute.add(record.run_seconds)
+            if record.code in OK_CODES:
+                d = s.success
+                d.count += 1
+                d.ns += int(seconds * 1e9)
+                d = s.queue
+                d.count += 1
+                d.ns += int(record.queue_seconds * 1e9)
+                d = s.compute
+                d.count += 1
+                d.ns += int(record.run_seconds * 1e9)
                 s.inference_count += record.rows
                 s.last_inference_ms = now
-                s.recent.append(record.seconds)
+                s.recent.append(seconds)
             else:
-                s.fail.add(record.seconds)
+                s.fail.add(seconds)
                 s.last_error_ms = now
-
-    def executed(self, model: str, version: int) -> None:
-        """Counts one model run of ``version``."""
-        key = (model, version)
-        with self._lock:
-            s = self._stats.get(key) or self._stats.setdefault(key, VersionStats())
-            s.execution_count += 1
 
     def get(self, model: str, version: int) -> VersionStats:
         """A copy of one version's statistics (zeros if it took no call)."""
+        executions = self._executions(model, version)
         with self._lock:
             found = self._stats.get((model, version))
             if found is None:
-                return VersionStats()
+                return VersionStats(execution_count=executions)
             return replace(
                 found,
                 success=copy(found.success),
@@ -106,6 +111,7 @@ class Statistics:
                 queue=copy(found.queue),
                 compute=copy(found.compute),
                 recent=deque(found.recent, maxlen=_RECENT),
+                execution_count=executions,
             )
 
     def forget(self, model: str, version: int) -> None:

@@ -94,6 +94,12 @@ class TimedCounter:
             histogram.buckets[bisect_left(self._bounds, seconds)] += 1
             histogram.sum += seconds
 
+    def count(self, values: tuple[str, ...]) -> int:
+        """The counter's value for ``values`` (0 for a series never recorded or removed)."""
+        with self._lock:
+            cell = self._cells.get(values)
+            return cell.count if cell is not None else 0
+
     def _new(self, values: tuple[str, ...]) -> _Cell:
         """The series of new label values (called under ``_lock``)."""
         if len(values) != len(self._counter_labels):

@@ -37,5 +37,11 @@ def test_bench_suite_quick_run(tmp_path: Path) -> None:
     assert "no request waits past two batch cycles" in report
     floor = results["floor"]
     assert floor["minimal"]["requests"] > 0 and floor["swapserve"]["requests"] > 0
-    assert floor["cpu_us_per_request"]["minimal"] > 0
+    assert floor["cpu_us_per_request"]["minimal"] > 0 and floor["errors"] == {}
+    # Request by request alternation: both arms answer the same number of requests.
+    assert floor["minimal"]["requests"] == floor["swapserve"]["requests"]
+    assert floor["same_server_ratios"]["minimal"]["p50"] > 0
+    assert "identical minimal servers" in report
+    assert set(floor["layers"]["p50_ms"]) == {"swapserve", "bookkeeping", "call-record", "minimal"}
+    assert "Where the difference goes" in report
     assert "## Model-bound load" in report and "## Batching at low load" in report

@@ -38,14 +38,13 @@ def _record(code: str = "OK", seconds: float = 0.01, version: int = 3) -> CallRe
 
 
 def test_statistics_count_per_version_and_are_forgotten() -> None:
-    stats = Statistics()
+    stats = Statistics(executions=lambda model, version: 7 if (model, version) == ("m", 3) else 0)
     for i in range(100):
         stats.called(_record(seconds=(i + 1) / 1000))
     stats.called(_record(code="INVALID_ARGUMENT"))
     stats.called(_record(version=0))  # no version took it: not counted anywhere
-    stats.executed("m", 3)
     s = stats.get("m", 3)
-    assert (s.success.count, s.fail.count, s.inference_count, s.execution_count) == (100, 1, 200, 1)
+    assert (s.success.count, s.fail.count, s.inference_count, s.execution_count) == (100, 1, 200, 7)
     assert s.p99_seconds == pytest.approx(0.1)
     assert s.last_error_ms >= s.last_inference_ms > 0
     stats.forget("m", 3)
@@ -58,7 +57,10 @@ def test_metrics_forget_every_series_of_a_version() -> None:
         metrics.observe(_record(version=version), known=True)
         metrics.ran("m", version, 0.001)
     metrics.observe(_record(version=1), known=False)  # an unknown model: labelled ""
+    metrics.ran("m", 2, 0.001)
+    assert [metrics.stats.get("m", v).execution_count for v in (1, 2)] == [1, 2]
     metrics.forget_version("m", 1)
+    assert metrics.stats.get("m", 1).execution_count == 0
     names = {
         (s.name, tuple(sorted(s.labels.items())))
         for family in metrics.registry.collect()

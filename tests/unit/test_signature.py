@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swapserve.errors import FailedPrecondition, InvalidArgument
 from swapserve.model.signature import SignatureSpec, TensorSpec, unknown_signature
@@ -101,3 +103,57 @@ def test_unknown_signature_is_failed_precondition() -> None:
     err = unknown_signature("x", ["b", "a"])
     assert isinstance(err, FailedPrecondition)
     assert err.message == "signature 'x' not found; this model version has 'a', 'b'"
+
+
+def _fresh() -> SignatureSpec:
+    """SIG without any accepted (dtype, shape) remembered."""
+    return SignatureSpec(SIG.name, SIG.method_name, SIG.inputs, SIG.outputs)
+
+
+def _outcome(spec: SignatureSpec, inputs: dict[str, np.ndarray]) -> str:
+    try:
+        spec.validate(inputs)
+    except InvalidArgument as err:
+        return err.message
+    return "ok"
+
+
+_DTYPES = [np.float32, np.float64, np.uint8, np.int32, object]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["img", "any", "text"]),
+            st.sampled_from(_DTYPES),
+            st.lists(st.integers(0, 4), max_size=4),
+            st.booleans(),  # drop the input (a missing name)
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_remembered_shapes_answer_as_a_full_check_does(
+    changes: list[tuple[str, type, list[int], bool]],
+) -> None:
+    """Validation remembers accepted (dtype, shape) pairs; every answer stays the one a spec
+    that never saw a request gives."""
+    remembering = _fresh()
+    for name, dtype, shape, drop in changes:
+        inputs = good()
+        if drop:
+            del inputs[name]
+        else:
+            inputs[name] = np.zeros(shape, dtype)
+        assert _outcome(remembering, inputs) == _outcome(_fresh(), inputs)
+
+
+def test_remembered_shapes_are_bounded_per_input() -> None:
+    spec = _fresh()
+    for rows in range(200):
+        spec.validate({**good(), "img": np.zeros([rows, 2, 3], np.uint8)})
+    assert max(len(seen) for seen in spec._accepted.values()) <= 64
+    with pytest.raises(InvalidArgument, match="dimension 1 is 3 but 2"):
+        spec.validate({**good(), "img": np.zeros([5, 3, 3], np.uint8)})
+    with pytest.raises(InvalidArgument, match="unknown input"):
+        spec.validate({**good(), "extra": np.zeros([1])})

@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from swapserve.errors import (
     FailedPrecondition,
@@ -128,10 +130,10 @@ class ModelManager:
         """Ends a request on ``handle``."""
         self._map.release(handle)
 
-    def check_size(self, elements: int) -> None:
-        """Raises InvalidArgument past ``max_request_elements``."""
+    def check_size(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Raises InvalidArgument past ``max_request_elements`` (counted only with a limit)."""
         limit = self._settings.max_request_elements
-        if limit is not None and elements > limit:
+        if limit is not None and (elements := sum(int(a.size) for a in inputs.values())) > limit:
             raise InvalidArgument(
                 f"the request has {elements} input elements; model '{self.name}' accepts at "
                 f"most {limit} per request (max_request_elements)"

@@ -67,7 +67,9 @@ class Handle:
     ) -> Prediction:
         """Runs one request (acquired), batched when batching is on and the request allows."""
         loaded = self.loaded
-        calls.note_version(self.version)
+        record = calls.current()  # ``note_version`` inline: this is the hot path
+        if record is not None:
+            record.version = self.version
         sig, wanted = loaded.prepare(signature, inputs, output_filter)
         if self.batcher is not None and batchable(sig, inputs):
             outputs, queued, ran = self.batcher.submit_timed(sig, wanted, inputs)

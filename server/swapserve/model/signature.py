@@ -7,7 +7,8 @@ message naming the input and what was expected rather than a graph-level error.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from swapserve.errors import FailedPrecondition, InvalidArgument
 from swapserve_client.dtypes import TensorError, dtype_name, numpy_dtype, proto_dtype
 
 DEFAULT_SIGNATURE = "serving_default"
+_ACCEPTED_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,37 @@ class SignatureSpec:
     inputs: Mapping[str, TensorSpec]
     outputs: Mapping[str, TensorSpec]
 
+    _accepted: dict[str, set[tuple[np.dtype[Any], tuple[int, ...]]]] = field(
+        init=False, repr=False, compare=False
+    )
+    """(dtype, shape) pairs already accepted, by input name: the check depends on nothing else,
+    so a request like an earlier one is checked with one set lookup per input. Every name is a
+    key from the start (the dict never changes size); its set stops growing at
+    ``_ACCEPTED_MAX`` (a variable dimension has many sizes)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_accepted", {name: set() for name in self.inputs})
+
     def validate(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Checks names, dtypes, ranks and fixed dimensions of every input.
 
         Raises:
             InvalidArgument: naming the first offending input and what the signature expects.
         """
+        accepted = self._accepted
+        if inputs.keys() == accepted.keys():
+            for name, array in inputs.items():
+                if (array.dtype, array.shape) not in accepted[name]:
+                    break
+            else:
+                return
+        self._check(inputs)
+        for name, array in inputs.items():
+            seen = accepted[name]
+            if len(seen) < _ACCEPTED_MAX:
+                seen.add((array.dtype, array.shape))
+
+    def _check(self, inputs: Mapping[str, np.ndarray]) -> None:
         unknown = sorted(set(inputs) - set(self.inputs))
         if unknown:
             raise InvalidArgument(
