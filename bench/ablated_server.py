@@ -5,7 +5,7 @@ one alternating load, so the differences between neighbours are what each layer 
 request:
 
     bookkeeping  -- no metrics, statistics, access or request log for a call
-                    (``DataPlane.observe`` and ``Metrics.ran`` do nothing)
+                    (``CallRecorder.observe`` and ``Metrics.ran`` do nothing)
     call-record  -- also no call record and no error mapping: the swapserve.v1 Predict handler
                     is the servicer's own method, so only the data plane remains (the shutdown
                     gate, model and version resolution, in-flight counting, validation)
@@ -25,14 +25,14 @@ LAYERS = ("bookkeeping", "call-record")
 
 def ablate(layer: str) -> None:
     """Replaces ``layer`` (and the ones it contains) in the running interpreter."""
-    from swapserve.dataplane import DataPlane
-    from swapserve.metrics import Metrics
-    from swapserve.transport.prediction import PredictionServicer
+    from swapserve.observability.metrics import Metrics
+    from swapserve.observability.recorder import CallRecorder
+    from swapserve.transport.grpc.swapserve_v1 import PredictionServicer
 
     def nothing(*_: Any, **__: Any) -> None:
         return None
 
-    DataPlane.observe = nothing  # type: ignore[method-assign]
+    CallRecorder.observe = nothing  # type: ignore[method-assign]
     Metrics.ran = nothing  # type: ignore[method-assign]
     if layer == "call-record":
         PredictionServicer.Predict = PredictionServicer.Predict.__wrapped__  # type: ignore[attr-defined,method-assign]

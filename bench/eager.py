@@ -96,8 +96,8 @@ def export_wide_mlp(root: Path, version: int) -> Path:
 
 def in_process_ms(path: Path, rows: tuple[int, ...], calls: int) -> dict[int, dict[str, float]]:
     """``LoadedVersion.run`` per call at each row count, in this process (p50 and mean)."""
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     loaded = LoadedVersion.load(1, path, SessionSettings())
     out = {}

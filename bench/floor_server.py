@@ -18,8 +18,9 @@ from pathlib import Path
 
 import grpc
 
-from swapserve.model.loaded import LoadedVersion
-from swapserve.settings import SessionSettings, Settings
+from swapserve.config.model_settings import SessionSettings
+from swapserve.config.settings import Settings
+from swapserve.model.loaded_version import LoadedVersion
 from swapserve_client import tensors
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 

@@ -26,8 +26,8 @@ X = {"number": np.array([[100.0]], np.float32)}
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     return LoadedVersion.load(1, path, SessionSettings())
 

@@ -107,8 +107,8 @@ class Suite:
 
 def in_process_p50(path: Path, x: dict[str, np.ndarray], calls: int) -> dict[str, float]:
     """The floor without gRPC: ``LoadedVersion.run`` in this process."""
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     loaded = LoadedVersion.load(1, path, SessionSettings())
     try:
@@ -312,8 +312,8 @@ def export_mlp(root: Path, version: int, seed: int) -> Path:
 
 
 def scenario_mlp(s: Suite) -> dict[str, Any]:
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     root = s.tmp / "mlp"
     path = export_mlp(root, 1, seed=1)
@@ -463,8 +463,8 @@ def run_thread_in_process(s: Suite) -> list[dict[str, Any]]:
     """Per model and batch size: one call's median ms in TF's inter-op pool and in the caller's
     thread, back to back and with 1 ms idle pauses, and what ``--run-thread auto`` picks when
     the model runs batches of that size."""
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     models = {
         "seed": (s.sources[0], "number", 1),

@@ -17,21 +17,27 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from swapserve.access_log import AccessLog
-from swapserve.calls import CallRecord
-from swapserve.dataplane import Coordinator, DataPlane
+from swapserve.config.model_lists import ConfigFileSource, ModelSource, RepositorySource
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.reload import ConfigPoller, ConfigReloader
+from swapserve.config.settings import Settings
+from swapserve.dataplane.admin import Admin, Coordinator
+from swapserve.dataplane.gate import CallGate
+from swapserve.dataplane.requests import DataPlane
 from swapserve.errors import SwapserveError
-from swapserve.metrics import Metrics
-from swapserve.model.config_poll import ConfigPoller
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, Settings
-from swapserve.sources import ConfigFileSource, ModelSource, RepositorySource
-from swapserve.transport.server import GrpcTransport, build_grpc_server
+from swapserve.observability.access_log import AccessLog
+from swapserve.observability.calls import CallRecord
+from swapserve.observability.metrics import Metrics
+from swapserve.observability.recorder import CallRecorder
+from swapserve.transport.access import Access
+from swapserve.transport.calls import CallPath
+from swapserve.transport.grpc.server import GrpcTransport, build_grpc_server
 
 if TYPE_CHECKING:
-    from swapserve.request_log import RequestLog
-    from swapserve.transport.rest import RestServer
+    from swapserve.observability.request_log import RequestLog
+    from swapserve.transport.http.server import RestServer
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +52,19 @@ class App:
         settings: Settings,
         registry: ModelRegistry,
         dataplane: DataPlane,
+        admin: Admin,
         grpc_transport: GrpcTransport,
-        rest: RestServer | None = None,
         *,
+        rest: RestServer | None = None,
+        metrics: Metrics,
         poller: ConfigPoller | None = None,
         request_log: RequestLog | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.dataplane = dataplane
+        self.admin = admin
+        self.metrics = metrics
         self.grpc = grpc_transport
         self.port = grpc_transport.port
         """The bound gRPC port (the real one when settings asked for port 0)."""
@@ -74,7 +84,7 @@ class App:
         """Starts watching export roots, the metrics endpoint, and answering RPCs."""
         self.registry.start()
         if self.settings.metrics_port is not None:
-            self._metrics_http, _, self.metrics_port = self.registry.metrics.serve(
+            self._metrics_http, _, self.metrics_port = self.metrics.serve(
                 self.metrics_host, self.settings.metrics_port
             )
             log.info("metrics on http://%s:%d/metrics", self.metrics_host, self.metrics_port)
@@ -82,15 +92,17 @@ class App:
         if self.rest is not None:
             self.rest.start()
             log.info("HTTP on %s:%d", self.settings.host, self.rest_port)
-        self.dataplane.coordinator.start()
+        self.admin.coordinator.start()
         if self._poller is not None:
             self._poller.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
 
     def reload_config(self) -> None:
         """Re-reads the config file (SIGHUP); errors are logged and the running config kept."""
+        if self.admin.reloader is None:
+            return
         try:
-            self.registry.reload_config()
+            self.admin.reloader.reload()
         except SwapserveError as err:
             log.error("config reload failed: %s", err)
         except Exception:
@@ -99,7 +111,7 @@ class App:
     def drain(self) -> None:
         """Health goes NOT_SERVING for good; requests are still served (load balancers and
         ``round_robin`` clients move away meanwhile)."""
-        self.dataplane.draining = True
+        self.dataplane.gate.drain()
         self.grpc.health.shutdown()
 
     def stop(self, grace: float | None = None, stop_transport: bool = True) -> None:
@@ -124,7 +136,7 @@ class App:
                 self.dataplane.gate.inflight,
                 grace,
             )
-        self.dataplane.coordinator.stop()
+        self.admin.coordinator.stop()
         if stop_transport:
             self.grpc.stop(0)
             if self.rest is not None:
@@ -160,22 +172,20 @@ def create_app(
     metrics = Metrics()
 
     def manager(model: ModelSettings) -> ModelManager:
-        return ModelManager(model, settings.session, metrics=metrics)
+        return ModelManager(model, settings.session, events=metrics)
 
     registry = ModelRegistry(
-        (manager(m) for m in settings.models),
-        metrics,
-        factory=manager,
-        fixed_models=fixed_models,
-        config_source=_model_source(settings),
+        (manager(m) for m in settings.models), metrics, factory=manager, fixed_models=fixed_models
     )
+    source = _model_source(settings)
+    reloader = ConfigReloader(registry, source, metrics) if source is not None else None
     seconds = _poll_seconds(settings)
     observers: list[Callable[[CallRecord], None]] = []
     if settings.access_log:
         observers.append(AccessLog(settings.access_log_sample))
     request_log = None
     if settings.request_log is not None:
-        from swapserve.request_log import RequestLog  # noqa: PLC0415 (TensorFlow, when used)
+        from swapserve.observability.request_log import RequestLog  # noqa: PLC0415 (TensorFlow, when used)
 
         request_log = RequestLog(
             settings.request_log,
@@ -186,22 +196,60 @@ def create_app(
             responses=settings.request_log_responses,
         )
         observers.append(request_log)
-    dataplane = DataPlane(
+    gate = CallGate()
+    dataplane = DataPlane(registry, gate, metrics.stats)
+    admin = Admin(
         registry,
+        gate,
+        reloader,
         coordinator(registry) if coordinator is not None else None,
         max_admin=settings.max_admin_rpcs,
-        observers=observers,
     )
-    grpc_transport = build_grpc_server(settings, dataplane, reuse_port)
-    rest = None
-    if settings.rest_port is not None:
-        from swapserve.transport.rest import RestServer  # noqa: PLC0415 (aiohttp only if used)
-
-        rest = RestServer(settings, dataplane, reuse_port)
-    poller = ConfigPoller(registry, seconds) if seconds is not None else None
+    calls = CallPath(
+        CallRecorder(metrics, dataplane.known, observers),
+        Access(settings.admin_token, settings.token, settings.allow_remote_admin),
+    )
+    grpc_transport = build_grpc_server(settings, dataplane, admin, calls, reuse_port)
+    rest = _rest_server(settings, dataplane, admin, calls, metrics, reuse_port=reuse_port)
+    poller = None
+    if seconds is not None and reloader is not None:
+        poller = ConfigPoller(reloader, seconds)
     return App(
-        settings, registry, dataplane, grpc_transport, rest, poller=poller, request_log=request_log
+        settings,
+        registry,
+        dataplane,
+        admin,
+        grpc_transport,
+        rest=rest,
+        metrics=metrics,
+        poller=poller,
+        request_log=request_log,
     )
+
+
+def _rest_server(
+    settings: Settings,
+    dataplane: DataPlane,
+    admin: Admin,
+    calls: CallPath,
+    metrics: Metrics,
+    *,
+    reuse_port: bool,
+) -> RestServer | None:
+    """The HTTP port with every route (None: ``--rest-port`` not set; aiohttp only if used)."""
+    if settings.rest_port is None:
+        return None
+    from swapserve.transport.http.api import HttpApi  # noqa: PLC0415
+    from swapserve.transport.http.health import HealthRoutes  # noqa: PLC0415
+    from swapserve.transport.http.kserve_v2 import KServeV2Routes  # noqa: PLC0415
+    from swapserve.transport.http.server import RestServer  # noqa: PLC0415
+    from swapserve.transport.http.tfserving import TFServingRoutes  # noqa: PLC0415
+
+    api = HttpApi(calls)
+    api.add(TFServingRoutes(api, dataplane).routes())
+    api.add(KServeV2Routes(api, dataplane, admin).routes())
+    api.add(HealthRoutes(dataplane, metrics.exposition, settings.rest_metrics_path or "").routes())
+    return RestServer(settings, api, reuse_port)
 
 
 def _model_source(settings: Settings) -> ModelSource | None:
@@ -242,7 +290,7 @@ def serve(
         started: logged once serving (default: the models and their export roots).
         on_started: called once serving (a worker publishes its metrics port).
     """
-    from swapserve.heap import freeze_startup_objects  # noqa: PLC0415
+    from swapserve.runtime.heap import freeze_startup_objects  # noqa: PLC0415
 
     freeze_startup_objects()
     stopping = threading.Event()
@@ -263,7 +311,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal if interrupt else signal.SIG_IGN)
-    if app.registry.has_config_file:
+    if app.admin.reloader is not None:
         signal.signal(signal.SIGHUP, on_hangup)
     app.start()
     if on_started is not None:

@@ -1,7 +1,7 @@
 """Domain errors. Each carries the name of the gRPC status it maps to.
 
 The predictor raises these without importing grpc; the transport turns ``status`` into a
-``grpc.StatusCode`` in one place (``swapserve.transport.errors``). Messages are written for the
+``grpc.StatusCode`` in one place (``swapserve.transport.grpc.errors``). Messages are written for the
 client: they name the offending input and what was expected, and never include a traceback.
 """
 
@@ -40,6 +40,12 @@ class Unavailable(SwapserveError):
     """The model has no version loaded yet, or the server is shutting down."""
 
     status = "UNAVAILABLE"
+
+
+class Unauthenticated(SwapserveError):
+    """A call that needs a token and presented none."""
+
+    status = "UNAUTHENTICATED"
 
 
 class PermissionDenied(SwapserveError):

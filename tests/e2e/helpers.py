@@ -14,7 +14,18 @@ import numpy as np
 import tensorflow as tf
 
 from swapserve.app import App, create_app
-from swapserve.settings import ModelSettings, Settings
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
+from swapserve.dataplane.admin import Admin
+from swapserve.dataplane.gate import CallGate
+from swapserve.dataplane.requests import DataPlane
+from swapserve.model.manager import ModelManager
+from swapserve.model.registry import ModelRegistry
+from swapserve.observability.metrics import Metrics
+from swapserve.observability.recorder import CallRecorder
+from swapserve.transport.access import Access
+from swapserve.transport.calls import CallPath
+from swapserve.transport.grpc.swapserve_v1 import PredictionServicer
 
 REPO = Path(__file__).resolve().parents[2]
 TESTDATA = Path(
@@ -321,3 +332,13 @@ class CallLoad:
                 continue
             with self._lock:
                 self.ok += 1
+
+
+def servicer(manager: ModelManager, access: Access) -> PredictionServicer:
+    """The swapserve.v1 servicer over one model, built as the app builds it."""
+    metrics = Metrics()
+    registry = ModelRegistry([manager], metrics)
+    gate = CallGate()
+    dataplane = DataPlane(registry, gate, metrics.stats)
+    calls = CallPath(CallRecorder(metrics, dataplane.known), access)
+    return PredictionServicer(dataplane, Admin(registry, gate), calls)

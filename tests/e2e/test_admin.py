@@ -8,13 +8,12 @@ from typing import NoReturn
 import grpc
 import pytest
 
-from swapserve.dataplane import DataPlane
+from helpers import servicer
+from swapserve.config.model_settings import ModelSettings, SessionSettings
 from swapserve.errors import PermissionDenied
 from swapserve.model.manager import ModelManager
-from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, SessionSettings
-from swapserve.transport.admin import check_admin, is_loopback_peer
-from swapserve.transport.prediction import PredictionServicer
+from swapserve.transport.access import Access, is_loopback
+from swapserve.transport.grpc.calls import peer_host
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
 
@@ -36,16 +35,17 @@ from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
     ],
 )
 def test_is_loopback_peer(peer: str, loopback: bool) -> None:
-    assert is_loopback_peer(peer) is loopback
+    assert is_loopback(peer_host(peer)) is loopback
 
 
 def test_check_admin() -> None:
-    check_admin("Reload", "ipv4:127.0.0.1:1", allow_remote=False)
-    check_admin("Reload", "ipv4:10.0.0.5:1", allow_remote=True)
+    Access(None, None).check_peer("Reload", "127.0.0.1")
+    Access(None, None, allow_remote_admin=True).check_peer("Reload", "10.0.0.5")
+    Access("admin-token", None).check_peer("Reload", "10.0.0.5")  # the token is the gate
     with pytest.raises(PermissionDenied) as exc:
-        check_admin("Reload", "ipv4:10.0.0.5:1", allow_remote=False)
+        Access(None, None).check_peer("Reload", "10.0.0.5")
     assert exc.value.message == (
-        "Reload is an admin RPC and is accepted only from loopback peers; ipv4:10.0.0.5:1 is not "
+        "Reload is an admin RPC and is accepted only from loopback peers; 10.0.0.5 is not "
         "one (start the server with --allow-remote-admin to accept remote admin calls)"
     )
 
@@ -73,12 +73,11 @@ class FakeContext:
 @pytest.mark.parametrize("allow_remote", [False, True])
 def test_reload_from_remote_peer(tmp_path: Path, allow_remote: bool) -> None:
     manager = ModelManager(ModelSettings("m", tmp_path), SessionSettings())
-    servicer = PredictionServicer(
-        DataPlane(ModelRegistry([manager])), allow_remote_admin=allow_remote
-    )
     context = FakeContext("ipv4:203.0.113.7:4444")
     with pytest.raises(Aborted):
-        servicer.Reload(pb.ReloadRequest(model_name="m"), context)  # type: ignore[arg-type]
+        servicer(manager, Access(None, None, allow_remote)).Reload(
+            pb.ReloadRequest(model_name="m"), context
+        )  # type: ignore[arg-type]
     if allow_remote:
         # Past the admin check: the empty export root is the problem now.
         assert context.code == grpc.StatusCode.UNAVAILABLE

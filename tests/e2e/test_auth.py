@@ -12,7 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from helpers import estimator_version, serving
-from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.config.model_settings import ModelSettings, SettingsError
+from swapserve.config.settings import Settings
 from swapserve_client import Client, SwapserveError
 from swapserve_client import cli as client_cli
 

@@ -21,11 +21,11 @@ from helpers import (
     serving,
     wait_for,
 )
+from swapserve.config.model_settings import BatchingSettings
 from swapserve.errors import InvalidArgument, ResourceExhausted
 from swapserve.export import export_model
 from swapserve.model.batching import Batcher
 from swapserve.model.signature import SignatureSpec, TensorSpec
-from swapserve.settings import BatchingSettings
 from swapserve_client import Client, SwapserveError
 
 

@@ -24,8 +24,9 @@ from helpers import (
     serving_settings,
     wait_for,
 )
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
 from swapserve.model.warmup import WARMUP_FILE
-from swapserve.settings import ModelSettings, Settings
 from swapserve_client import Client, SwapserveError
 
 TOKEN = "data-token-0123456789abcdef"
@@ -107,7 +108,7 @@ def test_request_log_under_load_becomes_the_next_warm_up(
 
         with CallLoad([predict], threads=4) as load:
             load.wait_for_answers(200)
-        metrics = app.registry.metrics.registry
+        metrics = app.metrics.registry
         wait_for(
             lambda: metrics.get_sample_value(
                 "swapserve_request_log_records_total", {"result": "written"}
@@ -147,7 +148,7 @@ def test_request_log_disk_bound_and_a_broken_directory(
     )
     with serving_settings(settings) as app, Client(f"127.0.0.1:{app.port}") as client:
         x = {"x": np.ones([8, 1], np.float32)}
-        metrics = app.registry.metrics.registry
+        metrics = app.metrics.registry
 
         def written() -> float:
             value = metrics.get_sample_value(

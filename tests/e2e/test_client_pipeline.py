@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from helpers import estimator_version, serving, serving_settings, wait_for
-from swapserve.settings import ModelSettings, Settings, VersionPolicy
+from swapserve.config.model_settings import ModelSettings, VersionPolicy
+from swapserve.config.settings import Settings
 from swapserve_client import Client, SwapserveError, reload_after_export
 from swapserve_client import cli as client_cli
 

@@ -33,8 +33,9 @@ from helpers import (
     serving_settings,
     wait_for,
 )
-from swapserve.config_file import load_models
-from swapserve.settings import Settings, VersionPolicy
+from swapserve.config.model_settings import VersionPolicy
+from swapserve.config.settings import Settings
+from swapserve.config.yaml_file import load_models
 from swapserve_client import Client, SwapserveError
 
 X = {"number": np.array([[1.0]], np.float32)}

@@ -19,8 +19,8 @@ from helpers import (
     serving_settings,
     wait_for,
 )
-from swapserve.args import settings_from_args
-from swapserve.cli import build_parser
+from swapserve.config.flags import build_parser
+from swapserve.config.from_flags import settings_from_args
 from swapserve.errors import NotFound
 from swapserve_client import Client
 
@@ -69,7 +69,7 @@ def test_configmap_updates_apply_while_other_models_serve(
     settings = settings_from_args(args, parser)
     x = {"x": np.float32([[2.0]])}
     with serving_settings(settings) as app, Client(f"127.0.0.1:{app.port}", timeout=30) as client:
-        ok = app.registry.metrics.registry.get_sample_value
+        ok = app.metrics.registry.get_sample_value
 
         def check_a() -> None:
             assert float(client.predict("a", x)["y"][0, 0]) == 3.0

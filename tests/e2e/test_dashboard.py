@@ -13,7 +13,8 @@ from types import ModuleType
 import numpy as np
 
 from helpers import REPO, estimator_version, serving_settings
-from swapserve.settings import BatchingSettings, ModelSettings, Settings
+from swapserve.config.model_settings import BatchingSettings, ModelSettings
+from swapserve.config.settings import Settings
 from swapserve_client import Client
 
 

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from helpers import REPO
+from swapserve.config.model_settings import SessionSettings
 from swapserve.export import export_model, next_version
-from swapserve.model.loaded import LoadedVersion
-from swapserve.settings import SessionSettings
+from swapserve.model.loaded_version import LoadedVersion
 
 
 class Doubler(tf.Module):

@@ -21,7 +21,7 @@ def _predicts(server: App) -> float:
     wanted = {"model": "m", "protocol": "swapserve", "method": "Predict", "code": "OK"}
     return sum(
         s.value
-        for family in server.registry.metrics.registry.collect()
+        for family in server.metrics.registry.collect()
         for s in family.samples
         if s.name == "swapserve_requests_total" and wanted.items() <= s.labels.items()
     )

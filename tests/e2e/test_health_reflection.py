@@ -14,8 +14,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from helpers import HALF_PLUS_TWO, copy_version, serving, wait_for
-from swapserve.transport.health import LIVENESS
-from swapserve.transport.server import SERVICES
+from swapserve.transport.grpc.health import LIVENESS
+from swapserve.transport.grpc.server import SERVICES
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -11,9 +11,9 @@ from helpers import HALF_PLUS_TWO, copy_version
 SCRIPT = """
 import gc, sys, weakref
 from pathlib import Path
-from swapserve.heap import freeze_startup_objects
-from swapserve.model.loaded import LoadedVersion
-from swapserve.settings import SessionSettings
+from swapserve.runtime.heap import freeze_startup_objects
+from swapserve.model.loaded_version import LoadedVersion
+from swapserve.config.model_settings import SessionSettings
 
 freeze_startup_objects()
 frozen = gc.get_freeze_count()

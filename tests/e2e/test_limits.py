@@ -12,13 +12,12 @@ import grpc
 import numpy as np
 import pytest
 
-from helpers import ServerProcess, estimator_version, wait_for
+from helpers import ServerProcess, estimator_version, servicer, wait_for
 from swapserve.app import create_app
-from swapserve.dataplane import DataPlane
+from swapserve.config.model_settings import ModelSettings, SessionSettings
+from swapserve.config.settings import Settings
 from swapserve.model.manager import ModelManager
-from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, SessionSettings, Settings
-from swapserve.transport.prediction import PredictionServicer
+from swapserve.transport.access import Access
 from swapserve_client import Client, SwapserveError
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
@@ -41,11 +40,9 @@ class ExpiredContext:
 
 def test_expired_deadline_is_not_run(tmp_path: Path) -> None:
     manager = ModelManager(ModelSettings("m", tmp_path), SessionSettings())
-    registry = ModelRegistry([manager], manager.metrics)
-    servicer = PredictionServicer(DataPlane(registry), allow_remote_admin=False)
     context = ExpiredContext()
     with pytest.raises(RuntimeError):
-        servicer.Predict(pb.PredictRequest(model_name="m"), context)  # type: ignore[arg-type]
+        servicer(manager, Access(None, None)).Predict(pb.PredictRequest(model_name="m"), context)  # type: ignore[arg-type]
     assert context.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert context.details == "the request's deadline passed before it could run"
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import BAD, estimator_version, serving, wait_for
-from swapserve.settings import BatchingSettings
+from swapserve.config.model_settings import BatchingSettings
 from swapserve_client import Client, SwapserveError
 
 
@@ -124,7 +124,8 @@ def test_the_metrics_port_serves_only_metrics_and_counts_http_requests(tmp_path:
     from dataclasses import replace
 
     from helpers import serving_settings
-    from swapserve.settings import ModelSettings, Settings
+    from swapserve.config.model_settings import ModelSettings
+    from swapserve.config.settings import Settings
 
     estimator_version(tmp_path, 1, weight=1.0)
     settings = Settings(

@@ -26,7 +26,8 @@ from helpers import (
     serving_settings,
     wait_for,
 )
-from swapserve.settings import BatchingSettings, ModelSettings, Settings
+from swapserve.config.model_settings import BatchingSettings, ModelSettings
+from swapserve.config.settings import Settings
 from swapserve_client import Client, SwapserveError
 
 ONE = {"number": np.ones([1, 1], np.float32)}

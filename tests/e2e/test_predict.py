@@ -150,9 +150,9 @@ def test_callable_paths(
     API) give the same answers, in the inter-op pool or in the caller's thread."""
     import tensorflow as tf
 
+    from swapserve.config.model_settings import SessionSettings
     from swapserve.errors import ModelRunError
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     if not cpp_callable:
         session_class = type(tf.compat.v1.Session())
@@ -188,11 +188,11 @@ def test_auto_run_thread_keeps_the_faster(
     """``auto`` times both places at load and keeps the faster for every signature."""
     import time
 
-    from swapserve.model import loaded as loaded_module
-    from swapserve.model import runthread
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model import loaded_version as loaded_module
+    from swapserve.model import session_calls
 
-    real = runthread.make_callable
+    real = session_calls.make_callable
 
     def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
         fn = real(session, feeds, fetches, run_options)
@@ -206,7 +206,7 @@ def test_auto_run_thread_keeps_the_faster(
         slowed.slowed = True  # type: ignore[attr-defined]
         return slowed
 
-    monkeypatch.setattr(runthread, "make_callable", make)
+    monkeypatch.setattr(session_calls, "make_callable", make)
     path = estimator_version(tmp_path, 1, weight=1.0)
     loaded = loaded_module.LoadedVersion.load(1, path, SessionSettings(run_thread="auto"))
     try:
@@ -230,12 +230,12 @@ def test_auto_run_thread_times_the_batch_the_model_runs(
 ) -> None:
     """With batching the timing runs full batches (a wide graph can win in the pool at 64
     rows and lose at 1); the manager passes max_batch_size, and 1 row without batching."""
-    from swapserve.model import loaded as loaded_module
-    from swapserve.model import runthread
+    from swapserve.config.model_settings import BatchingSettings, ModelSettings, SessionSettings
+    from swapserve.model import loaded_version as loaded_module
+    from swapserve.model import session_calls
     from swapserve.model.manager import ModelManager
-    from swapserve.settings import BatchingSettings, ModelSettings, SessionSettings
 
-    real = runthread.make_callable
+    real = session_calls.make_callable
     timed_rows: list[int] = []
 
     def make(session, feeds, fetches, run_options):  # type: ignore[no-untyped-def]
@@ -253,11 +253,11 @@ def test_auto_run_thread_times_the_batch_the_model_runs(
     def loader(*args):  # type: ignore[no-untyped-def]
         calls.append(args[4])
         timed_rows.clear()
-        monkeypatch.setattr(runthread, "make_callable", make)
+        monkeypatch.setattr(session_calls, "make_callable", make)
         try:
             return loaded_module.LoadedVersion.load(*args)
         finally:
-            monkeypatch.setattr(runthread, "make_callable", real)
+            monkeypatch.setattr(session_calls, "make_callable", real)
 
     for batching, rows in ((BatchingSettings(), 1), (BatchingSettings(True, 16), 16)):
         settings = ModelSettings("m", tmp_path / "root", batching=batching)
@@ -273,8 +273,8 @@ def test_auto_run_thread_times_the_batch_the_model_runs(
 
 def test_auto_run_thread_leaves_stateful_graphs_alone(tmp_path: Path) -> None:
     """A graph that writes state is never run just to time it: the counter stays at 0."""
-    from swapserve.model.loaded import LoadedVersion
-    from swapserve.settings import SessionSettings
+    from swapserve.config.model_settings import SessionSettings
+    from swapserve.model.loaded_version import LoadedVersion
 
     copy_version(COUNTER, tmp_path, 1)
     loaded = LoadedVersion.load(1, tmp_path / "1", SessionSettings(run_thread="auto"))

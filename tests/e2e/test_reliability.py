@@ -204,7 +204,7 @@ def test_reload_fails_while_the_export_root_cannot_be_listed(tmp_path: Path) -> 
                     protocols.client.reload("m")
                 assert err.value.code == grpc.StatusCode.UNAVAILABLE
                 assert "version 1 keeps serving" in err.value.message
-                errors = server.registry.metrics.registry.get_sample_value(
+                errors = server.metrics.registry.get_sample_value(
                     "swapserve_storage_errors_total", {"model": "m"}
                 )
                 assert errors and errors >= 1
@@ -229,7 +229,7 @@ def test_every_protocols_encoders_take_any_version_the_manager_can_hold(
     from tritonclient.grpc import service_pb2
 
     from swapserve.codecs import kserve_v2, swapserve_v1, tfserving
-    from swapserve.dataplane import IndexEntry
+    from swapserve.dataplane.requests import IndexEntry
     from swapserve.model.records import ModelStatus, VersionStatus
 
     statuses = tuple(

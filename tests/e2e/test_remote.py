@@ -74,7 +74,7 @@ def test_s3_export_root(
         w: estimator_export(tmp_path / f"src{w}", weight=float(w), bias=0.0) for w in (1, 2, 3)
     }
     _upload(fs, url, exports[1], 1)
-    from swapserve.settings import ModelSettings
+    from swapserve.config.model_settings import ModelSettings
 
     located = ModelSettings.at("m", url)
     assert located.remote == url and located.export_root == cache / "m"
@@ -110,7 +110,7 @@ def test_s3_export_root(
         assert f"listing {url} failed" in status.storage_error
         assert status.serving_version == 2
         np.testing.assert_allclose(client.predict("m", X)["output"], [[4.0]])
-        errors = server.registry.metrics.registry.get_sample_value(
+        errors = server.metrics.registry.get_sample_value(
             "swapserve_storage_errors_total", {"model": "m"}
         )
         assert errors and errors >= 1

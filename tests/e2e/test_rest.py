@@ -16,7 +16,8 @@ import pytest
 
 from helpers import HALF_PLUS_TWO, copy_version, estimator_version, serving_settings, wait_for
 from swapserve.app import App
-from swapserve.settings import ModelSettings, Settings
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
 
 DATA = "data-token-0123456789abcdef"
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import HALF_PLUS_TWO, copy_version, serving_settings
-from swapserve.settings import ModelSettings, Settings
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None

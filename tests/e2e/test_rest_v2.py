@@ -16,7 +16,8 @@ from tritonclient.utils import InferenceServerException
 
 from helpers import HALF_PLUS_TWO, copy_version, serving_settings
 from swapserve.app import App
-from swapserve.settings import ModelSettings, Settings
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import BAD, estimator_export, estimator_version, serving, wait_for
-from swapserve.model.loaded import live_versions
+from swapserve.model.loaded_version import live_versions
 from swapserve_client import Client, SwapserveError
 
 ONE = np.ones([4, 1], np.float32)

@@ -18,7 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from helpers import estimator_version, wait_for
 from swapserve.app import App, create_app
-from swapserve.settings import ModelSettings, Settings, SettingsError
+from swapserve.config.model_settings import ModelSettings, SettingsError
+from swapserve.config.settings import Settings
 from swapserve_client import Client, SwapserveError
 from swapserve_client import cli as client_cli
 

@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from helpers import estimator_version, serving_settings, wait_for
-from swapserve.settings import ModelSettings, Settings
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.settings import Settings
 from swapserve_client import Client, SwapserveError
 
 

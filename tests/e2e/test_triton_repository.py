@@ -21,8 +21,8 @@ from helpers import (
     serving_settings,
     wait_for,
 )
-from swapserve.args import settings_from_args
-from swapserve.cli import build_parser
+from swapserve.config.flags import build_parser
+from swapserve.config.from_flags import settings_from_args
 
 # As Triton's docs write a TensorFlow model's config: the keys swapserve applies (max_batch_size,
 # dynamic_batching, version_policy) and some it does not (input/output, instance_group).
@@ -98,7 +98,7 @@ def test_a_triton_repository_with_models_added_and_removed_under_load(
         assert load.errors == [] and load.ok >= 40
         with pytest.raises(InferenceServerException, match="not served here"):
             _infer(client, "hp3", 2.0)
-        batched = app.registry.metrics.registry.get_sample_value(
+        batched = app.metrics.registry.get_sample_value(
             "swapserve_batch_size_count", {"model": "hp2"}
         )
         assert batched is not None and batched >= 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from swapserve.config.model_settings import SessionSettings
 from swapserve.errors import LoadError
 from swapserve.model.signature import (
     DEFAULT_SIGNATURE,
@@ -19,7 +20,6 @@ from swapserve.model.signature import (
     TensorSpec,
     unknown_signature,
 )
-from swapserve.settings import SessionSettings
 
 SIGNATURE = SignatureSpec(
     DEFAULT_SIGNATURE,

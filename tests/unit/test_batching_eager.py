@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from swapserve.config.model_settings import BatchingSettings
 from swapserve.errors import ResourceExhausted, Unavailable
 from swapserve.model.batching import Batcher
 from swapserve.model.signature import SignatureSpec, TensorSpec
-from swapserve.settings import BatchingSettings
 
 SIG = SignatureSpec(
     "serving_default",

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from swapserve.cli import build_parser, settings_from_args
-from swapserve.config_file import load_models, parse_config, parse_models
-from swapserve.settings import ModelSettings, SettingsError, VersionPolicy
+from swapserve.config.flags import build_parser
+from swapserve.config.from_flags import settings_from_args
+from swapserve.config.model_settings import ModelSettings, SettingsError, VersionPolicy
+from swapserve.config.yaml_file import load_models, parse_config, parse_models
 
 REPO = Path(__file__).resolve().parents[2]
 

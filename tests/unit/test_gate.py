@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from swapserve.dataplane.gate import CallGate, gated
 from swapserve.errors import Unavailable
-from swapserve.gate import CallGate, gated
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:

@@ -23,10 +23,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from swapserve.config.model_settings import ModelSettings, SessionSettings, VersionPolicy
 from swapserve.errors import SwapserveError
 from swapserve.model.manager import ModelManager
 from swapserve.model.records import State
-from swapserve.settings import ModelSettings, SessionSettings, VersionPolicy
 
 SETTLE = 1.0
 VERSIONS = st.integers(1, 6)

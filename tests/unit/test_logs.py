@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from swapserve.logs import UndecodableRequests
+from swapserve.observability.logs import UndecodableRequests
 
 
 class Clock:

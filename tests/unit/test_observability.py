@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swapserve.access_log import AccessLog
-from swapserve.calls import CallRecord, current, note_run, recording
 from swapserve.cluster.metrics_merge import merge
-from swapserve.metrics import Metrics
-from swapserve.stats import Statistics
+from swapserve.observability.access_log import AccessLog
+from swapserve.observability.calls import CallRecord, current, note_run, recording
+from swapserve.observability.metrics import Metrics
+from swapserve.observability.stats import Statistics
 
 WORKER = """# HELP swapserve_requests_total Calls.
 # TYPE swapserve_requests_total counter

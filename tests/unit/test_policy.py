@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swapserve.config.model_settings import VersionPolicy
 from swapserve.model.policy import Plan, PolicyView, default_version, plan, preference, remote_keep
-from swapserve.settings import VersionPolicy
 
 LATEST1 = VersionPolicy()
 

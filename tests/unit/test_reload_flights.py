@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from fakes import FakeLoader, FakeVersion, write_version
 
-from swapserve.dataplane import DataPlane
+from swapserve.config.model_settings import ModelSettings, SessionSettings
+from swapserve.dataplane.admin import Admin
+from swapserve.dataplane.gate import CallGate
 from swapserve.errors import FailedPrecondition, ResourceExhausted
-from swapserve.metrics import Metrics
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import ModelSettings, SessionSettings
 
 
 class GatedLoader(FakeLoader):
@@ -104,7 +104,7 @@ def test_admin_calls_beyond_the_limit_are_refused_at_once(tmp_path: Path) -> Non
     manager = _manager(tmp_path, loader)
     manager.poll(initial=True)
     write_version(tmp_path, 2)
-    dataplane = DataPlane(ModelRegistry([manager], Metrics()), max_admin=2)
+    dataplane = Admin(ModelRegistry([manager]), CallGate(), max_admin=2)
     with ThreadPoolExecutor(4) as pool:
         held = [pool.submit(dataplane.reload, "m") for _ in range(2)]
         assert loader.waiting.wait(10)

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from fakes import FakeLoader, write_version
 
-from swapserve.metrics import Metrics
-from swapserve.model.config_poll import ConfigPoller
+from swapserve.config.model_lists import ConfigFileSource, RepositorySource, with_batching
+from swapserve.config.model_settings import BatchingSettings, ModelSettings, SessionSettings
+from swapserve.config.reload import ConfigPoller, ConfigReloader
 from swapserve.model.discovery import scan
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
-from swapserve.settings import BatchingSettings, ModelSettings, SessionSettings
-from swapserve.sources import ConfigFileSource, RepositorySource, with_batching
+from swapserve.observability.metrics import Metrics
 
 BASE = ModelSettings("base", Path(), settle_seconds=0.0, warm_up=False)
 BATCHING = BatchingSettings(enabled=True, max_batch_size=4)
@@ -127,7 +127,7 @@ def test_a_config_file_source_batches_every_model_without_batching(tmp_path: Pat
     assert a.batching == BATCHING and b.batching.max_batch_size == 2
 
 
-def _registry(tmp_path: Path, text: str) -> tuple[ModelRegistry, Path, Metrics]:
+def _registry(tmp_path: Path, text: str) -> tuple[ConfigReloader, ModelRegistry, Path, Metrics]:
     config = tmp_path / "c.yaml"
     config.write_text(text)
     metrics = Metrics()
@@ -135,12 +135,10 @@ def _registry(tmp_path: Path, text: str) -> tuple[ModelRegistry, Path, Metrics]:
     loader = FakeLoader()
 
     def manager(settings: ModelSettings) -> ModelManager:
-        return ModelManager(settings, SessionSettings(), metrics=metrics, loader=loader)
+        return ModelManager(settings, SessionSettings(), events=metrics, loader=loader)
 
-    registry = ModelRegistry(
-        [manager(m) for m in source()], metrics, factory=manager, config_source=source
-    )
-    return registry, config, metrics
+    registry = ModelRegistry([manager(m) for m in source()], metrics, factory=manager)
+    return ConfigReloader(registry, source, metrics), registry, config, metrics
 
 
 _TWO = "models:\n  - {name: a, export_root: a, warm_up: false}\n"
@@ -151,8 +149,8 @@ def test_the_poller_applies_changes_and_reports_a_bad_edit_once(
 ) -> None:
     write_version(tmp_path / "a", 1)
     write_version(tmp_path / "b", 1)
-    registry, config, metrics = _registry(tmp_path, _TWO)
-    poller = ConfigPoller(registry, 60)
+    reloader, registry, config, metrics = _registry(tmp_path, _TWO)
+    poller = ConfigPoller(reloader, 60)
     reloads = metrics.config_reloads
 
     def ok() -> float | None:
@@ -180,11 +178,11 @@ def test_a_replacement_that_cannot_load_keeps_the_old_settings_and_is_not_retrie
 ) -> None:
     write_version(tmp_path / "a", 1)
     write_version(tmp_path / "broken", 1, good=False)
-    registry, config, metrics = _registry(tmp_path, _TWO)
+    reloader, registry, config, metrics = _registry(tmp_path, _TWO)
     for m in registry:
         m.poll(initial=True)
     config.write_text("models:\n  - {name: a, export_root: broken, warm_up: false}\n")
-    poller = ConfigPoller(registry, 60)
+    poller = ConfigPoller(reloader, 60)
     poller.poll_once()
     poller.poll_once()
     (a,) = registry

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
+from swapserve.config.model_settings import ModelSettings, VersionPolicy
+from swapserve.config.tfserving import model_settings
 from swapserve.errors import InvalidArgument
-from swapserve.settings import ModelSettings, VersionPolicy
-from swapserve.tfserving_config import model_settings
 
 
 def test_model_config_list_with_an_object_store_base_path(

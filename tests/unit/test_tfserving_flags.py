@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from swapserve.cli import build_parser, settings_from_args
-from swapserve.settings import Settings, SettingsError
-from swapserve.tfserving_flags import IGNORED, REFUSED, translate
+from swapserve.config.flags import build_parser
+from swapserve.config.from_flags import settings_from_args
+from swapserve.config.model_settings import SettingsError
+from swapserve.config.settings import Settings
+from swapserve.config.tfserving_flags import IGNORED, REFUSED, translate
 
 OURS = build_parser()._option_string_actions
 

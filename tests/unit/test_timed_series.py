@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from swapserve.timed_series import TimedCounter
+from swapserve.observability.timed_series import TimedCounter
 
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.1, 1.0)
 

@@ -1,4 +1,4 @@
-"""Triton's config.pbtxt -> model settings (swapserve/triton_config.py): the honoured keys, the
+"""Triton's config.pbtxt -> model settings (swapserve/triton.py): the honoured keys, the
 ignored ones, and errors that name the file, line and key. No TensorFlow."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from google.protobuf import text_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swapserve import triton_config
 from swapserve.apis import kserve_v2
-from swapserve.settings import ModelSettings, SettingsError
+from swapserve.config import triton
+from swapserve.config.model_settings import ModelSettings, SettingsError
 
 BASE = ModelSettings("base", Path(), poll_seconds=0.5, warm_up=False)
 
@@ -35,7 +35,7 @@ parameters: { key: "a" value: { string_value: "b" } }
 
 
 def _settings(text: str | None, name: str = "m") -> tuple[ModelSettings, tuple[str, ...]]:
-    return triton_config.model_settings(name, "/repo/" + name, text, BASE)
+    return triton.model_settings(name, "/repo/" + name, text, BASE)
 
 
 def test_honoured_keys_map_onto_settings_and_the_rest_are_named() -> None:
@@ -115,7 +115,7 @@ def test_top_level_keys_are_found_whatever_the_values_hold(fields: dict[str, obj
             lines.append(f"{key} {{ inner: {str(value).lower()} deeper {{ x: [1, 2] }} }}")
         else:
             lines.append(f"{key}: [{value}, {value}]")
-    assert triton_config._top_level_keys("\n".join(lines)) == list(fields)
+    assert triton._top_level_keys("\n".join(lines)) == list(fields)
 
 
 def test_the_message_reads_what_text_format_writes() -> None:

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from swapserve import logs, quiet
 from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
 from swapserve.cluster.metrics_merge import MergedCollector
-from swapserve.metrics import serve_registry
-from swapserve.settings import Settings, SettingsError
+from swapserve.config.model_settings import SettingsError
+from swapserve.config.settings import Settings
+from swapserve.observability import logs
+from swapserve.observability.metrics import serve_registry
+from swapserve.runtime import quiet
 
 if TYPE_CHECKING:
     from swapserve.app import App
@@ -91,7 +93,7 @@ def _current_config(settings: Settings) -> Settings:
     """A (re)started worker takes the config file as it is now, if it lists the same models."""
     if settings.config_path is None:
         return settings
-    from swapserve.config_file import load_models  # noqa: PLC0415
+    from swapserve.config.yaml_file import load_models  # noqa: PLC0415
 
     try:
         models = load_models(settings.config_path)

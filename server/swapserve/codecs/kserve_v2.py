@@ -15,10 +15,8 @@ from typing import Any
 import numpy as np
 
 from swapserve.apis import kserve_v2 as pb
-from swapserve.dataplane import IndexEntry
+from swapserve.dataplane.types import IndexEntry, State, TensorSpec
 from swapserve.errors import InvalidArgument
-from swapserve.model.records import State
-from swapserve.model.signature import TensorSpec
 from swapserve_client.dtypes import TensorError, element_count
 
 # V2 datatype <-> numpy (wire byte order) and the typed contents field that carries it.

@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from swapserve.codecs.kserve_v2 import datatype_of_spec, shape_of_spec
-from swapserve.dataplane import ModelConfigInfo, VersionStatistics
-from swapserve.stats import Duration
+from swapserve.dataplane.types import Duration, ModelConfigInfo, VersionStatistics
 
 PLATFORM = "tensorflow_savedmodel"
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from swapserve.model.records import ModelStatus
-from swapserve.model.signature import SignatureSpec, TensorSpec
-from swapserve.stats import VersionStats
+from swapserve.dataplane.types import ModelStatus, SignatureSpec, TensorSpec, VersionStats
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
 

@@ -8,15 +8,15 @@ first so a hostile shape cannot make the server allocate gigabytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from swapserve.apis import tfserving as api
+from swapserve.dataplane.types import DEFAULT_SIGNATURE, State, VersionStatus
 from swapserve.errors import InvalidArgument
-from swapserve.model.records import State, VersionStatus
 from swapserve_client.dtypes import TensorError, dtype_name, element_count, numpy_dtype
 
 _MAX_ELEMENTS = 1 << 31
@@ -254,3 +254,45 @@ def metadata_response(
         signature_map.signature_def[key].MergeFromString(sig.SerializeToString())
     response.metadata["signature_def"].Pack(signature_map)
     return response
+
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+_EXAMPLE_METHODS = {CLASSIFY_METHOD: "classify", REGRESS_METHOD: "regress"}
+
+
+def multi_inference_tasks(request: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The model and the (signature name, ``classify``/``regress``) of each task of a
+    ``MultiInferenceRequest``, checked as TF Serving checks them.
+
+    Raises:
+        InvalidArgument: no tasks, several models, a repeated signature, an unknown method.
+    """
+    if not request.tasks:
+        raise InvalidArgument("MultiInferenceRequest has no tasks")
+    names = {t.model_spec.name for t in request.tasks}
+    if len(names) != 1:
+        raise InvalidArgument(f"all tasks must use the same model, got {sorted(names)}")
+    signatures = [t.model_spec.signature_name or DEFAULT_SIGNATURE for t in request.tasks]
+    if len(set(signatures)) != len(signatures):
+        raise InvalidArgument("tasks must use distinct signatures")
+    tasks = []
+    for task in request.tasks:
+        method = _EXAMPLE_METHODS.get(task.method_name)
+        if method is None:
+            raise InvalidArgument(
+                f"unsupported method_name {task.method_name!r}; use {CLASSIFY_METHOD} or "
+                f"{REGRESS_METHOD}"
+            )
+        tasks.append((task.model_spec.signature_name, method))
+    return names.pop(), tasks
+
+
+def check_metadata_fields(fields: Sequence[str]) -> None:
+    """Raises InvalidArgument unless ``fields`` asks for ``signature_def`` only (all TF Serving
+    serves)."""
+    if not fields:
+        raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
+    for field in fields:
+        if field != "signature_def":
+            raise InvalidArgument(f"Metadata field {field} is not supported")

@@ -13,7 +13,7 @@ The rules are TF Serving's (https://www.tensorflow.org/tfx/serving/api_rest):
   they are not valid UTF-8.
 - ``:classify``/``:regress`` take ``examples`` (+ ``context``) as tf.Example JSON.
 
-Pure conversion: no HTTP here (``swapserve.transport.rest`` does that).
+Pure conversion: no HTTP here (``swapserve.transport.http.server`` does that).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from google.protobuf import json_format
 from tensorflow.core.example import example_pb2, feature_pb2
 
 from swapserve.codecs import tfserving as grpc_codec
+from swapserve.config.model_settings import MAX_VERSION
+from swapserve.dataplane.types import SignatureSpec, State, VersionStatus
 from swapserve.errors import InvalidArgument, NotFound
-from swapserve.model.records import State, VersionStatus
-from swapserve.model.signature import SignatureSpec
-from swapserve.settings import MAX_VERSION
 from swapserve_client.dtypes import DT_STRING, dtype_name, numpy_dtype
 
 MAX_DEPTH = 64

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from swapserve.config.model_settings import BatchingSettings
 from swapserve.errors import (
     Internal,
     InvalidArgument,
@@ -41,12 +42,11 @@ from swapserve.errors import (
     SwapserveError,
     Unavailable,
 )
-from swapserve.metrics import Metrics
+from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.signature import SignatureSpec
-from swapserve.settings import BatchingSettings
 
 if TYPE_CHECKING:  # a batcher only calls a loaded version: no TensorFlow import here
-    from swapserve.model.loaded import LoadedVersion
+    from swapserve.model.loaded_version import LoadedVersion
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ class Batcher:
         loaded: LoadedVersion,
         settings: BatchingSettings,
         model: str,
-        metrics: Metrics | None = None,
+        events: ModelEvents = NO_EVENTS,
     ) -> None:
         self._loaded = loaded
         self._model = model
-        self._metrics = metrics or Metrics()
+        self._events = events
         self._settings = settings
         self._eager = settings.mode == "eager"
         # Eager batches never wait for company: only for a free slot.
@@ -197,14 +197,14 @@ class Batcher:
         rows: int,
     ) -> tuple[dict[str, np.ndarray], float, float]:
         """An eager request with a free slot: the model call in the caller's thread, with the
-        metrics a batch of one records (no queue time)."""
-        metrics, model = self._metrics, self._model
+        events a batch of one reports (no queue time)."""
+        events, model = self._events, self._model
         started = time.perf_counter()
         outputs = self._loaded.execute(sig, wanted, inputs)
         ran = time.perf_counter() - started
-        metrics.ran(model, self._loaded.version, ran)
-        metrics.child(metrics.batch_queue_seconds, model, str(self._loaded.version)).observe(0.0)
-        metrics.child(metrics.batch_size, model).observe(rows)
+        events.ran(model, self._loaded.version, ran)
+        events.batch_waited(model, self._loaded.version, 0.0)
+        events.batch_ran(model, rows)
         return outputs, 0.0, ran
 
     def counters(self) -> BatcherCounters:
@@ -294,18 +294,18 @@ class Batcher:
 
     def _run(self, batch: _Batch) -> None:
         tasks = batch.tasks
-        metrics, model, version = self._metrics, self._model, str(self._loaded.version)
+        events, model, version = self._events, self._model, self._loaded.version
         started = time.perf_counter()
         for task in tasks:
             task.queue_seconds = started - task.queued
-            metrics.child(metrics.batch_queue_seconds, model, version).observe(task.queue_seconds)
+            events.batch_waited(model, version, task.queue_seconds)
         try:
             inputs = self._merge(batch)
             outputs = self._loaded.execute(batch.sig, batch.wanted, inputs)
             padded = next(iter(inputs.values())).shape[0]
             ran = time.perf_counter() - started
-            metrics.ran(model, self._loaded.version, ran)
-            metrics.child(metrics.batch_size, model).observe(padded)
+            events.ran(model, version, ran)
+            events.batch_ran(model, padded)
             offset = 0
             for task in tasks:
                 task.outputs = {}

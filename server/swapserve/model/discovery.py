@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from swapserve.settings import MAX_VERSION
+from swapserve.config.model_settings import MAX_VERSION
 
 log = logging.getLogger(__name__)
 

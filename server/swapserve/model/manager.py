@@ -21,25 +21,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from swapserve.config.model_settings import MAX_VERSION, ModelSettings, SessionSettings
 from swapserve.errors import (
     FailedPrecondition,
     InvalidArgument,
     LoadError,
     Unavailable,
 )
-from swapserve.metrics import Metrics
 from swapserve.model import policy
+from swapserve.model.events import NO_EVENTS, ModelEvents
+from swapserve.model.export_source import Candidates, ExportSource
 from swapserve.model.flights import Flights
-from swapserve.model.loading import Loader, VersionLoader, load_saved_model
+from swapserve.model.outcomes import Prediction, ReloadOutcome
 from swapserve.model.records import ModelStatus, VersionRecords
-from swapserve.model.serving import Handle, Prediction, ServingMap
-from swapserve.model.source import Candidates, ExportSource
-from swapserve.settings import MAX_VERSION, ModelSettings, SessionSettings
+from swapserve.model.serving import Handle, ServingMap
+from swapserve.model.version_loader import Loader, VersionLoader, load_saved_model
 
 __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
 
@@ -49,16 +49,6 @@ RELOAD_GAP = 0.05
 """Seconds between two reload rescans of one model; callers arriving in between share the next."""
 
 
-@dataclass(frozen=True)
-class ReloadOutcome:
-    """What a reload changed."""
-
-    previous_version: int
-    version: int
-    load_seconds: float
-    pinned: bool
-
-
 class ModelManager:
     """Serves one model from its export root; thread-safe.
 
@@ -66,7 +56,7 @@ class ModelManager:
         settings: the model's name, export root and watching options.
         session: TensorFlow session options for every version.
         loader: loads one version (tests pass fakes).
-        metrics: shared by every model.
+        events: told of loads, swaps, unloads and runs (the metrics).
         clock: monotonic seconds for settling (tests pass a fake).
     """
 
@@ -75,24 +65,24 @@ class ModelManager:
         settings: ModelSettings,
         session: SessionSettings,
         loader: Loader = load_saved_model,
-        metrics: Metrics | None = None,
+        events: ModelEvents = NO_EVENTS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = settings.name
-        self.metrics = metrics or Metrics()
+        self._events = events
         self._load_lock = threading.Lock()  # one scan/load/swap at a time; guards _settings
         self._settings = settings  # written under _load_lock; a reference swap, read freely
         self._records = VersionRecords(clock)
-        self._versions = VersionLoader(self.name, session, loader, self._records, self.metrics)
+        self._versions = VersionLoader(self.name, session, loader, self._records, events)
         self._map = ServingMap(self.name, settings.labels, self._retired, self._released)
-        self.metrics.track_inflight(self.name, self._map)
+        events.model_added(self.name, self._map)
         self._source = ExportSource(
             self.name,
             settings.export_root,
             settings.remote,
             poll_seconds=settings.poll_seconds,
             records=self._records,
-            metrics=self.metrics,
+            events=events,
             keep=self._remote_keep,
         )
         self._listeners: list[Callable[[], None]] = []  # set before the watcher starts
@@ -328,7 +318,7 @@ class ModelManager:
         """Makes ``default`` serve requests without a version and retires the rest."""
         previous, retired = self._map.commit(default, keep)
         if previous != default:
-            self.metrics.served_version.labels(self.name).set(default)
+            self._events.serving(self.name, default, previous)
             seconds = self._records.load_seconds(default)
             if previous:
                 log.info(
@@ -341,7 +331,6 @@ class ModelManager:
                         default, "swapped", previous_version=previous, load_seconds=seconds
                     ),
                 )
-                self.metrics.swaps.labels(self.name).inc()
             else:
                 log.info(
                     "model %s: version %d serving (loaded in %.3fs)",
@@ -357,9 +346,7 @@ class ModelManager:
         self._records.unloading(version)
 
     def _released(self, version: int) -> None:
-        self.metrics.unloads.labels(self.name).inc()
-        self.metrics.loaded_versions.labels(self.name).dec()
-        self.metrics.forget_version(self.name, version)
+        self._events.unloaded(self.name, version)
         self._records.ended(version)
         log.info(
             "model %s: unloaded version %d",
@@ -402,7 +389,7 @@ class ModelManager:
     def _retire_all(self, reason: str) -> int:
         previous, retired = self._map.retire_all(reason)
         if retired:
-            self.metrics.served_version.labels(self.name).set(0)
+            self._events.serving(self.name, 0, previous)
             self._notify()
         return previous if retired else 0
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from swapserve.settings import VersionPolicy
+from swapserve.config.model_settings import VersionPolicy
 
 
 @dataclass(frozen=True)

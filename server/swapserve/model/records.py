@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from swapserve.model.discovery import Candidate, Fingerprint
-from swapserve.stats import VersionStats
+from swapserve.observability.stats import VersionStats
 
 KEEP_ENDED = 20
 """Ended versions whose directory is gone, kept in status for the operator."""

@@ -1,6 +1,6 @@
 """The served models by name, their watchers, and config changes (add/remove/update/replace).
 
-Transports never talk to it: they go through the data plane (``swapserve.dataplane``)."""
+Transports never talk to it: they go through the data plane (``swapserve.dataplane.requests``)."""
 
 from __future__ import annotations
 
@@ -8,43 +8,17 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
+from swapserve.config.model_settings import ModelSettings
 from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound
-from swapserve.metrics import Metrics
+from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.manager import ModelManager
+from swapserve.model.outcomes import ConfigChange
 from swapserve.model.watcher import Watcher
-from swapserve.settings import ModelSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ConfigChange:
-    """What applying a model list changed, by model name."""
-
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()
-    """Changed in place: version policy, labels, polling or warm-up."""
-    replaced: tuple[str, ...] = ()
-    """Export root or batching changed: a new manager loaded, then took over."""
-
-    def __str__(self) -> str:
-        parts = [
-            f"{what} {', '.join(names)}"
-            for what, names in (
-                ("added", self.added),
-                ("removed", self.removed),
-                ("updated", self.updated),
-                ("replaced", self.replaced),
-            )
-            if names
-        ]
-        return "; ".join(parts) or "no change"
-
-
-ConfigSource = Callable[[], tuple[ModelSettings, ...]]
 ManagerFactory = Callable[[ModelSettings], ModelManager]
 
 # Settings a running manager can take on; any other change builds a new manager.
@@ -60,40 +34,29 @@ class ModelRegistry:
 
     Args:
         managers: the models to serve at start.
-        metrics: shared by every model.
+        events: told of removed models (managers get theirs from ``factory``).
         factory: builds the manager of a model a config change adds or replaces (None: models
             are fixed).
         fixed_models: refuse config changes that add or remove models (``--workers``: the
             shared state has one slot per model at start); updates and replacements still apply.
-        config_source: re-reads the config file (servers started with ``--config``).
     """
 
     def __init__(
         self,
         managers: Iterable[ModelManager],
-        metrics: Metrics | None = None,
+        events: ModelEvents = NO_EVENTS,
         factory: ManagerFactory | None = None,
         fixed_models: bool = False,
-        config_source: ConfigSource | None = None,
     ) -> None:
         self._managers = {m.name: m for m in managers}  # replaced whole under _admin_lock
-        self.metrics = metrics or Metrics()
+        self._events = events
         self._watchers = {name: Watcher(m) for name, m in self._managers.items()}
         self._factory = factory
         self.fixed_models = fixed_models or factory is None
-        self._config_source = config_source
         self._listeners: list[Callable[[], None]] = []
         self._admin_lock = threading.Lock()  # one config change at a time; guards _watchers
         self._started = False  # guarded by _admin_lock
         self._pending: set[str] = set()  # added by a config reload, not yet served
-        self._reload_lock = threading.Lock()  # one read-and-apply at a time; guards _last_read
-        self._last_read = tuple(m.settings for m in self._managers.values())
-        self._last_applied = True  # _last_read was applied in full; guarded by _reload_lock
-
-    @property
-    def has_config_file(self) -> bool:
-        """The server has a config file to re-read."""
-        return self._config_source is not None
 
     def get(self, name: str) -> ModelManager:
         """The manager for ``name``.
@@ -152,49 +115,7 @@ class ModelRegistry:
             for m in self._managers.values():
                 m.close(timeout)
 
-    # ---- config reload ------------------------------------------------------------------------
-
-    def reload_config(self, if_changed: bool = False) -> ConfigChange | None:
-        """Re-reads the config file (or model repository) and applies it (SIGHUP,
-        HandleReloadConfigRequest, the config poller); ``swapserve_config_ok`` says whether
-        what is on disk now is served.
-
-        Args:
-            if_changed: apply only if the read differs from the last one (the poller: a refused
-                change is not retried until the file changes again); None if it did not.
-
-        Raises:
-            FailedPrecondition: the server has no config file, or a changed model could not
-                load with its new settings (it keeps serving with the old ones).
-            InvalidArgument: the file is invalid (nothing changed; the message names the key).
-        """
-        if self._config_source is None:
-            raise FailedPrecondition(
-                "this server was started without --config; there is no config file to re-read"
-            )
-        ok = self.metrics.config_ok
-        with self._reload_lock:
-            try:
-                models = self._config_source()
-            except SettingsError as err:
-                ok.set(0)
-                self.metrics.config_reloads.labels("failed").inc()
-                raise InvalidArgument(f"config not applied: {err}") from None
-            valid = not getattr(self._config_source, "problems", None)
-            if if_changed and models == self._last_read:
-                ok.set(int(valid and self._last_applied))
-                return None
-            self._last_read, self._last_applied = models, False
-            try:
-                change = self.apply(models)
-            except FailedPrecondition:
-                ok.set(0)
-                self.metrics.config_reloads.labels("failed").inc()
-                raise
-            self._last_applied = True
-            ok.set(int(valid))
-            self.metrics.config_reloads.labels("applied").inc()
-            return change
+    # ---- config changes -----------------------------------------------------------------------
 
     def apply(self, models: tuple[ModelSettings, ...]) -> ConfigChange:
         """Makes the served models match ``models``: adds, removes, updates or replaces models;
@@ -285,7 +206,7 @@ class ModelRegistry:
         self._managers = managers
         self._watchers.pop(name).stop()
         manager.close()
-        self.metrics.forget_model(name)
+        self._events.model_removed(name)
         log.info("model %s: removed", name)
 
 

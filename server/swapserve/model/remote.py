@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from swapserve.config.model_settings import MAX_VERSION, SettingsError
 from swapserve.model.discovery import out_of_range, version_of
-from swapserve.settings import MAX_VERSION, SettingsError
 
 log = logging.getLogger(__name__)
 

@@ -15,28 +15,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from swapserve import calls
-from swapserve.metrics import Metrics
 from swapserve.model.batching import Batcher, batchable
+from swapserve.model.events import ModelEvents
+from swapserve.model.outcomes import Prediction
+from swapserve.observability import calls
 
 if TYPE_CHECKING:  # the request path never imports TensorFlow through this module
-    from swapserve.model.loaded import LoadedVersion
+    from swapserve.model.loaded_version import LoadedVersion
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Outputs with the version and signature that produced them."""
-
-    version: int
-    signature: str
-    outputs: dict[str, np.ndarray]
 
 
 class Handle:
@@ -46,17 +37,17 @@ class Handle:
         loaded: the version.
         batcher: its batcher (None: batching off).
         model: the model's name (metric labels).
-        metrics: where model runs are counted and timed.
+        events: told of every model run.
     """
 
     def __init__(
-        self, loaded: LoadedVersion, batcher: Batcher | None, model: str, metrics: Metrics
+        self, loaded: LoadedVersion, batcher: Batcher | None, model: str, events: ModelEvents
     ) -> None:
         self.loaded = loaded  # immutable
         self.batcher = batcher  # immutable
         self.version: int = loaded.version  # immutable
         self._model = model
-        self._metrics = metrics
+        self._events = events
         self.inflight = 0  # guarded by ServingMap._lock
         self.retired = False  # guarded by ServingMap._lock
         self.idle = threading.Event()
@@ -77,7 +68,7 @@ class Handle:
             start = time.perf_counter()
             outputs = loaded.execute(sig, wanted, inputs)
             queued, ran = 0.0, time.perf_counter() - start
-            self._metrics.ran(self._model, self.version, ran)
+            self._events.ran(self._model, self.version, ran)
         calls.note_run(
             sig.name, inputs, outputs, output_filter=output_filter, run_seconds=ran,
             queue_seconds=queued,
@@ -90,7 +81,7 @@ class Handle:
         start = time.perf_counter()
         name, outputs = self.loaded.run_examples(signature, serialized, method)
         ran = time.perf_counter() - start
-        self._metrics.ran(self._model, self.version, ran)
+        self._events.ran(self._model, self.version, ran)
         calls.note_run(name, {}, outputs, run_seconds=ran, rows=int(serialized.size))
         return Prediction(self.version, name, outputs)
 

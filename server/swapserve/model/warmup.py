@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from swapserve.errors import InvalidArgument, LoadError, ModelRunError, SwapserveError
-from swapserve.model.runthread import zero_inputs
+from swapserve.model.session_calls import zero_inputs
 
 if TYPE_CHECKING:
-    from swapserve.model.loaded import LoadedVersion
+    from swapserve.model.loaded_version import LoadedVersion
 
 log = logging.getLogger(__name__)
 

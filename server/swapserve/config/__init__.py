@@ -1,0 +1,1 @@
+"""Configuration: settings, their sources (flags, YAML, TF Serving, Triton) and reloads."""

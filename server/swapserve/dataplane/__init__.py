@@ -1,0 +1,1 @@
+"""The protocol-neutral API every transport calls: requests, admin, their types."""

@@ -1,0 +1,152 @@
+"""The data plane's admin calls: Reload (rescan or pin), Unload, and applying a model list or
+re-reading the config file -- beside ``DataPlane``, as MLServer keeps its model-repository
+handlers beside its data plane. Both transports hand admin calls here; who may make them is the
+transports' one access rule (``swapserve.transport.access``).
+
+Admin calls wait on loads, so they are admitted rather than queued: at most ``max_admin`` run at
+once and more are refused at once with RESOURCE_EXHAUSTED (a queued call would hold a transport
+thread). They go through a ``Coordinator``: in one process directly, with ``--workers`` on
+every worker (``swapserve.cluster.coordinator``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from swapserve.config.model_settings import ModelSettings
+from swapserve.config.reload import ConfigReloader
+from swapserve.dataplane.gate import CallGate, gated
+from swapserve.errors import FailedPrecondition, ResourceExhausted
+from swapserve.model.manager import ModelManager, ReloadOutcome
+from swapserve.model.outcomes import ConfigChange
+from swapserve.model.registry import ModelRegistry
+
+ModelList = Callable[[Callable[[str], ModelSettings | None]], tuple[ModelSettings, ...]]
+"""Builds a new model list from the current settings by name (TF Serving's
+HandleReloadConfigRequest keeps what its ``ModelConfig`` cannot say)."""
+
+
+class Coordinator(Protocol):
+    """Carries out admin changes: in one process directly; across workers, on every worker."""
+
+    def start(self) -> None:
+        """Begins following other processes' changes (after the server started)."""
+        ...
+
+    def stop(self) -> None:
+        """Stops following them (before the server stops)."""
+        ...
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """Reloads (version 0) or pins ``version``; returns once it serves."""
+        ...
+
+    def unload(self, manager: ModelManager) -> int:
+        """Stops serving the model until the next reload."""
+        ...
+
+
+class LocalCoordinator:
+    """This process only."""
+
+    def start(self) -> None:
+        """Nothing to follow."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+        """See ``ModelManager.reload``."""
+        return manager.reload(version)
+
+    def unload(self, manager: ModelManager) -> int:
+        """See ``ModelManager.unload``."""
+        return manager.unload()
+
+
+class Admin:
+    """Reload, unload and config changes by model name.
+
+    Args:
+        registry: the served models.
+        gate: the data plane's gate (admin calls are refused at shutdown too).
+        reloader: re-reads the config file or repository (None: the server has none).
+        coordinator: applies Reload/Unload (default: in this process only).
+        max_admin: admin calls handled at once.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        gate: CallGate,
+        reloader: ConfigReloader | None = None,
+        coordinator: Coordinator | None = None,
+        max_admin: int = 4,
+    ) -> None:
+        self._registry = registry
+        self.gate = gate
+        self.reloader = reloader
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self._max_admin = max_admin
+        self._slots = threading.BoundedSemaphore(max_admin)  # one per admin call running
+
+    @contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """Holds one of ``max_admin`` slots for an admin call, or refuses it at once."""
+        if not self._slots.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"{self._max_admin} admin calls are already in progress (--max-admin-rpcs); "
+                "concurrent reloads of one model share one rescan, so retry after a backoff"
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    @gated
+    def reload(self, model: str, version: int = 0) -> ReloadOutcome:
+        """Rescans now and serves the newest version the policy allows (``version`` 0), or
+        pins ``version``; answers once it serves, else with the error."""
+        manager = self._registry.get(model)
+        with self._admitted():
+            return self.coordinator.reload(manager, version)
+
+    @gated
+    def unload(self, model: str) -> int:
+        """Stops serving ``model`` until the next reload; returns the version that served."""
+        manager = self._registry.get(model)
+        with self._admitted():
+            return self.coordinator.unload(manager)
+
+    @gated
+    def reload_config(self, models: ModelList | None = None) -> ConfigChange:
+        """Applies a new model list (TF Serving's HandleReloadConfigRequest), or re-reads the
+        config file when ``models`` is None and the server has one; then every model rescans
+        and the answer comes once they serve.
+
+        Raises:
+            FailedPrecondition: a model list while models are fixed (``--workers``).
+            InvalidArgument: an invalid config file or model list.
+        """
+        with self._admitted():
+            registry = self._registry
+            change = ConfigChange()
+            if models is not None:
+                if registry.fixed_models:
+                    raise FailedPrecondition(
+                        "with --workers, change the config file and send SIGHUP to the server "
+                        "(or send an empty config to rescan every model)"
+                    )
+                change = registry.apply(models(self._current_settings))
+            elif self.reloader is not None:
+                change = self.reloader.reload() or change
+            for manager in registry:
+                self.coordinator.reload(manager, 0)
+            return change
+
+    def _current_settings(self, name: str) -> ModelSettings | None:
+        manager = self._registry.find(name)
+        return manager.settings if manager is not None else None

@@ -1,0 +1,53 @@
+"""The plain values the model core answers with: a prediction, a reload's outcome, a config
+change. Kept apart from the classes that produce them so codecs and transports can name them
+without importing the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Outputs with the version and signature that produced them."""
+
+    version: int
+    signature: str
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a reload changed."""
+
+    previous_version: int
+    version: int
+    load_seconds: float
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What applying a model list changed, by model name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    """Changed in place: version policy, labels, polling or warm-up."""
+    replaced: tuple[str, ...] = ()
+    """Export root or batching changed: a new manager loaded, then took over."""
+
+    def __str__(self) -> str:
+        parts = [
+            f"{what} {', '.join(names)}"
+            for what, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("updated", self.updated),
+                ("replaced", self.replaced),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "no change"

@@ -1,0 +1,134 @@
+"""Loading one version into a ``Handle`` (with its batcher), recording and logging the outcome.
+
+The default loader imports TensorFlow on first use, so the rest of the model core -- policy,
+records, serving map, manager -- can be imported and tested without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from swapserve.config.model_settings import ModelSettings, SessionSettings
+from swapserve.errors import LoadError
+from swapserve.model.batching import Batcher
+from swapserve.model.discovery import Candidate
+from swapserve.model.events import ModelEvents
+from swapserve.model.records import VersionRecords
+from swapserve.model.serving import Handle
+
+if TYPE_CHECKING:
+    from swapserve.model.loaded_version import LoadedVersion
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[int, Path, SessionSettings, bool, int], "LoadedVersion"]
+"""(version, path, session settings, warm up, rows to time the run thread on) -> loaded."""
+
+
+def load_saved_model(
+    version: int, path: Path, session: SessionSettings, warm_up: bool, timing_rows: int
+) -> LoadedVersion:
+    """The default loader: ``LoadedVersion.load`` (TensorFlow is imported on first use)."""
+    from swapserve.model.loaded_version import LoadedVersion  # noqa: PLC0415
+
+    return LoadedVersion.load(version, path, session, warm_up, timing_rows)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class VersionLoader:
+    """Loads versions of one model.
+
+    Args:
+        model: the model's name.
+        session: TensorFlow session options for every version.
+        loader: loads one version (tests pass fakes).
+        records: where each load's state and outcome are recorded.
+        events: told of each load's outcome.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        session: SessionSettings,
+        loader: Loader,
+        records: VersionRecords,
+        events: ModelEvents,
+    ) -> None:
+        self._model = model
+        self._session = session
+        self._loader = loader
+        self._records = records
+        self._events = events
+
+    def load(self, cand: Candidate, settings: ModelSettings) -> Handle:
+        """Loads, validates and warms ``cand`` up; it does not serve until committed.
+
+        Raises:
+            LoadError: the version cannot serve (recorded as FAILED and logged).
+        """
+        model, events = self._model, self._events
+        self._records.loading(cand.version)
+        log.info(
+            "model %s: loading version %d from %s",
+            model,
+            cand.version,
+            cand.path,
+            extra={"model": model, "version": cand.version, "event": "loading"},
+        )
+        batching = settings.batching
+        rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
+        rss_before = rss_bytes()
+        try:
+            if cand.problems:
+                raise LoadError(cand.problem)
+            loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
+        except LoadError as err:
+            events.load_failed(model, cand.version)
+            self._records.failed(cand, str(err))
+            log.error(
+                "model %s: version %d failed to load: %s",
+                model,
+                cand.version,
+                err,
+                extra={"model": model, "version": cand.version, "event": "failed"},
+            )
+            raise
+        added = max(0, rss_bytes() - rss_before)
+        events.loaded(model, cand.version, loaded.load_seconds, added)
+        batcher = Batcher(loaded, batching, model, events) if batching.enabled else None
+        self._records.available(cand.version, loaded.load_seconds)
+        timing = loaded.run_thread_timing
+        log.info(
+            "model %s: version %d loaded in %.3fs; run thread: %s%s",
+            model,
+            cand.version,
+            loaded.load_seconds,
+            loaded.run_thread,
+            f" (timed on {rows} rows: pool {timing[0] * 1e3:.3f} ms, "
+            f"caller {timing[1] * 1e3:.3f} ms per call)"
+            if timing
+            else "",
+            extra={
+                "model": model,
+                "version": cand.version,
+                "event": "loaded",
+                "load_seconds": loaded.load_seconds,
+                "run_thread": loaded.run_thread,
+            },
+        )
+        return Handle(loaded, batcher, model, events)

@@ -1,0 +1,1 @@
+"""Metrics, statistics, call records, access and request logs, log setup, tracing."""

@@ -1,0 +1,1 @@
+"""Process-level start-up concerns: a quiet TensorFlow start, the frozen heap."""

@@ -1,0 +1,1 @@
+"""The gRPC port: server, interceptors, health, one servicer per API."""

@@ -1,0 +1,1 @@
+"""The HTTP port: the aiohttp host and the protocol handlers behind it."""
