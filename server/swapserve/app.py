@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from swapserve.codecs import tfserving as tfserving_codec
 from swapserve.config.model_lists import ConfigFileSource, ModelSource, RepositorySource
 from swapserve.config.model_settings import ModelSettings
 from swapserve.config.reload import ConfigPoller, ConfigReloader
@@ -27,6 +28,7 @@ from swapserve.dataplane.requests import DataPlane
 from swapserve.errors import SwapserveError
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
+from swapserve.model.version_loader import SavedModelLoader
 from swapserve.observability.access_log import AccessLog
 from swapserve.observability.calls import CallRecord
 from swapserve.observability.metrics import Metrics
@@ -171,8 +173,11 @@ def create_app(
     settings.validate()
     metrics = Metrics()
 
+    # Warm-up records are TF Serving's PredictionLog: the codec decodes them for the core.
+    loader = SavedModelLoader(decode_record=tfserving_codec.warmup_request)
+
     def manager(model: ModelSettings) -> ModelManager:
-        return ModelManager(model, settings.session, events=metrics)
+        return ModelManager(model, settings.session, loader=loader, events=metrics)
 
     registry = ModelRegistry(
         (manager(m) for m in settings.models), metrics, factory=manager, fixed_models=fixed_models

@@ -2,8 +2,9 @@
 inputs, classify/regress results, model specs, status and metadata.
 
 Decoding accepts every encoding TF Serving accepts (``tensor_content`` and the typed ``*_val``
-fields, with a single value broadcast as ``tf.make_ndarray`` does), but checks the element count
-first so a hostile shape cannot make the server allocate gigabytes.
+fields, a short list padded with its last value as ``tf.make_ndarray`` does), but checks the
+element count first so a hostile shape cannot make the server allocate gigabytes. No TensorFlow:
+numbers are read straight into numpy (``tensor_content`` without a copy).
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from swapserve.apis import tfserving as api
-from swapserve.dataplane.types import DEFAULT_SIGNATURE, State, VersionStatus
+from swapserve.dataplane.types import DEFAULT_SIGNATURE, State, VersionStatus, WarmupRequest
 from swapserve.errors import InvalidArgument
-from swapserve_client.dtypes import TensorError, dtype_name, element_count, numpy_dtype
+from swapserve_client.dtypes import (
+    TensorError,
+    dtype_name,
+    element_count,
+    numpy_dtype,
+    proto_dtype,
+)
 
 _MAX_ELEMENTS = 1 << 31
 _DT_STRING = 7
@@ -39,6 +45,9 @@ _VALUE_FIELDS = {
     22: "uint32_val",
     23: "uint64_val",
 }
+_DT_HALF = 19
+# Complex values come as (real, imaginary) pairs of these.
+_COMPLEX_PARTS: dict[int, np.dtype[np.generic]] = {8: np.dtype("<f4"), 18: np.dtype("<f8")}
 
 
 def decode_tensor(proto: api.TensorProto, max_bytes: int = 256 << 20) -> np.ndarray:
@@ -82,11 +91,32 @@ def decode_tensor(proto: api.TensorProto, max_bytes: int = 256 << 20) -> np.ndar
             )
         if given == 0 and count > 0:
             raise TensorError(f"no values for shape {shape} of {dtype_name(proto.dtype)}")
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    return _typed_values(proto, dtype, count).reshape(shape)
+
+
+def _typed_values(proto: api.TensorProto, dtype: np.dtype[np.generic], count: int) -> np.ndarray:
+    """The ``*_val`` field as ``count`` values of ``dtype``: a shorter list is padded with its
+    last value (TensorFlow's ``MakeNdarray``); half floats come as their 16 bits, complex
+    numbers as (real, imaginary) pairs."""
+    field = _VALUE_FIELDS[proto.dtype]
+    raw = getattr(proto, field)
     try:
-        array = tf.make_ndarray(proto)
-    except (ValueError, TypeError) as err:
-        raise TensorError(f"cannot decode: {err}") from None
-    return np.asarray(array)
+        if proto.dtype == _DT_STRING:
+            values = np.empty(len(raw), dtype=object)
+            values[:] = list(raw)
+        elif proto.dtype == _DT_HALF:
+            values = np.array(raw, dtype=np.uint16).view(np.float16)
+        elif proto.dtype in _COMPLEX_PARTS:
+            values = np.array(raw, dtype=_COMPLEX_PARTS[proto.dtype]).view(dtype)
+        else:
+            values = np.array(list(raw), dtype=dtype)  # Python ints: out of range raises
+    except (OverflowError, ValueError, TypeError) as err:
+        raise TensorError(f"{field} does not fit {dtype_name(proto.dtype)}: {err}") from None
+    if values.size < count:
+        values = np.concatenate([values, np.repeat(values[-1:], count - values.size)])
+    return values
 
 
 def decode_inputs(
@@ -116,7 +146,7 @@ def encode_tensor(array: np.ndarray, out: api.TensorProto) -> None:
             x if isinstance(x, bytes) else str(x).encode() for x in array.reshape(-1)
         )
         return
-    out.dtype = tf.as_dtype(array.dtype).as_datatype_enum
+    out.dtype = proto_dtype(array.dtype)
     out.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
@@ -296,3 +326,22 @@ def check_metadata_fields(fields: Sequence[str]) -> None:
     for field in fields:
         if field != "signature_def":
             raise InvalidArgument(f"Metadata field {field} is not supported")
+
+
+def warmup_request(raw: bytes) -> WarmupRequest | str:
+    """One record of an export's warm-up file (a serialized ``PredictionLog``): its predict
+    request, or the kind of log it is when it holds none (skipped, as TF Serving skips it).
+
+    Raises:
+        InvalidArgument: an input that is not a valid tensor (named).
+    """
+    record = api.PredictionLog.FromString(raw)
+    kind = record.WhichOneof("log_type")
+    if kind != "predict_log":
+        return str(kind)
+    request = record.predict_log.request
+    return WarmupRequest(
+        request.model_spec.signature_name,
+        decode_inputs(request.inputs),
+        tuple(request.output_filter),
+    )

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
-from tensorflow.core.example import example_pb2, feature_pb2
 
+from swapserve.apis import tfserving as api
 from swapserve.codecs import tfserving as grpc_codec
 from swapserve.config.model_settings import MAX_VERSION
 from swapserve.dataplane.types import SignatureSpec, State, VersionStatus
@@ -344,16 +344,16 @@ def serialize_examples(body: Mapping[str, Any]) -> np.ndarray:
     for i, example in enumerate(examples):
         if not isinstance(example, dict):
             raise InvalidArgument(f"example {i} must be an object of features")
-        proto = example_pb2.Example()
+        proto = api.Example()
         for key, value in {**context, **example}.items():
             proto.features.feature[key].CopyFrom(_feature(value, key))
         out[i] = proto.SerializeToString()
     return out
 
 
-def _feature(value: Any, key: str) -> feature_pb2.Feature:
+def _feature(value: Any, key: str) -> api.Feature:
     values = value if isinstance(value, list) else [value]
-    feature = feature_pb2.Feature()
+    feature = api.Feature()
     if all(isinstance(v, str) or _is_b64(v) for v in values) and values:
         feature.bytes_list.value.extend(_string(v, key) for v in values)
     elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swapserve.config.model_settings import BatchingSettings, VersionPolicy
-from swapserve.model.outcomes import ConfigChange, Prediction, ReloadOutcome
+from swapserve.model.outcomes import ConfigChange, Prediction, ReloadOutcome, WarmupRequest
 from swapserve.model.records import ModelStatus, State, VersionStatus
 from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, TensorSpec
 from swapserve.observability.stats import Duration, VersionStats
@@ -29,6 +29,7 @@ __all__ = [
     "VersionStatistics",
     "VersionStats",
     "VersionStatus",
+    "WarmupRequest",
 ]
 
 

@@ -95,9 +95,12 @@ class LoadedVersion:
         settings: SessionSettings,
         warm_up: bool = True,
         timing_rows: int = 1,
+        *,
+        decode_record: warmup.RecordDecoder | None = None,
     ) -> LoadedVersion:
         """Loads, validates and warms up one export directory. With ``run_thread`` ``auto``,
         the run thread is timed on ``timing_rows`` rows (the batch size the model will run).
+        ``decode_record`` reads the export's warm-up records, if it has any.
 
         Raises:
             LoadError: anything that makes the export unservable, with a one-paragraph reason.
@@ -125,7 +128,7 @@ class LoadedVersion:
                 loaded._callable(sig, tuple(sig.outputs))
             graph.finalize()
             if warm_up:
-                warmup.warm_up(loaded)
+                warmup.warm_up(loaded, decode_record)
             if settings.run_thread == "auto":
                 loaded._pick_run_thread(timing_rows)
         except Exception as err:

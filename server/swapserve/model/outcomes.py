@@ -1,6 +1,6 @@
-"""The plain values the model core answers with: a prediction, a reload's outcome, a config
-change. Kept apart from the classes that produce them so codecs and transports can name them
-without importing the core."""
+"""The plain values the model core answers with or takes in: a prediction, a reload's outcome,
+a config change, a warm-up request. Kept apart from the classes that produce them so codecs and
+transports can name them without importing the core."""
 
 from __future__ import annotations
 
@@ -51,3 +51,12 @@ class ConfigChange:
             if names
         ]
         return "; ".join(parts) or "no change"
+
+
+@dataclass(frozen=True)
+class WarmupRequest:
+    """One request of an export's warm-up file, decoded (TF Serving's ``PredictionLog``)."""
+
+    signature: str
+    inputs: dict[str, np.ndarray]
+    output_filter: tuple[str, ...] = ()

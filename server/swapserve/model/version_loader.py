@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from swapserve.model.serving import Handle
 
 if TYPE_CHECKING:
     from swapserve.model.loaded_version import LoadedVersion
+    from swapserve.model.warmup import RecordDecoder
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,26 @@ Loader = Callable[[int, Path, SessionSettings, bool, int], "LoadedVersion"]
 """(version, path, session settings, warm up, rows to time the run thread on) -> loaded."""
 
 
-def load_saved_model(
-    version: int, path: Path, session: SessionSettings, warm_up: bool, timing_rows: int
-) -> LoadedVersion:
-    """The default loader: ``LoadedVersion.load`` (TensorFlow is imported on first use)."""
-    from swapserve.model.loaded_version import LoadedVersion  # noqa: PLC0415
+@dataclass(frozen=True)
+class SavedModelLoader:
+    """The loader of real exports: ``LoadedVersion.load`` (TensorFlow is imported on first
+    use), warm-up records read by ``decode_record`` (the app passes the TF Serving codec's; None:
+    an export with a warm-up file fails to load rather than serving cold)."""
 
-    return LoadedVersion.load(version, path, session, warm_up, timing_rows)
+    decode_record: RecordDecoder | None = None
+
+    def __call__(
+        self, version: int, path: Path, session: SessionSettings, warm_up: bool, timing_rows: int
+    ) -> LoadedVersion:
+        from swapserve.model.loaded_version import LoadedVersion  # noqa: PLC0415
+
+        return LoadedVersion.load(
+            version, path, session, warm_up, timing_rows, decode_record=self.decode_record
+        )
+
+
+load_saved_model = SavedModelLoader()
+"""The loader without a warm-up record decoder (tests, and the bench's in-process calls)."""
 
 
 def rss_bytes() -> int:

@@ -1,17 +1,23 @@
 """Warming a loaded version up before it serves, so the first real request does not pay for
 TensorFlow's lazy initialisation: TF Serving's warm-up records if the export has them
 (``assets.extra/tf_serving_warmup_requests``), else one zero batch per signature that allows it.
+
+The records are TFRecords of TF Serving's ``PredictionLog``; decoding one is protocol knowledge,
+so the core is handed a ``RecordDecoder`` (``swapserve.codecs.tfserving.warmup_request``) and
+never imports the API's messages.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from swapserve.errors import InvalidArgument, LoadError, ModelRunError, SwapserveError
+from swapserve.model.outcomes import WarmupRequest
 from swapserve.model.session_calls import zero_inputs
 
 if TYPE_CHECKING:
@@ -22,16 +28,23 @@ log = logging.getLogger(__name__)
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 _MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
+RecordDecoder = Callable[[bytes], WarmupRequest | str]
+"""One serialized warm-up record -> its request, or the kind of record it is when it holds no
+predict request (skipped)."""
 
-def warm_up(version: LoadedVersion) -> None:
+
+def warm_up(version: LoadedVersion, decode: RecordDecoder | None) -> None:
     """Runs the warm-up records, or zeros through every signature that takes them.
 
     Raises:
-        LoadError: a record failed, or a zero run failed for another reason than bad input.
+        LoadError: a record failed, the export has records but no decoder was given, or a zero
+            run failed for another reason than bad input.
     """
     records_path = version.path / WARMUP_FILE
     if records_path.exists():
-        count = _run_records(version, records_path)
+        if decode is None:
+            raise LoadError(f"{WARMUP_FILE} is present but this loader reads no warm-up records")
+        count = _run_records(version, records_path, decode)
         log.info("version %d: replayed %d warm-up records", version.version, count)
         return
     for sig in version.signatures.values():
@@ -47,25 +60,23 @@ def warm_up(version: LoadedVersion) -> None:
             log.info("version %d: zero warm-up of '%s' skipped: %s", version.version, sig.name, err)
 
 
-def _run_records(version: LoadedVersion, path: Path) -> int:
-    from swapserve.apis import tfserving  # noqa: PLC0415 (rarely used)
-
+def _run_records(version: LoadedVersion, path: Path, decode: RecordDecoder) -> int:
     count = 0
     for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
         if count >= _MAX_WARMUP_RECORDS:
             break
-        record = tfserving.PredictionLog.FromString(raw)
-        kind = record.WhichOneof("log_type")
         count += 1
-        if kind != "predict_log":
-            log.warning(
-                "version %d: warm-up record %d is a %s; skipped", version.version, count, kind
-            )
-            continue
-        request = record.predict_log.request
-        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         try:
-            version.run(request.model_spec.signature_name, inputs, list(request.output_filter))
+            request = decode(raw)
+            if isinstance(request, str):
+                log.warning(
+                    "version %d: warm-up record %d is a %s; skipped",
+                    version.version,
+                    count,
+                    request,
+                )
+                continue
+            version.run(request.signature, request.inputs, list(request.output_filter))
         except SwapserveError as err:
             raise LoadError(f"warm-up record {count} failed: {err}") from err
     return count
