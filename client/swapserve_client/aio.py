@@ -1,5 +1,6 @@
 """``swapserve_client.aio.Client``: the same calls as ``swapserve_client.Client`` on
-``grpc.aio``, for asyncio services and pipelines (``await client.predict(...)``)."""
+``grpc.aio``, for asyncio services and pipelines (``await client.predict(...)``). Requests and
+answers are built and read by ``swapserve_client.base``; this module only does the I/O."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-import grpc
 import grpc.aio
 import numpy as np
 import numpy.typing as npt
 
-from swapserve_client import messages, targets
-from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client import messages
 from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
-from swapserve_client.client import Pem, channel_options, tls_credentials
+from swapserve_client.base import (
+    BaseClient,
+    Pem,
+    channel_options,
+    channel_target,
+    tls_credentials,
+)
 from swapserve_client.errors import SwapserveError
 from swapserve_client.messages import (
     ModelMetadata,
@@ -30,7 +35,7 @@ from swapserve_client.messages import (
 __all__ = ["Client"]
 
 
-class Client:
+class Client(BaseClient):
     """An asyncio swapserve client; use ``async with`` or ``await client.close()``. Arguments
     as ``swapserve_client.Client`` (``channel``: an existing ``grpc.aio`` channel)."""
 
@@ -46,10 +51,10 @@ class Client:
         tls_key: Pem | None = None,
         retries: int = 3,
     ) -> None:
+        super().__init__(timeout, metadata)
         self._own_channel = channel is None
         if channel is None:
-            address = targets.channel_target(target)
-            options = channel_options(retries)
+            address, options = channel_target(target), channel_options(retries)
             credentials = tls_credentials(tls_ca, tls_cert, tls_key)
             if credentials is not None:
                 channel = grpc.aio.secure_channel(address, credentials, options=options)
@@ -57,9 +62,6 @@ class Client:
                 channel = grpc.aio.insecure_channel(address, options=options)
         self._channel = channel
         self._stub = pb_grpc.PredictionServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._timeout = timeout
-        self._metadata = tuple(metadata)
-        self._signatures: dict[tuple[str, int, str], ModelMetadata] = {}  # one event loop
 
     async def __aenter__(self) -> Self:
         return self
@@ -110,27 +112,23 @@ class Client:
     ) -> PredictResult:
         """See ``swapserve_client.Client.predict_full``."""
         key = (model, version, label)
-        meta = self._signatures.get(key) if cast else None
+        meta = self._cached(key) if cast else None
         if cast and meta is None:
-            meta = self._signatures[key] = await self.metadata(
-                model, version=version, label=label, timeout=timeout
+            meta = self._remember(
+                key, await self.metadata(model, version=version, label=label, timeout=timeout)
             )
-        if meta is not None:
-            inputs = messages.cast_inputs(inputs, meta, signature)
-        request = messages.predict_request(
-            model, inputs, version=version, signature=signature, output_filter=output_filter,
-            label=label,
+        request = self._predict_request(
+            model, inputs, meta, version=version, signature=signature,
+            output_filter=output_filter, label=label,
         )  # fmt: skip
-        result = messages.predict_result(await self._call(self._stub.Predict, request, timeout))
-        if meta is not None and result.version != meta.version:
-            self._signatures.pop(key, None)
-        return result
+        response = await self._call(self._stub.Predict, request, timeout)
+        return self._predict_result(response, key, meta)
 
     async def reload(
         self, model: str, version: int = 0, *, timeout: float | None = None
     ) -> ReloadResult:
         """See ``swapserve_client.Client.reload``."""
-        request = pb.ReloadRequest(model_name=model, version=version)
+        request = self._reload_request(model, version)
         return messages.reload_result(await self._call(self._stub.Reload, request, timeout))
 
     async def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:
@@ -139,14 +137,14 @@ class Client:
 
     async def model_status(self, model: str, *, timeout: float | None = None) -> ModelStatus:
         """See ``swapserve_client.Client.model_status``."""
-        request = pb.GetModelStatusRequest(model_name=model)
+        request = self._status_request(model)
         return messages.model_status(await self._call(self._stub.GetModelStatus, request, timeout))
 
     async def metadata(
         self, model: str, *, version: int = 0, label: str = "", timeout: float | None = None
     ) -> ModelMetadata:
         """See ``swapserve_client.Client.metadata``."""
-        request = pb.GetModelMetadataRequest(model_name=model, version=version, version_label=label)
+        request = self._metadata_request(model, version, label)
         response = await self._call(self._stub.GetModelMetadata, request, timeout)
         return messages.model_metadata(response)
 
@@ -159,9 +157,7 @@ class Client:
             try:
                 status = await self.model_status(model)
             except SwapserveError as err:
-                # A server restarting (a rollout, a crash) is not an answer: ask again.
-                if err.code != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:
-                    raise
+                self._ask_again(err, time.monotonic() >= deadline)
                 await asyncio.sleep(poll)
                 continue
             if messages.version_serves(status, version, timeout, time.monotonic() >= deadline):
@@ -170,10 +166,6 @@ class Client:
 
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return await method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
+            return await method(request, **self._call_options(timeout))
         except grpc.aio.AioRpcError as err:
             raise SwapserveError.from_rpc_error(err) from None

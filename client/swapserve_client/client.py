@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -13,9 +11,15 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from swapserve_client import messages, targets
-from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
+from swapserve_client import messages
 from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
+from swapserve_client.base import (
+    BaseClient,
+    Pem,
+    channel_options,
+    channel_target,
+    tls_credentials,
+)
 from swapserve_client.errors import SwapserveError
 from swapserve_client.messages import (
     ModelMetadata,
@@ -27,13 +31,11 @@ from swapserve_client.messages import (
     VersionStatus,
 )
 
-Pem = bytes | str | os.PathLike[str]
-"""PEM data, or the path of a file holding it."""
-
 __all__ = [
     "Client",
     "ModelMetadata",
     "ModelStatus",
+    "Pem",
     "PredictResult",
     "ReloadResult",
     "SignatureInfo",
@@ -41,10 +43,8 @@ __all__ = [
     "VersionStatus",
 ]
 
-_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
-
-class Client:
+class Client(BaseClient):
     """A swapserve client. Thread-safe; use it as a context manager or call ``close()``.
 
     Args:
@@ -75,10 +75,10 @@ class Client:
         tls_key: Pem | None = None,
         retries: int = 3,
     ) -> None:
+        super().__init__(timeout, metadata)
         self._own_channel = channel is None
         if channel is None:
-            address = targets.channel_target(target)
-            options = channel_options(retries)
+            address, options = channel_target(target), channel_options(retries)
             credentials = tls_credentials(tls_ca, tls_cert, tls_key)
             if credentials is not None:
                 channel = grpc.secure_channel(address, credentials, options=options)
@@ -86,10 +86,6 @@ class Client:
                 channel = grpc.insecure_channel(address, options=options)
         self._channel = channel
         self._stub = pb_grpc.PredictionServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._timeout = timeout
-        self._metadata = tuple(metadata)
-        self._signatures: dict[tuple[str, int, str], ModelMetadata] = {}  # guarded by _lock
-        self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -163,24 +159,15 @@ class Client:
     ) -> PredictResult:
         """Like ``predict`` but also reports the version and signature that answered."""
         key = (model, version, label)
-        meta: ModelMetadata | None = None
-        if cast:
-            with self._lock:
-                meta = self._signatures.get(key)
-            if meta is None:
-                meta = self.metadata(model, version=version, label=label, timeout=timeout)
-                with self._lock:
-                    self._signatures[key] = meta
-            inputs = messages.cast_inputs(inputs, meta, signature)
-        request = messages.predict_request(
-            model, inputs, version=version, signature=signature, output_filter=output_filter,
-            label=label,
+        meta = self._cached(key) if cast else None
+        if cast and meta is None:
+            meta = self._remember(key, self.metadata(model, version=version, label=label,
+                                                     timeout=timeout))  # fmt: skip
+        request = self._predict_request(
+            model, inputs, meta, version=version, signature=signature,
+            output_filter=output_filter, label=label,
         )  # fmt: skip
-        result = messages.predict_result(self._call(self._stub.Predict, request, timeout))
-        if meta is not None and result.version != meta.version:
-            with self._lock:  # another version answers now: its dtypes next time
-                self._signatures.pop(key, None)
-        return result
+        return self._predict_result(self._call(self._stub.Predict, request, timeout), key, meta)
 
     def reload(self, model: str, version: int = 0, *, timeout: float | None = None) -> ReloadResult:
         """Follows the version policy again (``version=0``, unpins: the newest version serves) or
@@ -189,11 +176,8 @@ class Client:
         Returns once the version serves. A load failure raises ``SwapserveError`` with
         ``FAILED_PRECONDITION``; the previous version keeps serving.
         """
-        return messages.reload_result(
-            self._call(
-                self._stub.Reload, pb.ReloadRequest(model_name=model, version=version), timeout
-            )
-        )
+        response = self._call(self._stub.Reload, self._reload_request(model, version), timeout)
+        return messages.reload_result(response)
 
     def wait_for_version(
         self, model: str, version: int, timeout: float = 300.0, poll: float = 0.5
@@ -214,9 +198,7 @@ class Client:
             try:
                 status = self.model_status(model)
             except SwapserveError as err:
-                # A server restarting (a rollout, a crash) is not an answer: ask again.
-                if err.code != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:
-                    raise
+                self._ask_again(err, time.monotonic() >= deadline)
                 time.sleep(poll)
                 continue
             if messages.version_serves(status, version, timeout, time.monotonic() >= deadline):
@@ -229,54 +211,18 @@ class Client:
 
     def model_status(self, model: str, *, timeout: float | None = None) -> ModelStatus:
         """``status`` plus the served and pinned versions."""
-        response: pb.GetModelStatusResponse = self._call(
-            self._stub.GetModelStatus, pb.GetModelStatusRequest(model_name=model), timeout
-        )
+        response = self._call(self._stub.GetModelStatus, self._status_request(model), timeout)
         return messages.model_status(response)
 
     def metadata(
         self, model: str, *, version: int = 0, label: str = "", timeout: float | None = None
     ) -> ModelMetadata:
         """The signatures of a loaded version (the served one by default, or a label's)."""
-        response: pb.GetModelMetadataResponse = self._call(
-            self._stub.GetModelMetadata,
-            pb.GetModelMetadataRequest(model_name=model, version=version, version_label=label),
-            timeout,
-        )
-        return messages.model_metadata(response)
+        request = self._metadata_request(model, version, label)
+        return messages.model_metadata(self._call(self._stub.GetModelMetadata, request, timeout))
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
+            return method(request, **self._call_options(timeout))
         except grpc.RpcError as err:
             raise SwapserveError.from_rpc_error(err) from None
-
-
-def channel_options(retries: int) -> list[tuple[str, Any]]:
-    """Message size limits and the retry policy (both clients)."""
-    return [
-        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-        ("grpc.service_config", targets.service_config(retries)),
-        ("grpc.enable_retries", 1 if retries > 0 else 0),
-    ]
-
-
-def tls_credentials(
-    ca: Pem | None, cert: Pem | None, key: Pem | None
-) -> grpc.ChannelCredentials | None:
-    """TLS credentials when any part is given (None: plaintext); paths are read here."""
-    if ca is None and cert is None and key is None:
-        return None
-    return grpc.ssl_channel_credentials(_pem(ca), _pem(key), _pem(cert))
-
-
-def _pem(value: Pem | None) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    with open(value, "rb") as f:
-        return f.read()
