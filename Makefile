@@ -42,11 +42,13 @@ $(PROTOC_VENV)/.installed: protos/requirements-protoc.txt
 # The server's TF Serving and KServe V2 APIs are descriptor sets, not generated modules: see
 # protos/build_descriptors.py.
 DESCRIPTORS := server/swapserve/apis/descriptors
+# Their type stubs (what mypy sees of the pool's classes).
+API_STUBS := server/swapserve/apis/_typing server/swapserve/apis/tfserving.pyi server/swapserve/apis/kserve_v2.pyi
 
-protos: $(PROTOC_VENV)/.installed $(STAMP)  ## regenerate the client stubs (old protoc, see above) and the server's descriptor sets
+protos: $(PROTOC_VENV)/.installed $(STAMP)  ## regenerate the client stubs (old protoc, see above), the server's descriptor sets and their type stubs
 	$(PROTOC_VENV)/bin/python -m grpc_tools.protoc -Iswapserve_client/_proto=protos \
 		--python_out=client --grpc_python_out=client --pyi_out=client $(PROTO_FILES)
-	$(BIN)/python protos/build_descriptors.py --out $(DESCRIPTORS)
+	$(BIN)/python protos/build_descriptors.py --out $(DESCRIPTORS) --pyi-out server
 
 $(EXPORT_ROOT):
 	$(MAKE) setup
@@ -87,9 +89,9 @@ lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Gr
 	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/kubernetes/*.yaml
 	$(BIN)/python deploy/grafana/check_dashboard.py deploy/grafana/swapserve.json
 	$(MAKE) protos
-	git diff --exit-code -- client/swapserve_client/_proto $(DESCRIPTORS) || \
+	git diff --exit-code -- client/swapserve_client/_proto $(DESCRIPTORS) $(API_STUBS) || \
 		(echo "generated stubs drifted from protos/: run 'make protos' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto $(DESCRIPTORS))" || \
+	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto $(DESCRIPTORS) $(API_STUBS))" || \
 		(echo "untracked generated files: run 'make protos' and commit" && exit 1)
 
 lock: $(STAMP)  ## regenerate requirements-runtime.lock / requirements-dev.lock from .venv

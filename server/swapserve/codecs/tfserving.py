@@ -50,6 +50,12 @@ _DT_HALF = 19
 _COMPLEX_PARTS: dict[int, np.dtype[np.generic]] = {8: np.dtype("<f4"), 18: np.dtype("<f8")}
 
 
+def _enum(number: int) -> Any:
+    """An enum field's value by number (the stubs type enum fields by their wrapper class, which
+    our dtype and state tables do not use)."""
+    return number
+
+
 def decode_tensor(proto: api.TensorProto, max_bytes: int = 256 << 20) -> np.ndarray:
     """One TensorProto as a numpy array.
 
@@ -141,12 +147,12 @@ def encode_tensor(array: np.ndarray, out: api.TensorProto) -> None:
         api.TensorShapeProto(dim=[api.TensorShapeProto.Dim(size=d) for d in array.shape])
     )
     if array.dtype.kind in "OSU":
-        out.dtype = _DT_STRING
+        out.dtype = _enum(_DT_STRING)
         out.string_val.extend(
             x if isinstance(x, bytes) else str(x).encode() for x in array.reshape(-1)
         )
         return
-    out.dtype = proto_dtype(array.dtype)
+    out.dtype = _enum(proto_dtype(array.dtype))
     out.tensor_content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
@@ -262,9 +268,9 @@ def status_response(
         model_version_status=[
             api.ModelVersionStatus(
                 version=v.version,
-                state=_STATES[v.state],
+                state=_enum(_STATES[v.state]),
                 status=api.StatusProto(
-                    error_code=_UNKNOWN if v.state is State.FAILED else 0,
+                    error_code=_enum(_UNKNOWN if v.state is State.FAILED else 0),
                     error_message=v.error,
                 ),
             )
