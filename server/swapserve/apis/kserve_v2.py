@@ -1,9 +1,10 @@
 """KServe V2 / Open Inference Protocol messages (package ``inference``) by short name:
 ``kserve_v2.ModelInferRequest``, ``kserve_v2.ModelConfig``. Classes come from the private pool
 (:mod:`swapserve.apis.pool`).
-Classes resolve on first use (a TF Serving message pulls in TensorFlow's own files); their types
-are the generated stubs ``kserve_v2.pyi`` and ``_typing/`` (``make protos``), so mypy and editors see
-each message class and its fields, never ``Any``.
+
+Classes resolve on first use (a TF Serving message pulls in TensorFlow's own files); their
+types are the generated stubs ``kserve_v2.pyi`` and ``_typing/`` (``make protos``), so mypy and
+editors see each message class and its fields, never ``Any``.
 """
 
 from __future__ import annotations

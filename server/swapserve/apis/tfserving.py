@@ -4,9 +4,10 @@ Names resolve in ``tensorflow.serving``, then ``tensorflow`` (``TensorProto``, `
 then ``google.protobuf`` (``Int64Value``). Every class comes from the private pool
 (:mod:`swapserve.apis.pool`), so fields accept only messages built from this module.
 
-Classes resolve on first use (a TF Serving message pulls in TensorFlow's own files); their types
-are the generated stubs ``tfserving.pyi`` and ``_typing/`` (``make protos``), so mypy and editors see
-each message class and its fields, never ``Any``.
+
+Classes resolve on first use (a TF Serving message pulls in TensorFlow's own files); their
+types are the generated stubs ``tfserving.pyi`` and ``_typing/`` (``make protos``), so mypy and
+editors see each message class and its fields, never ``Any``.
 """
 
 from __future__ import annotations
