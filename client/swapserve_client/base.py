@@ -38,7 +38,7 @@ class BaseClient:
     def __init__(self, timeout: float | None, metadata: Sequence[tuple[str, str]]) -> None:
         self._timeout = timeout
         self._metadata = tuple(metadata)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _signatures
         self._signatures: dict[MetaKey, ModelMetadata] = {}  # guarded by _lock
 
     def _call_options(self, timeout: float | None) -> dict[str, Any]:

@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # Imported after flag checks: TensorFlow takes seconds to import.
     with quiet.loading_tensorflow(args.log_level == "DEBUG"):
+        import tensorflow  # noqa: F401, PLC0415 (its first import, held quiet)
+
         from swapserve.app import create_app, serve  # noqa: PLC0415
 
     try:

@@ -28,6 +28,42 @@ def test_architecture_names_every_module() -> None:
     assert stale == set(), "docs/architecture.md names modules that do not exist"
 
 
+_LOCKS = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
+
+
+def test_architecture_lists_every_lock() -> None:
+    """Every lock, condition and semaphore an object creates is in the locks table, with what it
+    guards -- and says so where it is created (a comment on the line, or a ``guarded by`` note
+    beside the fields)."""
+    import ast
+
+    page = (REPO / "docs" / "architecture.md").read_text()
+    table = page.split("## Locks and conditions")[1]
+    missing, silent = [], []
+    for root in (REPO / "server" / "swapserve", REPO / "client" / "swapserve_client"):
+        for path in root.rglob("*.py"):
+            if "_proto" in path.parts:
+                continue
+            source = path.read_text()
+            lines = source.splitlines()
+            for cls in (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef)):
+                for node in ast.walk(cls):
+                    if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+                        continue
+                    func = node.value.func
+                    name = func.attr if isinstance(func, ast.Attribute) else ""
+                    target = node.targets[0]
+                    if name not in _LOCKS or not isinstance(target, ast.Attribute):
+                        continue
+                    if f"`{cls.name}.{target.attr}`" not in table:
+                        missing.append(f"{cls.name}.{target.attr} ({path.name})")
+                    nearby = "\n".join(lines[node.lineno - 2 : node.lineno + 6])
+                    if "guard" not in nearby.lower() and "#" not in lines[node.lineno - 1]:
+                        silent.append(f"{cls.name}.{target.attr} ({path.name})")
+    assert missing == [], "locks missing from docs/architecture.md"
+    assert silent == [], "locks that do not say what they guard"
+
+
 def test_configuration_flag_table_is_the_declarations() -> None:
     """docs/configuration.md's flag table is what the settings declare (one declaration gives
     the field, the flag, its help and the table row); every ``swapserve --help`` flag is in it."""

@@ -34,7 +34,7 @@ class ClusterState:
 
     def __init__(self, ctx: multiprocessing.context.SpawnContext, workers: int, models: int):
         self.workers, self.models = workers, models
-        self.lock = ctx.Lock()
+        self.lock = ctx.Lock()  # across processes: guards the arrays below
         self.generation: Any = ctx.Array("q", models, lock=False)  # broadcasts per model
         self.target: Any = ctx.Array("q", models, lock=False)  # version; 0 newest; -1 unload
         self.acked: Any = ctx.Array("q", workers * models, lock=False)  # generation applied

@@ -56,6 +56,8 @@ def _worker_main(
 ) -> None:
     logs.configure(level, log_format, worker=worker)
     with quiet.loading_tensorflow(level == "DEBUG"):
+        import tensorflow  # noqa: F401, PLC0415 (its first import, held quiet)
+
         from swapserve.app import create_app, serve  # noqa: PLC0415 (after logging setup)
 
     if settings.metrics_port is not None:  # a private endpoint the supervisor scrapes

@@ -22,7 +22,7 @@ class CallGate:
     """Counts calls in progress; ``close`` refuses new ones. Thread-safe."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the counts and the refusal below
         self._idle = threading.Condition(self._lock)  # notified when _inflight drops to 0
         self._inflight = 0  # guarded by _lock
         self._refusal = ""  # guarded by _lock: why new calls are refused ("" while open)

@@ -41,7 +41,7 @@ class _LiveCounter:
     """Open sessions in this process: lets tests prove that swapped-out versions are freed."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards count
         self.count = 0
 
     def add(self, delta: int) -> None:
@@ -80,7 +80,7 @@ class LoadedVersion:
         self._graph = graph
         self._session: tf.compat.v1.Session | None = session
         self._callables: dict[tuple[str, tuple[str, ...]], Callable[..., Any]] = {}
-        self._callables_lock = threading.Lock()
+        self._callables_lock = threading.Lock()  # guards _callables
         self.run_thread = run_thread
         """``caller`` or ``pool``: where this version's graph runs (see SessionSettings)."""
         self.run_thread_timing: tuple[float, float] | None = None

@@ -99,7 +99,7 @@ class VersionRecords:
     ) -> None:
         self._clock = clock
         self._wall = wall
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _records and every record in it
         self._records: dict[int, _Record] = {}  # guarded by _lock
 
     # ---- discovery ----------------------------------------------------------------------------

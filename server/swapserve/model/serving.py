@@ -106,7 +106,7 @@ class ServingMap:
         self._name = name
         self._on_retired = on_retired
         self._on_released = on_released
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the request path's only lock; guards the fields below
         self._handles: dict[int, Handle] = {}  # guarded by _lock: every loaded version
         self._served: Handle | None = None  # guarded by _lock: answers version-0 requests
         self._labels: dict[str, int] = dict(labels)  # guarded by _lock

@@ -25,7 +25,7 @@ class HealthReporter:
         self.servicer = health.HealthServicer(experimental_non_blocking=True)
         self._dataplane = dataplane
         self._services = ["", *services]
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _shutting_down and the statuses set
         self._shutting_down = False
         self.servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         dataplane.subscribe(self.refresh)
