@@ -116,6 +116,12 @@ def service(full_name: str) -> descriptor.ServiceDescriptor:
     return _POOL.pool.FindServiceByName(full_name)
 
 
+def descriptors() -> descriptor_pool.DescriptorPool:
+    """The private pool itself: where ``google.protobuf.Any`` type URLs of our messages resolve
+    (``json_format`` looks in the default pool unless given this one)."""
+    return _POOL.pool
+
+
 def reflection_pool(*others: descriptor.FileDescriptor) -> descriptor_pool.DescriptorPool:
     """The pool with all our files plus ``others`` (from the default pool: swapserve's own API,
     health, reflection), for server reflection, which reads one pool."""

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
+from swapserve.apis import pool
 from swapserve.apis import tfserving as api
 from swapserve.codecs import tfserving as grpc_codec
 from swapserve.config.model_settings import MAX_VERSION
@@ -406,4 +407,7 @@ def status_json(versions: Iterable[VersionStatus]) -> dict[str, Any]:
 def metadata_json(name: str, version: int, signature_defs: Mapping[str, Any]) -> dict[str, Any]:
     """GET ``.../metadata``: ``model_spec`` and ``metadata.signature_def`` as TF Serving's JSON."""
     response = grpc_codec.metadata_response(name, version, signature_defs)
-    return json_format.MessageToDict(response, preserving_proto_field_name=True)
+    # The SignatureDefMap inside is packed in an Any: its type URL resolves in our pool only.
+    return json_format.MessageToDict(
+        response, preserving_proto_field_name=True, descriptor_pool=pool.descriptors()
+    )

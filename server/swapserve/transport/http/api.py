@@ -40,7 +40,8 @@ class HttpRequest:
     path: str
     """The decoded path, without the query."""
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Header names in lower case."""
+    """Looked up by lower-case name: the server passes aiohttp's case-insensitive headers as
+    they are; tests pass a dict with lower-case keys."""
     body: bytes = b""
     peer: str = ""
     """The client's IP address."""

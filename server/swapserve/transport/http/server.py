@@ -110,7 +110,7 @@ class RestServer:
         plain = HttpRequest(
             request.method,
             request.path,
-            {k.lower(): v for k, v in request.headers.items()},
+            request.headers,  # case-insensitive already: no per-request copy
             body,
             request.remote or "",
         )
