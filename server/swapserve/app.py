@@ -33,6 +33,8 @@ from swapserve.observability.access_log import AccessLog
 from swapserve.observability.calls import CallRecord
 from swapserve.observability.metrics import Metrics
 from swapserve.observability.recorder import CallRecorder
+from swapserve.runtime import fds
+from swapserve.runtime.fds import FdBudget
 from swapserve.transport.access import Access
 from swapserve.transport.calls import CallPath
 from swapserve.transport.grpc.server import GrpcTransport, build_grpc_server
@@ -214,8 +216,13 @@ def create_app(
         CallRecorder(metrics, dataplane.known, observers),
         Access(settings.admin_token, settings.token, settings.allow_remote_admin),
     )
-    grpc_transport = build_grpc_server(settings, dataplane, admin, calls, reuse_port)
-    rest = _rest_server(settings, dataplane, admin, calls, metrics, reuse_port=reuse_port)
+    budget = fd_budget(settings)
+    grpc_transport = build_grpc_server(
+        settings, dataplane, admin, calls, max_connections=budget.grpc, reuse_port=reuse_port
+    )
+    rest = _rest_server(
+        settings, dataplane, admin, calls, metrics, budget=budget, reuse_port=reuse_port
+    )
     poller = None
     if seconds is not None and reloader is not None:
         poller = ConfigPoller(reloader, seconds)
@@ -239,6 +246,7 @@ def _rest_server(
     calls: CallPath,
     metrics: Metrics,
     *,
+    budget: FdBudget,
     reuse_port: bool,
 ) -> RestServer | None:
     """The HTTP port with every route (None: ``--rest-port`` not set; aiohttp only if used)."""
@@ -254,7 +262,21 @@ def _rest_server(
     api.add(TFServingRoutes(api, dataplane).routes())
     api.add(KServeV2Routes(api, dataplane, admin).routes())
     api.add(HealthRoutes(dataplane, metrics.exposition, settings.rest_metrics_path or "").routes())
-    return RestServer(settings, api, reuse_port)
+    return RestServer(settings, api, budget.http, budget.http_backlog, reuse_port)
+
+
+def fd_budget(settings: Settings) -> FdBudget:
+    """Raises the open-file limit and shares it between the ports (logged at start)."""
+    limit = fds.raise_soft_limit()
+    budget = fds.budget(
+        limit, fds.open_count(), settings.max_http_connections, settings.max_grpc_connections
+    )
+    log.info(
+        "open-file limit %d: up to %d gRPC and %d HTTP connections, %d descriptors kept free",
+        budget.limit, budget.grpc, budget.http if settings.rest_port is not None else 0,
+        budget.reserve,
+    )  # fmt: skip
+    return budget
 
 
 def _model_source(settings: Settings) -> ModelSource | None:

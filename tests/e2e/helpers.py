@@ -201,6 +201,30 @@ class ServerProcess:
         assert match != "exited", self.log
         self.port = int(match.group(1))  # type: ignore[union-attr]
 
+    @property
+    def rest_port(self) -> int:
+        """The HTTP port (started with ``--rest-port 0``), from the log."""
+        import re
+
+        match = wait_for(
+            lambda: next(
+                (m for line in list(self.lines) if (m := re.search(r"HTTP on [\d.]+:(\d+)", line))),
+                None,
+            ),
+            timeout=30,
+            what="the HTTP port",
+        )
+        return int(match.group(1))
+
+    def fds(self) -> int:
+        """Descriptors the server process has open now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def rss(self) -> int:
+        """The server's resident memory in bytes."""
+        with open(f"/proc/{self.proc.pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:

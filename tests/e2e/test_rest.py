@@ -191,10 +191,10 @@ def test_body_size_limit_is_413(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     from dataclasses import replace
 
-    with serving_settings(replace(settings, max_message_bytes=4096)) as app:
+    with serving_settings(replace(settings, max_http_body_bytes=4096)) as app:
         body = json.dumps({"inputs": [[1.0]] * 2000})
         status, _, answer = call(app, "/v1/models/half_plus_two:predict", body)
-        assert status == 413 and "--max-message-bytes" in answer["error"]
+        assert status == 413 and "--max-http-body-bytes" in answer["error"]
 
 
 def test_the_data_token_guards_http_too(tmp_path: Path) -> None:

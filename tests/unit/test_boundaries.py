@@ -128,9 +128,14 @@ def test_data_plane_and_config_import_no_transport_or_protocol_library() -> None
             assert not bad, f"{name} imports {sorted(bad)}"
 
 
-def test_only_the_http_server_module_knows_aiohttp() -> None:
+def test_only_the_http_hosting_modules_know_aiohttp() -> None:
+    """The server, its connections and its body reader host; routes and the API never see it."""
     users = {n for n, deps in GRAPH.items() if _banned(deps, ("aiohttp",))}
-    assert users == {"swapserve.transport.http.server"}
+    assert users == {
+        "swapserve.transport.http.server",
+        "swapserve.transport.http.connections",
+        "swapserve.transport.http.bodies",
+    }
 
 
 def test_transports_reach_models_only_through_the_data_plane() -> None:

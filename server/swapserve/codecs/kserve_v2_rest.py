@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from swapserve.codecs import json_body
 from swapserve.codecs import kserve_v2 as v2
 from swapserve.errors import InvalidArgument
 from swapserve_client.dtypes import TensorError
@@ -48,21 +49,15 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if header_length is None:
         head, tail = body, b""
     else:
-        try:
-            size = int(header_length)
-        except ValueError:
-            raise InvalidArgument(f"{HEADER_LENGTH} is not a number: {header_length!r}") from None
+        if not (header_length.isascii() and header_length.strip().isdigit()):
+            raise InvalidArgument(f"{HEADER_LENGTH} is not a number: {header_length!r}")
+        size = int(header_length)
         if not 0 <= size <= len(body):
             raise InvalidArgument(
                 f"{HEADER_LENGTH} {size} does not fit a body of {len(body)} bytes"
             )
         head, tail = body[:size], body[size:]
-    try:
-        value = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidArgument(f"the inference request is not valid JSON: {err}") from None
-    except RecursionError:
-        raise InvalidArgument("the inference request is nested too deeply") from None
+    value = json_body.parse(head, "the inference request")
     if not isinstance(value, dict):
         raise InvalidArgument("the inference request must be a JSON object")
     return value, tail
@@ -126,16 +121,25 @@ def decode_infer(request: Mapping[str, Any], tail: bytes) -> HttpInferCall:
             "binary_data"
         )
         if flag is not None:
-            binary[name] = bool(flag)
+            binary[name] = _flag(flag, f"output '{name}' parameter 'binary_data'")
     request_id = request.get("id", "")
+    if not isinstance(request_id, str):
+        raise InvalidArgument(f"'id' must be a string, got {type(request_id).__name__}")
     return HttpInferCall(
         inputs,
         signature,
         outputs,
         binary,
-        bool(params.get("binary_data_output", False)),
-        request_id if isinstance(request_id, str) else str(request_id),
+        _flag(params.get("binary_data_output", False), "parameter 'binary_data_output'"),
+        request_id,
     )
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A boolean parameter: JSON true or false, nothing else (1.5 is not "true")."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be true or false, got {json.dumps(value)[:40]}")
+    return value
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from google.protobuf import json_format
 
 from swapserve.apis import pool
 from swapserve.apis import tfserving as api
+from swapserve.codecs import json_body
 from swapserve.codecs import tfserving as grpc_codec
 from swapserve.config.model_settings import MAX_VERSION
 from swapserve.dataplane.types import SignatureSpec, State, VersionStatus
@@ -101,16 +102,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     Raises:
         InvalidArgument: not UTF-8, not JSON, too deeply nested, or not an object.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidArgument(f"the request body is not UTF-8: {err}") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InvalidArgument(f"the request body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise InvalidArgument("the request body is nested too deeply") from None
+    value = json_body.parse(body, "the request body")
     if not isinstance(value, dict):
         raise InvalidArgument(f"the request body must be a JSON object, got {_kind(value)}")
     return value

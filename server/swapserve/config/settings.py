@@ -92,7 +92,8 @@ class Settings:
     )  # fmt: skip
     max_message_bytes: int = setting(
         256 * 1024 * 1024, server_key=True,
-        help="largest request or response message in bytes (gRPC and HTTP bodies)",
+        help="largest gRPC message in bytes, request or response (HTTP bodies: "
+        "--max-http-body-bytes)",
     )  # fmt: skip
     handshake_timeout_seconds: float = setting(
         10.0, server_key=True,
@@ -108,6 +109,43 @@ class Settings:
         60.0, server_key=True,
         help="ping connections idle this long and close those that do not answer within 20 s "
         "(peers that vanished without a FIN); 0: off. Clients may ping every 10 s or more",
+    )  # fmt: skip
+    max_http_connections: int | None = setting(
+        None, server_key=True, shown_default="from the fd limit",
+        help="HTTP connections open at once; past it the longest-idle keep-alive connection is "
+        "closed, else the new one gets 503 and is closed (default: an even share of the "
+        "open-file limit left after a reserve, see docs/operations.md)",
+    )  # fmt: skip
+    max_grpc_connections: int | None = setting(
+        None, server_key=True, shown_default="from the fd limit",
+        help="gRPC connections open at once; past it new ones are closed at accept (default: "
+        "an even share of the open-file limit left after a reserve)",
+    )  # fmt: skip
+    http_header_timeout_seconds: float = setting(
+        60.0, server_key=True,
+        help="close an HTTP connection with 408 when a request's head has not fully arrived "
+        "this long after its first byte (nginx's client_header_timeout)",
+    )  # fmt: skip
+    http_body_timeout_seconds: float = setting(
+        60.0, server_key=True,
+        help="answer 408 and close when no byte of a request body arrives for this long "
+        "(nginx's client_body_timeout)",
+    )  # fmt: skip
+    http_idle_timeout_seconds: float = setting(
+        75.0, server_key=True,
+        help="close an HTTP connection that has sent no request for this long, counted from "
+        "its opening or its last answer (nginx's keepalive_timeout)",
+    )  # fmt: skip
+    max_http_body_bytes: int = setting(
+        32 << 20, server_key=True, shown_default="32 MiB",
+        help="largest HTTP request body, counted after gzip/deflate decompression (413 past "
+        "it); binary tensors (KServe V2's binary extension) carry large inputs best",
+    )  # fmt: skip
+    http_body_memory_bytes: int = setting(
+        1 << 30, server_key=True, shown_default="1 GiB",
+        help="memory all HTTP request bodies in progress may take together: a JSON body "
+        "counts 16x its size (what parsing it costs), a binary one its size; a request past "
+        "it gets 503 with Retry-After",
     )  # fmt: skip
     grace_seconds: float = setting(
         10.0, server_key=True,
@@ -219,6 +257,7 @@ class Settings:
                 raise SettingsError(f"{name} {tls_path} is not a readable file")
         if self.grace_seconds < 0:
             raise SettingsError(f"grace seconds must be >= 0, got {self.grace_seconds}")
+        self._validate_connections()
         for name in (
             "handshake_timeout_seconds",
             "max_connection_idle_seconds",
@@ -242,6 +281,29 @@ class Settings:
                 f"got {self.session.run_thread!r}"
             )
         return self
+
+    def _validate_connections(self) -> None:
+        """Connection caps, HTTP timeouts and body limits are positive."""
+        for name in ("max_http_connections", "max_grpc_connections"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingsError(f"{name.replace('_', ' ')} must be >= 1, got {value}")
+        for name in (
+            "http_header_timeout_seconds",
+            "http_body_timeout_seconds",
+            "http_idle_timeout_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name.replace('_', ' ')} must be > 0")
+        if self.max_http_body_bytes < 1024:
+            raise SettingsError(
+                f"max http body bytes must be >= 1024, got {self.max_http_body_bytes}"
+            )
+        if self.http_body_memory_bytes < self.max_http_body_bytes:
+            raise SettingsError(
+                "http body memory bytes must be >= max http body bytes "
+                f"({self.http_body_memory_bytes} < {self.max_http_body_bytes})"
+            )
 
     def _validate_logs(self) -> None:
         """Sampling rates are fractions; the request log's bounds are positive."""

@@ -110,4 +110,6 @@ def bearer(value: str | None) -> str | None:
 
 
 def _matches(presented: str, token: str) -> bool:
-    return hmac.compare_digest(presented.encode(), token.encode())
+    # A header may carry any byte (aiohttp keeps non-UTF-8 ones as surrogates): encode it
+    # losslessly, so a stray byte is a wrong token (403), not an error (500).
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), token.encode())

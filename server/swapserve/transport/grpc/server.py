@@ -61,15 +61,18 @@ class GrpcTransport:
             self.flush_traces()
 
 
-def connection_options(settings: Settings) -> list[tuple[str, int]]:
-    """gRPC core channel args that bound a connection's life: a handshake deadline (a socket
-    that never sends the HTTP/2 preface is closed), an idle limit, and keepalive pings that find
-    vanished peers. Clients may ping every 10 s (their keepalive) without being sent away."""
+def connection_options(settings: Settings, max_connections: int) -> list[tuple[str, int]]:
+    """gRPC core channel args that bound connections: how many may be open (past it gRPC core
+    closes new ones at accept, so the port cannot fill the fd table), a handshake deadline (a
+    socket that never sends the HTTP/2 preface is closed), an idle limit, and keepalive pings
+    that find vanished peers. Clients may ping every 10 s (their keepalive) without being sent
+    away."""
 
     def ms(seconds: float) -> int:
         return int(seconds * 1000)
 
     options = [
+        ("grpc.max_allowed_incoming_connections", max_connections),
         ("grpc.server_handshake_timeout_ms", ms(settings.handshake_timeout_seconds)),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -89,6 +92,8 @@ def build_grpc_server(
     dataplane: DataPlane,
     admin: Admin,
     calls: CallPath,
+    *,
+    max_connections: int,
     reuse_port: bool = False,
 ) -> GrpcTransport:
     """Binds (but does not start) the gRPC server; port 0 binds a free port.
@@ -98,6 +103,7 @@ def build_grpc_server(
         dataplane: what every servicer calls.
         admin: the admin calls (Reload, Unload, config).
         calls: the one call path (records, errors, the access rule).
+        max_connections: the connection cap (from the fd budget).
         reuse_port: share the port with other processes (``--workers``); off otherwise, so
             that a second server on a taken port fails instead of silently sharing it.
 
@@ -123,7 +129,7 @@ def build_grpc_server(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
-            *connection_options(settings),
+            *connection_options(settings, max_connections),
         ],
     )
     prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]

@@ -5,11 +5,11 @@ the rest of the port; JSON and binary tensors in ``swapserve.codecs.kserve_v2_re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from swapserve import __version__
+from swapserve.codecs import json_body
 from swapserve.codecs import kserve_v2 as v2
 from swapserve.codecs import kserve_v2_rest as codec
 from swapserve.codecs import kserve_v2_stats as stats_codec
@@ -154,10 +154,7 @@ class KServeV2Routes:
     def _index(self, request: HttpRequest, params: Params) -> HttpResponse:
         def work() -> Reply:
             body = request.body
-            try:
-                options = json.loads(body) if body.strip() else {}
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise InvalidArgument(f"the index request is not valid JSON: {err}") from None
+            options = json_body.parse(body, "the index request") if body.strip() else {}
             if not isinstance(options, dict):
                 raise InvalidArgument("the index request must be a JSON object")
             rows = [v2.index_row(e) for e in self._dp.index(ready_only=bool(options.get("ready")))]

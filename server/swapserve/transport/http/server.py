@@ -3,8 +3,17 @@ do live in ``swapserve.transport.http.api`` and the route modules beside it, whi
 request and never see aiohttp.
 
 aiohttp serves on an event loop (uvloop's where installed) of its own thread; the body is read
-there (with the size limit), then the API answers on a thread pool, so a model run never blocks
-the loop. Health routes are answered on the loop itself.
+there, then the API answers on a thread pool, so a model run never blocks the loop. Health
+routes are answered on the loop itself.
+
+What a hostile or broken client can hold is bounded here (docs/operations.md, "Limits and
+timeouts"): connections (a cap from the fd budget; past it the longest-idle keep-alive
+connection goes, else the newcomer gets 503), time (a request head must arrive within the
+header timeout, a body may not stall past the body timeout, a connection may sit idle for the
+idle timeout) and memory (a body is counted after decompression against the body limit, and
+all bodies in progress together against the body memory budget, JSON at what parsing costs).
+Every refusal is a ``{"error": ...}`` body with its status; malformed requests are logged one
+line per kind per 10 s, never with a header value.
 """
 
 from __future__ import annotations
@@ -14,18 +23,18 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aiohttp import web
 
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
-from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse, error_response
+from swapserve.observability.throttle import Throttle
+from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse
+from swapserve.transport.http.bodies import BodyBudget, BodyLimits, Refused, read_body
+from swapserve.transport.http.connections import Connection, Connections
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -39,36 +48,49 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _response(answer: HttpResponse) -> web.Response:
-    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+def _response(answer: HttpResponse, close: bool = False) -> web.Response:
+    response = web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+    if close:
+        response.force_close()
+    return response
 
 
 class RestServer:
     """The HTTP server: built (socket bound) at once, serving after ``start``.
 
     Args:
-        settings: host, REST port, TLS, body size limit, threads.
+        settings: host, REST port, TLS, limits and timeouts, threads.
         api: what answers every request.
+        max_connections: the connection cap (from the fd budget).
+        backlog: the accept queue's length (from the fd budget).
         reuse_port: share the port with other processes (``--workers``).
 
     Raises:
         SettingsError: the address cannot be bound.
     """
 
-    def __init__(self, settings: Settings, api: HttpApi, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        api: HttpApi,
+        max_connections: int,
+        backlog: int,
+        reuse_port: bool = False,
+    ) -> None:
         self._api = api
         self._settings = settings
-        self._pool = ThreadPoolExecutor(settings.grpc_threads, thread_name_prefix="rest")
-        self._sock = _bind(settings.host, settings.rest_port or 0, reuse_port)
+        self._max_connections = max_connections
+        self._budget = BodyBudget(settings.http_body_memory_bytes)
+        self._limits = BodyLimits(settings.max_http_body_bytes, settings.http_body_timeout_seconds)
+        self._throttle = Throttle(10.0)
+        self._pool = ThreadPool(settings.grpc_threads)
+        self._sock = _bind(settings.host, settings.rest_port or 0, reuse_port, backlog)
         self.port: int = self._sock.getsockname()[1]
         self._ssl = _ssl_context(settings)
-        self._app = web.Application(
-            client_max_size=settings.max_message_bytes, middlewares=[self._errors]
-        )
-        self._app.router.add_route("*", "/{path:.*}", self._handle)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._thread: threading.Thread | None = None
+        self.connections: Connections | None = None
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -82,7 +104,17 @@ class RestServer:
     def _serve(self, ready: threading.Event) -> None:
         loop = self._loop = new_event_loop()
         asyncio.set_event_loop(loop)
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        settings = self._settings
+        self.connections = Connections(
+            self._handle,
+            loop=loop,
+            max_connections=self._max_connections,
+            header_timeout=settings.http_header_timeout_seconds,
+            throttle=self._throttle,
+            keepalive_timeout=settings.http_idle_timeout_seconds,
+            access_log=None,
+        )
+        self._runner = web.ServerRunner(self.connections, handle_signals=False)
         loop.run_until_complete(self._runner.setup())
         site = web.SockSite(self._runner, self._sock, ssl_context=self._ssl)
         loop.run_until_complete(site.start())
@@ -98,49 +130,69 @@ class RestServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._sock.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     # ---- requests -----------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        """Reads the body, then lets the API answer: on the loop for inline routes, else on
-        the pool."""
-        bound = self._api.resolve(request.method, request.path)
-        body = await request.read() if request.body_exists else b""
-        plain = HttpRequest(
-            request.method,
-            request.path,
-            request.headers,  # case-insensitive already: no per-request copy
-            body,
-            request.remote or "",
-        )
-        if bound.inline:
-            return _response(bound(plain))
-        answer = await asyncio.get_running_loop().run_in_executor(self._pool, bound, plain)
-        return _response(answer)
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """aiohttp's own refusals (413 body too large, malformed requests) as JSON errors."""
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Reads the body within the limits, then lets the API answer: on the loop for inline
+        routes, else on the pool."""
+        connection = request.protocol
+        if isinstance(connection, Connection):
+            connection.request_started()
+        taken = 0
         try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return _response(
-                error_response(
-                    413,
-                    f"the request body is larger than {self._settings.max_message_bytes} bytes "
-                    "(--max-message-bytes)",
-                )
+            bound = self._api.resolve(request.method, request.path)
+            body, taken = (
+                await read_body(request, self._limits, self._budget, self._report)
+                if request.body_exists
+                else (b"", 0)
             )
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _response(
-                error_response(exc.status, f"{exc.reason}: {request.method} {request.path}")
+            plain = HttpRequest(
+                request.method,
+                request.path,
+                request.headers,  # case-insensitive already: no per-request copy
+                body,
+                request.remote or "",
             )
+            del body
+            if bound.inline:
+                return _response(bound(plain))
+            answer = await self._pool.run(bound, plain)
+            return _response(answer)
+        except Refused as refusal:
+            if refusal.status == 408 and isinstance(connection, Connection):
+                connection.skip_lingering()  # a stalled body will not finish: close at once
+            return _response(refusal.answer(), close=refusal.close)
+        finally:
+            self._budget.give(taken)
+            if isinstance(connection, Connection):
+                connection.request_done()
+
+    def _report(self, kind: str, what: str) -> None:
+        if self.connections is not None:
+            self.connections.report(kind, what)
 
 
-def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+class ThreadPool:
+    """The threads the API answers on (``run`` awaits one call)."""
+
+    def __init__(self, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rest")
+
+    async def run(self, bound: Any, request: HttpRequest) -> HttpResponse:
+        answer: HttpResponse = await asyncio.get_running_loop().run_in_executor(
+            self._executor, bound, request
+        )
+        return answer
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _bind(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -148,7 +200,7 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host.strip("[]"), port))
-        sock.listen(1024)
+        sock.listen(backlog)
     except OSError as err:
         sock.close()
         raise SettingsError(f"cannot listen on {host}:{port} (--rest-port): {err}") from None
