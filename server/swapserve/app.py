@@ -185,7 +185,11 @@ def create_app(
         (manager(m) for m in settings.models), metrics, factory=manager, fixed_models=fixed_models
     )
     source = _model_source(settings)
-    reloader = ConfigReloader(registry, source, metrics) if source is not None else None
+    reloader = (
+        ConfigReloader(registry, source, metrics, settings.config_settle_seconds)
+        if source is not None
+        else None
+    )
     seconds = _poll_seconds(settings)
     observers: list[Callable[[CallRecord], None]] = []
     if settings.access_log:
@@ -204,7 +208,9 @@ def create_app(
         )
         observers.append(request_log)
     gate = CallGate()
-    dataplane = DataPlane(registry, gate, metrics.stats)
+    dataplane = DataPlane(
+        registry, gate, metrics.stats, problems=(lambda: source.problems) if source else None
+    )
     admin = Admin(
         registry,
         gate,

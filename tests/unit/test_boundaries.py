@@ -123,7 +123,11 @@ def test_data_plane_and_config_import_no_transport_or_protocol_library() -> None
     for package in ("swapserve.dataplane", "swapserve.config"):
         for name, deps in _deps_under(package).items():
             bad = _banned(deps, (*PROTOCOL_LIBRARIES, "swapserve.transport", "swapserve.codecs"))
-            if name not in ("swapserve.config.tfserving", "swapserve.config.triton"):
+            if name not in (
+                "swapserve.config.tfserving",
+                "swapserve.config.triton",
+                "swapserve.config.text_proto",
+            ):
                 bad |= _banned(deps, GENERATED)  # those two parse their formats' messages
             assert not bad, f"{name} imports {sorted(bad)}"
 
@@ -180,7 +184,8 @@ CORE = tuple(
     if n.startswith(("swapserve.model.", "swapserve.dataplane.", "swapserve.config."))
     and n not in ("swapserve.model.loaded_version", "swapserve.model.warmup",
                   "swapserve.model.session_calls", "swapserve.config.tfserving",
-                  "swapserve.config.triton", "swapserve.config.flags")
+                  "swapserve.config.triton", "swapserve.config.text_proto",
+                  "swapserve.config.flags")
 )  # fmt: skip
 """The core that imports without TensorFlow, grpc or protobuf: all of model/, dataplane/ and
 config/ but the modules that run TensorFlow or parse TF Serving's and Triton's messages."""

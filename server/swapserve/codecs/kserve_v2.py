@@ -305,13 +305,13 @@ def index_row(entry: IndexEntry) -> dict[str, str]:
         return {
             "name": entry.name,
             "state": "UNAVAILABLE",
-            "reason": "no version in the export root",
+            "reason": entry.problem or "no version in the export root",
         }
     row = {
         "name": entry.name,
         "version": str(entry.version.version),
         "state": _STATE_NAMES[entry.version.state],
-        "reason": entry.version.error,
+        "reason": "; ".join(r for r in (entry.version.error, entry.problem) if r),
     }
     return {k: v for k, v in row.items() if v}
 

@@ -125,16 +125,18 @@ def _text_format(path: Path) -> bool:
     Serving (a YAML file sets them per model)."""
     try:
         return is_text_config(path.read_text())
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False  # load_config reports it
 
 
 def _secret(path: Path | None, env: str) -> str | None:
     if path is not None:
         try:
-            return path.read_text().strip()
+            return path.read_text(encoding="utf-8").strip()
         except OSError as err:
             raise SettingsError(f"cannot read token file {path}: {err.strerror}") from None
+        except UnicodeDecodeError:  # the message would quote a byte of the secret
+            raise SettingsError(f"token file {path} is not UTF-8") from None
     return os.environ.get(env) or None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from swapserve.config import text_files
 from swapserve.config.model_settings import BatchingSettings, ModelSettings, SettingsError
 from swapserve.config.yaml_file import load_config
 
@@ -35,6 +36,11 @@ class ModelSource(Protocol):
     def problems(self) -> Mapping[str, str]:
         """Models left out or kept at their old settings because their part is invalid, with
         the error ({} when the whole source is valid)."""
+        ...
+
+    def replaced_atomically(self) -> bool:
+        """The last read found the source replaced whole since the read before (a rename, a
+        ConfigMap's symlink swap): it cannot be half-written, so it need not settle."""
         ...
 
 
@@ -61,6 +67,8 @@ class ConfigFileSource:
     def __init__(self, path: Path, defaults: ModelSettings | None = None) -> None:
         self.path = path
         self._defaults = defaults
+        self._file = _identity(path)  # the file (device, inode) the last read found
+        self._replaced = False
         try:
             self._server: Mapping[str, Any] = dict(load_config(path).server)
         except SettingsError:
@@ -68,6 +76,9 @@ class ConfigFileSource:
 
     def __call__(self) -> tuple[ModelSettings, ...]:
         """Raises SettingsError: the file is unreadable or invalid (the message names where)."""
+        identity = _identity(self.path)
+        self._replaced = identity != self._file and identity is not None
+        self._file = identity
         config = load_config(self.path, self._defaults)
         if config.server != self._server:
             log.warning("%s: the server section changed; it applies at the next start", self.path)
@@ -79,6 +90,10 @@ class ConfigFileSource:
     def problems(self) -> Mapping[str, str]:
         """Always {}: a config file is valid as a whole or refused as a whole."""
         return {}
+
+    def replaced_atomically(self) -> bool:
+        """The path led to another file (inode) at the last read than at the one before."""
+        return self._replaced
 
 
 class RepositorySource:
@@ -162,11 +177,21 @@ class RepositorySource:
         """Models whose config is invalid now, with the error."""
         return dict(self._reported)
 
+    def replaced_atomically(self) -> bool:
+        """Never: a repository changes file by file, so every change settles."""
+        return False
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) ``path`` leads to now (symlinks followed), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as err:
-        raise SettingsError(f"cannot read {path}: {err.strerror}") from None
+    return text_files.read(path)

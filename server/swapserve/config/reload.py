@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from swapserve.config.model_lists import ModelSource
-from swapserve.config.model_settings import SettingsError
+from swapserve.config.model_settings import ModelSettings, SettingsError
 from swapserve.errors import FailedPrecondition, InvalidArgument, SwapserveError
 from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.outcomes import ConfigChange
@@ -32,21 +34,34 @@ class ConfigReloader:
     """
 
     def __init__(
-        self, registry: ModelRegistry, source: ModelSource, events: ModelEvents = NO_EVENTS
+        self,
+        registry: ModelRegistry,
+        source: ModelSource,
+        events: ModelEvents = NO_EVENTS,
+        settle_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry = registry
         self._source = source
         self._events = events
-        self._lock = threading.Lock()  # one read-and-apply at a time; guards the two below
+        self._settle = settle_seconds
+        self._clock = clock
+        self._lock = threading.Lock()  # one read-and-apply at a time; guards the fields below
         self._last_read = tuple(m.settings for m in registry)
         self._last_applied = True  # _last_read was applied in full
+        self._seen: tuple[tuple[ModelSettings, ...] | None, str] = (self._last_read, "")
+        self._seen_since = clock()  # when the source first read as _seen
+        self._failed = ""  # the error of the last refused read, counted once
 
     def reload(self, if_changed: bool = False) -> ConfigChange | None:
         """Reads the source and applies it.
 
         Args:
-            if_changed: apply only if the read differs from the last one (the poller: a refused
-                change is not retried until the file changes again); None if it did not.
+            if_changed: the poller: apply only a read that differs from the last one applied,
+                and only once it has settled -- read the same for ``settle_seconds``, or
+                replaced atomically (a rename, a ConfigMap's symlink swap) -- so a file caught
+                half-written is never applied. A refused change is not retried (nor counted
+                again) until the source changes again. None: nothing applied.
 
         Raises:
             FailedPrecondition: a changed model could not load with its new settings (it keeps
@@ -56,13 +71,23 @@ class ConfigReloader:
         events = self._events
         with self._lock:
             try:
-                models = self._source()
+                models: tuple[ModelSettings, ...] | None = self._source()
+                error = ""
             except SettingsError as err:
-                events.config_read("failed", ok=False)
-                raise InvalidArgument(f"config not applied: {err}") from None
-            valid = not self._source.problems
+                models, error = None, str(err)
+            if if_changed and not self._settled(models, error):
+                return None
+            if error:
+                if not (if_changed and error == self._failed):
+                    events.config_read("failed", ok=False)
+                self._failed = error
+                raise InvalidArgument(f"config not applied: {error}")
+            assert models is not None
+            self._failed = ""
+            problems = self._source.problems
+            events.config_problems(problems)
             if if_changed and models == self._last_read:
-                events.config_read("unchanged", ok=valid and self._last_applied)
+                events.config_read("unchanged", ok=not problems and self._last_applied)
                 return None
             self._last_read, self._last_applied = models, False
             try:
@@ -71,8 +96,20 @@ class ConfigReloader:
                 events.config_read("failed", ok=False)
                 raise
             self._last_applied = True
-            events.config_read("applied", ok=valid)
+            events.config_read("applied", ok=not problems)
             return change
+
+    def _settled(self, models: tuple[ModelSettings, ...] | None, error: str) -> bool:
+        """Whether a poll's read may be acted on: it reads as the previous polls did for the
+        settle period, or the source was replaced atomically since the last read."""
+        now = self._clock()
+        if (models, error) != self._seen:
+            self._seen, self._seen_since = (models, error), now
+            if not self._source.replaced_atomically() and self._settle > 0:
+                log.debug("config changed on disk; applying once it reads the same for %gs",
+                          self._settle)  # fmt: skip
+                return False
+        return self._source.replaced_atomically() or now - self._seen_since >= self._settle
 
 
 class ConfigPoller:

@@ -51,6 +51,13 @@ class Settings:
         "SIGHUP does; an invalid edit changes nothing and is logged once (default: off; a "
         "repository: every --poll-seconds)",
     )  # fmt: skip
+    config_settle_seconds: float = setting(
+        5.0,
+        help="a polled --config (or repository) change applies once it has read the same for "
+        "this long, so a file caught half-written is never applied; a file replaced whole (a "
+        "rename, a ConfigMap update) applies at once, as do SIGHUP and "
+        "HandleReloadConfigRequest",
+    )  # fmt: skip
     host: str = setting(
         "0.0.0.0",  # noqa: S104 (a server listens on all interfaces unless told otherwise)
         server_key=True, help="address to listen on",
@@ -326,6 +333,10 @@ class Settings:
                 )
             if self.config_path is None and self.model_repository is None:
                 raise SettingsError("--config-poll-seconds needs --config or --model-repository")
+        if self.config_settle_seconds < 0:
+            raise SettingsError(
+                f"config settle seconds must be >= 0, got {self.config_settle_seconds}"
+            )
         if self.rest_metrics_path is not None:
             if self.rest_port is None:
                 raise SettingsError("metrics on the REST port need --rest-port")

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import text_format
-
 from swapserve.apis import tfserving
+from swapserve.config import text_proto
 from swapserve.config.model_settings import ModelSettings, SettingsError, VersionPolicy
 from swapserve.errors import InvalidArgument
 
@@ -89,10 +88,7 @@ def parse_text(
             invalid entry (named by its index).
     """
     config = tfserving.ModelServerConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as err:
-        raise SettingsError(f"{where}:{err}") from None
+    text_proto.parse(text, config, where)
     try:
         return model_settings(config, lambda _: defaults)
     except InvalidArgument as err:
@@ -113,10 +109,7 @@ def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tu
             cannot honour (``pad_variable_length_inputs``, large-batch splitting).
     """
     params = tfserving.BatchingParameters()
-    try:
-        text_format.Parse(text, params)
-    except text_format.ParseError as err:
-        raise SettingsError(f"{where}:{err}") from None
+    text_proto.parse(text, params, where)
     if params.pad_variable_length_inputs:
         raise SettingsError(
             f"{where}: pad_variable_length_inputs: true is not supported: requests batch only "
@@ -144,10 +137,7 @@ def parse_monitoring_config(text: str, where: str) -> str | None:
             not start with '/'.
     """
     config = tfserving.MonitoringConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as err:
-        raise SettingsError(f"{where}:{err}") from None
+    text_proto.parse(text, config, where)
     prometheus = config.prometheus_config
     if not prometheus.enable:
         return None

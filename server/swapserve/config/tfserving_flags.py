@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from swapserve.config import text_files
 from swapserve.config.model_settings import SettingsError
 
 RENAMED = {
@@ -196,12 +197,7 @@ def _batching_flags(path: str) -> list[str]:
     ``--enable_batching``, as in TF Serving)."""
     from swapserve.config.tfserving import parse_batching_parameters  # noqa: PLC0415 (protobuf)
 
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise SettingsError(
-            f"cannot read --batching_parameters_file {path}: {err.strerror}"
-        ) from None
+    text = text_files.read(Path(path), "--batching_parameters_file")
     values, allowed = parse_batching_parameters(text, Path(path).name)
     out = [f"--{key.replace('_', '-')}={value}" for key, value in values.items()]
     return out + ([f"--allowed-batch-sizes={','.join(map(str, allowed))}"] if allowed else [])
@@ -212,11 +208,6 @@ def _monitoring_flags(path: str) -> list[str]:
     ``prometheus_config`` is not enabled)."""
     from swapserve.config.tfserving import parse_monitoring_config  # noqa: PLC0415 (protobuf)
 
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise SettingsError(
-            f"cannot read --monitoring_config_file {path}: {err.strerror}"
-        ) from None
+    text = text_files.read(Path(path), "--monitoring_config_file")
     metrics_path = parse_monitoring_config(text, Path(path).name)
     return [f"--rest-metrics-path={metrics_path}"] if metrics_path else []

@@ -16,9 +16,8 @@ import dataclasses
 import re
 from typing import Any
 
-from google.protobuf import text_format
-
 from swapserve.apis import kserve_v2
+from swapserve.config import text_proto
 from swapserve.config.model_settings import (
     BatchingSettings,
     ModelSettings,
@@ -43,10 +42,7 @@ def parse(text: str, where: str) -> tuple[Any, tuple[str, ...]]:
     """
     config = kserve_v2.ModelConfig()
     skipped = {k for k in _top_level_keys(text) if k not in HONOURED}
-    try:
-        text_format.Parse(_without(text, skipped), config, allow_unknown_field=True)
-    except text_format.ParseError as err:
-        raise SettingsError(f"{where}:{err}") from None
+    text_proto.parse(_without(text, skipped), config, where, allow_unknown_field=True)
     return config, tuple(sorted(skipped))
 
 

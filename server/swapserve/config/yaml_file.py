@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from swapserve.config import text_files
 from swapserve.config.declare import declared
 from swapserve.config.model_settings import ModelSettings, SettingsError, is_remote
 from swapserve.config.settings import Settings
@@ -62,10 +63,7 @@ def load_config(path: Path, defaults: ModelSettings | None = None) -> ConfigFile
     Raises:
         SettingsError: unreadable or invalid YAML, or a bad key or value (named in the message).
     """
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SettingsError(f"cannot read config file {path}: {err.strerror}") from None
+    text = text_files.read(path, "config file")
     if is_text_config(text):
         # TF Serving's ModelServerConfig in text format (protobuf: imported only for it).
         from swapserve.config.tfserving import parse_text  # noqa: PLC0415
@@ -75,6 +73,8 @@ def load_config(path: Path, defaults: ModelSettings | None = None) -> ConfigFile
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise SettingsError(f"{path}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: nested too deeply") from None
     return parse_config(data, path.name, base=path.parent)
 
 

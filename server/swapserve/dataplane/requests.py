@@ -65,10 +65,18 @@ class DataPlane:
         stats: per-version call statistics (GetModelStatus, V2 ModelStatistics).
     """
 
-    def __init__(self, registry: ModelRegistry, gate: CallGate, stats: Statistics) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        gate: CallGate,
+        stats: Statistics,
+        problems: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self._registry = registry
         self.gate = gate
         self._stats = stats
+        self._problems = problems or dict
+        """The models whose own config is invalid now, with the error (the model source's)."""
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Calls ``listener()`` whenever a model's served version, or the model set, changes."""
@@ -236,15 +244,27 @@ class DataPlane:
 
     @gated
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
-        """Every model with its serving version (else its newest known one)."""
+        """Every model with its serving version (else its newest known one), and every model
+        left out because its own config is invalid (with the error)."""
         out = []
+        problems = self._problems()
         for manager in self._registry:
             status = manager.status()
             if ready_only and not status.serving_version:
                 continue
             current = next((v for v in status.versions if v.serving), None)
             shown = current or (status.versions[0] if status.versions else None)
-            out.append(IndexEntry(manager.name, shown))
+            problem = problems.get(manager.name, "")
+            out.append(
+                IndexEntry(manager.name, shown, f"invalid config: {problem}" if problem else "")
+            )
+        if not ready_only:
+            served = {e.name for e in out}
+            out += [
+                IndexEntry(name, None, f"invalid config: {problem}")
+                for name, problem in sorted(problems.items())
+                if name not in served
+            ]
         return out
 
     # ---- resolving (model, version, label) ----------------------------------------------------

@@ -48,6 +48,8 @@ class IndexEntry:
 
     name: str
     version: VersionStatus | None
+    problem: str = ""
+    """Why the model's own config is not applied ("": it is)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ must be quick and must not raise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -57,6 +58,10 @@ class ModelEvents:
     def config_read(self, outcome: str, ok: bool) -> None:
         """The config file or repository was read: ``applied``, ``failed`` or ``unchanged``;
         ``ok`` says whether what is on disk now is served."""
+
+    def config_problems(self, problems: Mapping[str, str]) -> None:
+        """The models whose own config (a repository's ``config.pbtxt``) is invalid now, with
+        the error: each is left out or kept at its old settings while the others apply."""
 
 
 NO_EVENTS = ModelEvents()

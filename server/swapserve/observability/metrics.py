@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -137,6 +137,14 @@ class Metrics(ModelEvents):
             registry=r,
         )
         self.config_ok.set(1)
+        self._invalid_configs: set[str] = set()  # written by the config reader (under its lock)
+        self.model_config_invalid = Gauge(
+            "swapserve_model_config_invalid",
+            "1 for each model whose own config (config.pbtxt) is invalid now: it is not served, "
+            "or serves with its previous settings (the reason: the log, the repository index).",
+            ["model"],
+            registry=r,
+        )
         self.version_rss = Gauge(
             "swapserve_version_rss_bytes",
             "Resident memory a version added when it loaded (the process RSS before and after "
@@ -216,6 +224,16 @@ class Metrics(ModelEvents):
         if outcome != "unchanged":
             self.config_reloads.labels(outcome).inc()
         self.config_ok.set(int(ok))
+
+    def config_problems(self, problems: Mapping[str, str]) -> None:
+        """``swapserve_model_config_invalid``: one series per invalid model config, gone once
+        it is valid again."""
+        gauge = self.model_config_invalid
+        for model in self._invalid_configs - set(problems):
+            gauge.remove(model)
+        for model in problems:
+            gauge.labels(model).set(1)
+        self._invalid_configs = set(problems)
 
     # ---- series --------------------------------------------------------------------------------
 
