@@ -263,7 +263,7 @@ def test_a_file_replaced_whole_applies_at_once(tmp_path: Path) -> None:
     """A rename (an editor's save, rsync, a ConfigMap's symlink swap) cannot be half-written."""
     write_version(tmp_path / "a", 1)
     write_version(tmp_path / "b", 1)
-    poller, registry, config, clock = _settling(tmp_path, settle=60.0)
+    poller, registry, config, _ = _settling(tmp_path, settle=60.0)
     staged = tmp_path / "c.yaml.tmp"
     staged.write_text(_TWO)
     staged.replace(config)
