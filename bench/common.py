@@ -48,6 +48,18 @@ def publish(src: Path, root: Path, version: int) -> None:
 
 
 REST_PORTS: dict[int, int] = {}
+
+
+def free_port() -> int:
+    """A TCP port free now on 127.0.0.1 (for servers that log no port, as ``--metrics-port``
+    with a fixed number)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 """The HTTP port of each server started with --rest-port, by process id."""
 
 

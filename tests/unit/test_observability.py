@@ -51,9 +51,39 @@ def test_statistics_count_per_version_and_are_forgotten() -> None:
     assert stats.get("m", 3).success.count == 0
 
 
+def _versions_in_series(metrics: Metrics) -> set[str | None]:
+    return {
+        s.labels.get("version")
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name.startswith("swapserve_")
+    }
+
+
+def test_a_call_finishing_after_its_version_was_released_makes_no_series() -> None:
+    """Before: a request answered by version 1 and counted after the swap had released it
+    re-created version 1's series (~9% of swaps under load; unbounded over time)."""
+    metrics = Metrics()
+    metrics.loaded("m", 1, 0.1, 0)
+    metrics.observe(_record(version=1), known=True)
+    assert "1" in _versions_in_series(metrics)
+    metrics.unloaded("m", 1)
+    metrics.observe(_record(version=1), known=True)  # finished after the release
+    assert "1" not in _versions_in_series(metrics)
+    assert metrics.stats.get("m", 1).execution_count == 0
+    late = [
+        s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == "swapserve_requests_total" and s.labels["version"] == ""
+    ]
+    assert late == [1]  # still counted, without a version
+
+
 def test_metrics_forget_every_series_of_a_version() -> None:
     metrics = Metrics()
     for version in (1, 2):
+        metrics.loaded("m", version, 0.1, 0)
         metrics.observe(_record(version=version), known=True)
         metrics.ran("m", version, 0.001)
     metrics.observe(_record(version=1), known=False)  # an unknown model: labelled ""
