@@ -205,6 +205,7 @@ def create_app(
             max_file_bytes=settings.request_log_max_bytes,
             max_files=settings.request_log_max_files,
             responses=settings.request_log_responses,
+            queue_bytes=settings.request_log_queue_bytes,
         )
         observers.append(request_log)
     gate = CallGate()

@@ -207,6 +207,12 @@ class Settings:
         64 << 20, shown_default="64 MiB", help="start a new request log file past this size"
     )
     request_log_max_files: int = setting(10, help="request log files kept; the oldest are deleted")
+    request_log_queue_bytes: int = setting(
+        64 << 20, shown_default="64 MiB",
+        help="tensor bytes of sampled calls waiting for the request log's writer; a call past "
+        "it is not recorded (counted as dropped), so a burst of large requests cannot pile up "
+        "memory",
+    )  # fmt: skip
     request_log_responses: bool = setting(
         False, help="record the outputs too (PredictLog.response)"
     )
@@ -319,6 +325,8 @@ class Settings:
                 raise SettingsError(
                     f"{name.replace('_', ' ')} must be in (0, 1], got {getattr(self, name)}"
                 )
+        if self.request_log_queue_bytes < 1024:
+            raise SettingsError("request log queue bytes must be >= 1024")
         if self.request_log_max_bytes < 1024 or self.request_log_max_files < 1:
             raise SettingsError("request log max bytes must be >= 1024 and max files >= 1")
         if self.request_log is not None and self.request_log.is_file():

@@ -160,8 +160,8 @@ class Metrics(ModelEvents):
         )
         self.request_log = Counter(
             "swapserve_request_log_records_total",
-            "Calls offered to the request log (--request-log): written, dropped (queue full) or "
-            "failed (a write error).",
+            "Calls offered to the request log (--request-log): written, dropped (the queue's "
+            "bytes are full), oversize (larger than a whole file) or failed (a write error).",
             ["result"],
             registry=r,
         )

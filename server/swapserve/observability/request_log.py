@@ -3,9 +3,11 @@
 (``assets.extra/tf_serving_warmup_requests``), so recorded production traffic can be dropped into
 the next export as its warm-up set.
 
-The request path only offers a record to a bounded queue (a full queue drops it and counts the
-drop); one writer thread encodes and writes. Files rotate at ``max_file_bytes`` and the oldest are
-deleted past ``max_files``, so disk use is bounded. A write error (disk full, directory made
+The request path only offers a record to a queue bounded in bytes (the tensors it holds: a
+record that would take it past ``queue_bytes`` is dropped and counted); one writer thread
+encodes and writes. Files rotate at ``max_file_bytes`` and the oldest are deleted past
+``max_files``; a record larger than a whole file is skipped (counted ``oversize``), so disk use
+never exceeds ``max_file_bytes * max_files``. A write error (disk full, directory made
 unwritable) is counted and logged once per distinct error; requests never see it.
 """
 
@@ -40,7 +42,7 @@ class RequestLog:
         max_file_bytes: a file is closed and a new one started past this size.
         max_files: older files are deleted past this many.
         responses: also record the outputs (``PredictLog.response``).
-        queue_size: records waiting for the writer; more are dropped.
+        queue_bytes: tensor bytes waiting for the writer; a record past it is dropped.
         draw: a uniform number in [0, 1) per call (tests pass a fixed one).
     """
 
@@ -53,7 +55,7 @@ class RequestLog:
         max_file_bytes: int = 64 << 20,
         max_files: int = 10,
         responses: bool = False,
-        queue_size: int = 1000,
+        queue_bytes: int = 64 << 20,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.directory = directory
@@ -63,7 +65,10 @@ class RequestLog:
         self._max_files = max_files
         self._responses = responses
         self._draw = draw
-        self._queue: queue.Queue[CallRecord | None] = queue.Queue(queue_size)
+        self._queue: queue.Queue[tuple[CallRecord, int] | None] = queue.Queue()
+        self._queue_bytes = queue_bytes
+        self._queued_lock = threading.Lock()  # guards _queued
+        self._queued = 0  # tensor bytes of the records in the queue
         # Only the writer thread touches the rest.
         self._writer: Any = None
         self._written = 0  # bytes in the current file
@@ -78,10 +83,19 @@ class RequestLog:
             return
         if self._sample < 1 and self._draw() >= self._sample:
             return
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        size = _tensor_bytes(record, self._responses)
+        if size + _RECORD_OVERHEAD > self._max_file_bytes:
+            self._metrics.request_log.labels("oversize").inc()
+            return
+        with self._queued_lock:
+            if self._queued + size > self._queue_bytes:
+                full = True
+            else:
+                full, self._queued = False, self._queued + size
+        if full:
             self._metrics.request_log.labels("dropped").inc()
+            return
+        self._queue.put_nowait((record, size))
 
     def close(self, timeout: float = 10.0) -> None:
         """Writes what is queued, then closes the current file."""
@@ -90,15 +104,33 @@ class RequestLog:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while (record := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            record, size = item
             try:
-                self._write(_prediction_log(record, self._responses))
+                data = _prediction_log(record, self._responses)
+                del record, item  # the tensors may go before the write
+                self._give_back(size)
+                size = 0
+                self._write(data)
             except Exception as err:  # every failure is counted; the next record tries again
                 self._failed(err)
+            finally:
+                self._give_back(size)
         self._close_file()
 
+    def _give_back(self, size: int) -> None:
+        if size:
+            with self._queued_lock:
+                self._queued -= size
+
     def _write(self, data: bytes) -> None:
-        if self._writer is not None and self._written + len(data) > self._max_file_bytes:
+        if len(data) + _RECORD_OVERHEAD > self._max_file_bytes:  # it would exceed any file
+            self._metrics.request_log.labels("oversize").inc()
+            return
+        if (
+            self._writer is not None
+            and self._written + len(data) + _RECORD_OVERHEAD > self._max_file_bytes
+        ):
             self._close_file()
         if self._writer is None:
             self._open_file()
@@ -142,6 +174,21 @@ class RequestLog:
             log.error("request log: cannot write to %s: %s (records are dropped)", self.directory,
                       message)  # fmt: skip
             self._last_error = message
+
+
+def _tensor_bytes(record: CallRecord, responses: bool) -> int:
+    """The bytes of the tensors a record holds (a string tensor's elements counted by their
+    length): what it keeps in memory while queued, and about what it takes on disk."""
+    arrays = list((record.inputs or {}).values())
+    if responses:
+        arrays += list((record.outputs or {}).values())
+    total = 0
+    for array in arrays:
+        if array.dtype == object:
+            total += sum(len(v) if isinstance(v, bytes | str) else 8 for v in array.flat)
+        else:
+            total += array.nbytes
+    return total
 
 
 def _prediction_log(record: CallRecord, responses: bool) -> bytes:
