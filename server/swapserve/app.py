@@ -57,24 +57,28 @@ class App:
         registry: ModelRegistry,
         dataplane: DataPlane,
         admin: Admin,
-        grpc_transport: GrpcTransport,
+        transports: Callable[[], tuple[GrpcTransport, RestServer | None]],
         *,
-        rest: RestServer | None = None,
         metrics: Metrics,
         poller: ConfigPoller | None = None,
         request_log: RequestLog | None = None,
+        join_when_ready: float | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.dataplane = dataplane
         self.admin = admin
         self.metrics = metrics
-        self.grpc = grpc_transport
-        self.port = grpc_transport.port
+        self._transports = transports
+        self._join_when_ready = join_when_ready
+        self.grpc: GrpcTransport | None = None
+        self.port = settings.port
         """The bound gRPC port (the real one when settings asked for port 0)."""
-        self.rest = rest
-        self.rest_port = rest.port if rest is not None else None
+        self.rest: RestServer | None = None
+        self.rest_port = settings.rest_port
         """The bound HTTP port (None: ``--rest-port`` not set)."""
+        if join_when_ready is None:
+            self._bind()
         self.metrics_port: int | None = None
         """The bound metrics port once started (None: metrics off)."""
         self.metrics_host = settings.host
@@ -84,14 +88,26 @@ class App:
         self.request_log = request_log
         """The request log, closed (flushed) at stop."""
 
+    def _bind(self) -> None:
+        self.grpc, self.rest = self._transports()
+        self.port = self.grpc.port
+        self.rest_port = self.rest.port if self.rest is not None else None
+
     def start(self) -> None:
-        """Starts watching export roots, the metrics endpoint, and answering RPCs."""
+        """Starts watching export roots, the metrics endpoint, and answering RPCs (with
+        ``join_when_ready``: binding the ports only once every model serves, or that many
+        seconds have passed -- a restarted ``--workers`` worker must not take connections on
+        the shared port before it can answer them)."""
         self.registry.start()
         if self.settings.metrics_port is not None:
             self._metrics_http, _, self.metrics_port = self.metrics.serve(
                 self.metrics_host, self.settings.metrics_port
             )
             log.info("metrics on http://%s:%d/metrics", self.metrics_host, self.metrics_port)
+        if self.grpc is None:
+            self._await_models(self._join_when_ready or 0.0)
+            self._bind()
+        assert self.grpc is not None
         self.grpc.start()
         if self.rest is not None:
             self.rest.start()
@@ -100,6 +116,14 @@ class App:
         if self._poller is not None:
             self._poller.start()
         log.info("listening on %s:%d", self.settings.host, self.port)
+
+    def _await_models(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.registry.all_serving() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.registry.all_serving():
+            log.warning("joining the port after %.0fs with models not serving yet: %s",
+                        seconds, self.dataplane.not_ready_reason())  # fmt: skip
 
     def reload_config(self) -> None:
         """Re-reads the config file (SIGHUP); errors are logged and the running config kept."""
@@ -116,7 +140,8 @@ class App:
         """Health goes NOT_SERVING for good; requests are still served (load balancers and
         ``round_robin`` clients move away meanwhile)."""
         self.dataplane.gate.drain()
-        self.grpc.health.shutdown()
+        if self.grpc is not None:
+            self.grpc.health.shutdown()
 
     def stop(self, grace: float | None = None, stop_transport: bool = True) -> None:
         """Refuses new calls with UNAVAILABLE, waits up to ``grace`` for the accepted ones to
@@ -132,7 +157,8 @@ class App:
         grace = self.settings.grace_seconds if grace is None else grace
         if self._poller is not None:
             self._poller.stop()
-        self.grpc.health.shutdown()
+        if self.grpc is not None:
+            self.grpc.health.shutdown()
         self.dataplane.gate.close("the server is shutting down; retry on another replica")
         if not self.dataplane.gate.wait_idle(grace):
             log.warning(
@@ -141,7 +167,7 @@ class App:
                 grace,
             )
         self.admin.coordinator.stop()
-        if stop_transport:
+        if stop_transport and self.grpc is not None:
             self.grpc.stop(0)
             if self.rest is not None:
                 self.rest.stop()
@@ -151,7 +177,8 @@ class App:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
-        self.grpc.flush()
+        if self.grpc is not None:
+            self.grpc.flush()
         log.info("stopped")
 
 
@@ -160,6 +187,7 @@ def create_app(
     reuse_port: bool = False,
     fixed_models: bool = False,
     coordinator: CoordinatorFactory | None = None,
+    join_when_ready: float | None = None,
 ) -> App:
     """Builds (but does not start) the server for ``settings``; port 0 binds a free port.
 
@@ -168,6 +196,8 @@ def create_app(
         reuse_port: share the port with other processes (``--workers``).
         fixed_models: refuse config changes that add or remove models (``--workers``).
         coordinator: builds the coordinator of admin changes (default: this process only).
+        join_when_ready: bind the ports at start, once every model serves (at most this many
+            seconds); None: bind now.
 
     Raises:
         SettingsError: invalid settings or an address that cannot be bound.
@@ -223,13 +253,17 @@ def create_app(
         CallRecorder(metrics, dataplane.known, observers),
         Access(settings.admin_token, settings.token, settings.allow_remote_admin),
     )
-    budget = fd_budget(settings)
-    grpc_transport = build_grpc_server(
-        settings, dataplane, admin, calls, max_connections=budget.grpc, reuse_port=reuse_port
-    )
-    rest = _rest_server(
-        settings, dataplane, admin, calls, metrics, budget=budget, reuse_port=reuse_port
-    )
+
+    def transports() -> tuple[GrpcTransport, RestServer | None]:
+        budget = fd_budget(settings)
+        grpc_transport = build_grpc_server(
+            settings, dataplane, admin, calls, max_connections=budget.grpc, reuse_port=reuse_port
+        )
+        rest = _rest_server(
+            settings, dataplane, admin, calls, metrics, budget=budget, reuse_port=reuse_port
+        )
+        return grpc_transport, rest
+
     poller = None
     if seconds is not None and reloader is not None:
         poller = ConfigPoller(reloader, seconds)
@@ -238,11 +272,11 @@ def create_app(
         registry,
         dataplane,
         admin,
-        grpc_transport,
-        rest=rest,
+        transports,
         metrics=metrics,
         poller=poller,
         request_log=request_log,
+        join_when_ready=join_when_ready,
     )
 
 

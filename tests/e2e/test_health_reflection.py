@@ -54,6 +54,7 @@ def test_health_follows_the_model(tmp_path: Path) -> None:
             check("no.such.Service")
         assert exc.value.code() == grpc.StatusCode.NOT_FOUND
 
+        assert server.grpc is not None
         server.grpc.health.shutdown()  # what SIGTERM does before the grace period
         assert check() == NOT_SERVING
         assert check(SERVICES[0]) == NOT_SERVING

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swapserve.cluster.metrics_merge import merge
+from swapserve.cluster.metrics_merge import Scrapes, merge
 from swapserve.observability.access_log import AccessLog
 from swapserve.observability.calls import CallRecord, current, note_run, recording
 from swapserve.observability.metrics import Metrics
@@ -171,3 +171,47 @@ def test_inflight_gauge_is_read_when_scraped() -> None:
     assert gauge() == [0]
     metrics.forget_model("m")
     assert gauge() == []
+
+
+def _total(scrapes: Scrapes, texts: dict[tuple[int, int], str]) -> tuple[float, float]:
+    families = scrapes.merged(texts)
+    values = {s.name: s.value for f in families for s in f.samples}
+    return values.get("swapserve_requests_total", 0.0), values["swapserve_inflight_requests"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(1, 50), st.booleans()), max_size=30))
+def test_merged_counters_never_fall_when_workers_die(steps: list[tuple[int, int, bool]]) -> None:
+    """Before: one of two workers SIGKILLed took swapserve_requests_total from 2,050 to 1,026
+    (Prometheus reads a reset). Each step: worker ``w`` serves ``n`` more requests, then maybe
+    dies and restarts from zero on a new port. The merged counter never falls; gauges of dead
+    workers are not kept."""
+    scrapes = Scrapes()
+    counts, ports = [0, 0], [100, 200]
+    last = 0.0
+    for w, n, dies in steps:
+        counts[w] += n
+        texts = {
+            (i, ports[i]): WORKER.format(n=counts[i], created=1, served=1, ok=1, inflight=1)
+            for i in (0, 1)
+        }
+        total, inflight = _total(scrapes, texts)
+        assert total >= last and inflight == 2
+        last = total
+        if dies:
+            scrapes.retire(w)
+            counts[w], ports[w] = 0, ports[w] + 1
+
+
+def test_a_dead_workers_series_of_a_released_version_go() -> None:
+    scrapes = Scrapes()
+    one = WORKER.format(n=5, created=1, served=1, ok=1, inflight=0)
+    scrapes.merged({(0, 1): one, (1, 2): one})
+    scrapes.retire(0)
+    # Worker 1 now serves version 2 only: version 1's retired counts are not shown alone.
+    two = one.replace('version="1"', 'version="2"')
+    names = {
+        dict(s.labels).get("version")
+        for f in scrapes.merged({(1, 2): two, (0, 3): two})
+        for s in f.samples
+    }
+    assert "1" not in names and "2" in names

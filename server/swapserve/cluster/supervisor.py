@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
-from swapserve.cluster.metrics_merge import MergedCollector
+from swapserve.cluster.metrics_merge import MergedCollector, Scrapes
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability import logs
@@ -51,8 +51,18 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
+JOIN_WHEN_READY_SECONDS = 300.0
+"""How long a restarted worker waits for its models before taking connections regardless."""
+
+
 def _worker_main(
-    settings: Settings, worker: int, state: ClusterState, level: str, log_format: str
+    settings: Settings,
+    worker: int,
+    state: ClusterState,
+    level: str,
+    log_format: str,
+    *,
+    restarted: bool = False,
 ) -> None:
     logs.configure(level, log_format, worker=worker)
     with quiet.loading_tensorflow(level == "DEBUG"):
@@ -77,6 +87,10 @@ def _worker_main(
         reuse_port=True,
         fixed_models=True,  # the shared state has one slot per model at start
         coordinator=lambda registry: ClusterCoordinator(state, worker, registry),
+        # The other workers serve meanwhile: a restarted one takes its share of connections
+        # only when it can answer them (at first start, all start together and readiness
+        # tells the truth).
+        join_when_ready=JOIN_WHEN_READY_SECONDS if restarted else None,
     )
     app.metrics_host = "127.0.0.1"
 
@@ -131,10 +145,11 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-        def spawn(worker: int) -> multiprocessing.context.SpawnProcess:
+        def spawn(worker: int, restarted: bool = False) -> multiprocessing.context.SpawnProcess:
             proc = ctx.Process(
                 target=_worker_main,
                 args=(settings, worker, state, log_level, log_format),
+                kwargs={"restarted": restarted},
                 name=f"swapserve-worker-{worker}",
             )
             proc.start()
@@ -142,8 +157,11 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
             return proc
 
         procs = [spawn(w) for w in range(workers)]
+        scrapes = Scrapes()
         metrics_http = (
-            _serve_merged_metrics(settings, state) if settings.metrics_port is not None else None
+            _serve_merged_metrics(settings, state, scrapes)
+            if settings.metrics_port is not None
+            else None
         )
         if settings.config_path is not None:
             signal.signal(signal.SIGHUP, lambda *_: _forward(procs, signal.SIGHUP))
@@ -154,6 +172,8 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
                 if proc.is_alive():
                     continue
                 state.alive[w] = 0
+                state.metrics_ports[w] = 0
+                scrapes.retire(w)
                 log.error(
                     "worker %d (pid %s) exited with %s; restarting", w, proc.pid, proc.exitcode
                 )
@@ -164,7 +184,7 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
                     )
                     stopping.set()
                     break
-                procs[w] = spawn(w)
+                procs[w] = spawn(w, restarted=True)
         _stop_all(procs, settings.drain_seconds + settings.grace_seconds)
         if metrics_http is not None:
             metrics_http.shutdown()
@@ -172,22 +192,22 @@ def run_workers(settings: Settings, workers: int, log_level: str, log_format: st
     return 0 if len(restarts) <= 5 * workers else 1
 
 
-def _serve_merged_metrics(settings: Settings, state: ClusterState) -> Any:
-    """``--metrics-port`` answered by the supervisor: every live worker's metrics, merged."""
+def _serve_merged_metrics(settings: Settings, state: ClusterState, scrapes: Scrapes) -> Any:
+    """``--metrics-port`` answered by the supervisor: every live worker's metrics, merged, with
+    the counters of workers that died."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MergedCollector(lambda: _scrape_workers(state)))
+    registry.register(MergedCollector(lambda: _scrape_workers(state), scrapes))
     assert settings.metrics_port is not None
     server, _, port = serve_registry(registry, settings.host, settings.metrics_port)
     log.info("metrics on http://%s:%d/metrics (the sum over workers)", settings.host, port)
     return server
 
 
-def _scrape_workers(state: ClusterState) -> list[str]:
-    """Every live worker's metrics text (a worker that does not answer in time is left out)."""
-    ports = [
-        state.metrics_ports[w] for w in range(state.workers)
-        if state.alive[w] and state.metrics_ports[w]
-    ]  # fmt: skip
+def _scrape_workers(state: ClusterState) -> dict[tuple[int, int], str]:
+    """Every live worker's metrics text, by (worker, port) (one that does not answer in time:
+    "")."""
+    workers = [w for w in range(state.workers) if state.alive[w] and state.metrics_ports[w]]
+    ports = [state.metrics_ports[w] for w in workers]
 
     def one(port: int) -> str:
         try:
@@ -198,7 +218,7 @@ def _scrape_workers(state: ClusterState) -> list[str]:
             return ""
 
     with ThreadPoolExecutor(max_workers=max(1, len(ports))) as pool:
-        return list(pool.map(one, ports))
+        return dict(zip(zip(workers, ports, strict=True), pool.map(one, ports), strict=True))
 
 
 def _forward(procs: Sequence[multiprocessing.context.SpawnProcess], signum: int) -> None:
