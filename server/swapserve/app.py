@@ -248,6 +248,7 @@ def create_app(
         reloader,
         coordinator(registry) if coordinator is not None else None,
         max_admin=settings.max_admin_rpcs,
+        defaults=settings.model_defaults,
     )
     calls = CallPath(
         CallRecorder(metrics, dataplane.known, observers),

@@ -4,6 +4,7 @@ model repository (``--model-repository``), merged with the config file's ``serve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,7 +99,9 @@ def _config(
             raise SettingsError(
                 "pass --config FILE, --model-repository DIR, or --model-name and --export-root"
             )
-        return ConfigFile((_one_model(args, args.model_name, args.export_root),)), None
+        model = _one_model(args, args.model_name, args.export_root)
+        # A model added later (HandleReloadConfigRequest) gets the flags' options too.
+        return ConfigFile((model,)), dataclasses.replace(model, name="defaults")
     source = "--config" if args.config is not None else "--model-repository"
     flag = _given(args, parser, _MODEL_ONLY)
     if args.config is not None and not _text_format(args.config):

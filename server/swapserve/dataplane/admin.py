@@ -76,6 +76,7 @@ class Admin:
         reloader: re-reads the config file or repository (None: the server has none).
         coordinator: applies Reload/Unload (default: in this process only).
         max_admin: admin calls handled at once.
+        defaults: the flags' options for models a model list adds (None: built-in defaults).
     """
 
     def __init__(
@@ -84,9 +85,13 @@ class Admin:
         gate: CallGate,
         reloader: ConfigReloader | None = None,
         coordinator: Coordinator | None = None,
+        *,
         max_admin: int = 4,
+        defaults: ModelSettings | None = None,
     ) -> None:
         self._registry = registry
+        self._defaults = defaults
+        """The flags' options for a model a model list adds (polling, batching, warm-up)."""
         self.gate = gate
         self.reloader = reloader
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
@@ -148,5 +153,7 @@ class Admin:
             return change
 
     def _current_settings(self, name: str) -> ModelSettings | None:
+        """A listed model's options: its own if served, else the flags' (so a model added by
+        a model list batches and polls as every other model does)."""
         manager = self._registry.find(name)
-        return manager.settings if manager is not None else None
+        return manager.settings if manager is not None else self._defaults

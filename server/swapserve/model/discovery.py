@@ -108,11 +108,14 @@ def scan(root: Path, skipped: set[str] | None = None) -> dict[int, Candidate]:
                 log.warning("ignoring %s: a symlink leading outside the export root", entry.path)
             continue
         path = Path(entry.path)
+        graph_at = _graph_directory(path)
+        if graph_at is None:
+            # No graph file yet: nothing to settle, and nothing worth walking (a numeric
+            # directory that is not a SavedModel -- /proc's pids -- would cost a full walk).
+            found[version] = Candidate(version=version, path=path, fingerprint=(), complete=False)
+            continue
         fingerprint, problems = _fingerprint(path)
-        names = {rel for rel, _, _ in fingerprint}
-        complete = any(g in names for g in _GRAPH_FILES)
-        if not complete and any(f"{TRITON_SUBDIR}/{g}" in names for g in _GRAPH_FILES):
-            path, complete = path / TRITON_SUBDIR, True
+        path, complete = graph_at, True
         found[version] = Candidate(
             version=version,
             path=path,
@@ -121,6 +124,35 @@ def scan(root: Path, skipped: set[str] | None = None) -> dict[int, Candidate]:
             problems=problems,
         )
     return found
+
+
+def _graph_directory(version_dir: Path) -> Path | None:
+    """Where the version's SavedModel graph file is (the directory or its
+    ``model.savedmodel/``), or None while it has none."""
+    for directory in (version_dir, version_dir / TRITON_SUBDIR):
+        if any(os.path.isfile(directory / g) for g in _GRAPH_FILES):
+            return directory
+    return None
+
+
+def version_directory(cand: Candidate) -> Path:
+    """The version's own directory (``cand.path`` may be its ``model.savedmodel/``)."""
+    return cand.path.parent if cand.path.name == TRITON_SUBDIR else cand.path
+
+
+def files_now(cand: Candidate) -> Fingerprint:
+    """The version directory's fingerprint now (to tell whether it changed during a load)."""
+    return _fingerprint(version_directory(cand))[0]
+
+
+def unfinished(cand: Candidate, error: str) -> str:
+    """Why a version that failed to load looks like a copy still arriving ("" when it does
+    not): the error is about its variables and ``variables/variables.index`` is not there yet
+    (rsync and object-store copies write ``saved_model.pb`` first)."""
+    index = cand.path / "variables" / "variables.index"
+    if "variables" in error and not index.exists():
+        return f"{index.relative_to(cand.path.parent)} is missing"
+    return ""
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -53,6 +53,7 @@ class ExportSource:
         self._root_seen: bool | None = None  # None: not scanned yet
         self._scan_error = ""  # why the last listing of the root failed ("" if it worked)
         self._skipped: set[str] = set()  # names logged once as not versions (discovery.scan)
+        self._announced: set[int] = set()  # versions logged as discovered, still on disk
 
     @property
     def storage_error(self) -> str:
@@ -102,7 +103,13 @@ class ExportSource:
                 )
             self._root_seen = exists
         observed = self._records.observe(candidates)
-        for cand in observed.discovered:
+        # A version is announced once it has a graph file: a numeric directory that is not a
+        # SavedModel (yet) is no news (a root of /proc would log every process otherwise).
+        self._announced &= set(candidates)
+        for cand in candidates.values():
+            if not cand.complete or cand.version in self._announced:
+                continue
+            self._announced.add(cand.version)
             log.info(
                 "model %s: discovered version %d at %s",
                 self._name,

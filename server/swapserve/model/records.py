@@ -207,6 +207,19 @@ class VersionRecords:
             rec.state, rec.error, rec.updated_unix = State.FAILED, error, self._wall()
             rec.failed_fingerprint = cand.fingerprint
 
+    def waiting(
+        self, version: int, fingerprint: Fingerprint, reason: str, *, changed: bool
+    ) -> None:
+        """A load failed on a version that is still arriving: back to START with ``reason``,
+        its settle clock restarted on the files it has now (``fingerprint``). ``changed``: its
+        files changed during the load, so it loads once they settle; else it was incomplete and
+        loads when its files change."""
+        with self._lock:
+            rec = self._records.setdefault(version, _Record(State.START))
+            rec.state, rec.error, rec.updated_unix = State.START, reason, self._wall()
+            rec.fingerprint, rec.since = fingerprint, self._clock()
+            rec.failed_fingerprint = None if changed else fingerprint
+
     def available(self, version: int, load_seconds: float) -> None:
         """A load succeeded (any earlier failure is forgotten)."""
         with self._lock:

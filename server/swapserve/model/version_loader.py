@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from swapserve.config.model_settings import ModelSettings, SessionSettings
 from swapserve.errors import LoadError
 from swapserve.model.batching import Batcher
-from swapserve.model.discovery import Candidate
+from swapserve.model.discovery import Candidate, files_now, unfinished
 from swapserve.model.events import ModelEvents
 from swapserve.model.records import VersionRecords
 from swapserve.model.serving import Handle
@@ -90,6 +90,33 @@ class VersionLoader:
         self._records = records
         self._events = events
 
+    def _waiting_or_failed(self, cand: Candidate, err: LoadError) -> None:
+        """A failed load: FAILED (an ERROR line, the failure counted) -- unless the version is
+        still arriving (its files changed during the load, or its variables are not there
+        yet), which is a wait, not an error: START again, one WARNING line."""
+        model, version = self._model, cand.version
+        now = files_now(cand)
+        changed = now != cand.fingerprint
+        reason = "its files changed while it loaded" if changed else unfinished(cand, str(err))
+        if reason:
+            self._records.waiting(version, now, f"waiting: {reason}", changed=changed)
+            log.warning(
+                "model %s: version %d looks like a copy still arriving (%s); it loads once its "
+                "files %s",
+                model, version, reason, "settle" if changed else "change",
+                extra={"model": model, "version": version, "event": "waiting"},
+            )  # fmt: skip
+            return
+        self._events.load_failed(model, version)
+        self._records.failed(cand, str(err))
+        log.error(
+            "model %s: version %d failed to load: %s",
+            model,
+            version,
+            err,
+            extra={"model": model, "version": version, "event": "failed"},
+        )
+
     def load(self, cand: Candidate, settings: ModelSettings) -> Handle:
         """Loads, validates and warms ``cand`` up; it does not serve until committed.
 
@@ -113,15 +140,7 @@ class VersionLoader:
                 raise LoadError(cand.problem)
             loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
         except LoadError as err:
-            events.load_failed(model, cand.version)
-            self._records.failed(cand, str(err))
-            log.error(
-                "model %s: version %d failed to load: %s",
-                model,
-                cand.version,
-                err,
-                extra={"model": model, "version": cand.version, "event": "failed"},
-            )
+            self._waiting_or_failed(cand, err)
             raise
         added = max(0, rss_bytes() - rss_before)
         events.loaded(model, cand.version, loaded.load_seconds, added)
