@@ -10,7 +10,7 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos/swapserve -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock protos serve retrain predict status test test-unit lint typecheck bench bench-setup soak clean
+.PHONY: help setup lock protos serve retrain predict status test test-alone test-unit lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -68,9 +68,19 @@ status: $(STAMP)  ## the versions of the demo model and their states
 	$(BIN)/swapserve-client --target localhost:$(PORT) status $(MODEL)
 
 # The end-to-end tests include the TF 2.15 estimator example, run in its own environment.
-test: $(STAMP) .venv-estimator/.installed  ## the whole test suite: unit tests (seconds, no TensorFlow), then end-to-end
+# Each protocol's file is also run alone: a test sharing its process with other test modules
+# once hid a 500 (an import another module made resolved a protobuf type).
+PROTOCOL_TESTS := tests/e2e/test_surfaces.py tests/e2e/test_predict.py tests/e2e/test_tfserving_api.py \
+	tests/e2e/test_rest.py tests/e2e/test_kserve_v2.py tests/e2e/test_rest_v2.py \
+	tests/e2e/test_http_limits.py tests/e2e/test_metrics.py tests/e2e/test_admin.py
+
+test: $(STAMP) .venv-estimator/.installed  ## the whole test suite: unit tests (seconds, no TensorFlow), then end-to-end, then each protocol file alone
 	$(BIN)/python -m pytest tests/unit
 	$(BIN)/python -m pytest tests/e2e
+	$(MAKE) test-alone
+
+test-alone: $(STAMP)  ## each protocol test file in a process of its own
+	@for f in $(PROTOCOL_TESTS); do echo "== $$f alone"; $(BIN)/python -m pytest -q $$f || exit 1; done
 
 test-unit: $(STAMP)  ## only the unit tests (no TensorFlow, no server)
 	$(BIN)/python -m pytest tests/unit

@@ -129,6 +129,28 @@ def serving(
 
 
 @contextmanager
+def serving_process(
+    root: Path, name: str, *flags: str, rest: bool = False
+) -> Iterator[ServerProcess]:
+    """``swapserve`` started from its console script for one model (HTTP too with ``rest``),
+    once the model serves; stopped on exit. Nothing of the test process is in the server."""
+    from swapserve_client import Client
+
+    server = ServerProcess(
+        "--model-name", name, "--export-root", str(root), *(("--rest-port", "0") if rest else ()),
+        *flags,
+    )  # fmt: skip
+    try:
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            wait_for(lambda: client.model_status(name).serving_version, 60, f"{name} to serve")
+        if rest:
+            server.rest_port
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
 def serving_settings(settings: Settings, wait: bool = True) -> Iterator[App]:
     """A started server for ``settings`` (port 0 for tests); every model serves before it is
     yielded unless ``wait`` is false."""

@@ -13,7 +13,13 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from helpers import HALF_PLUS_TWO, copy_version, estimator_version, serving
+from helpers import (
+    HALF_PLUS_TWO,
+    copy_version,
+    estimator_version,
+    serving,
+    serving_process,
+)
 from swapserve.export import export_model
 
 
@@ -21,7 +27,7 @@ from swapserve.export import export_model
 def hp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.InferenceServerClient]:
     root = tmp_path_factory.mktemp("hp2")
     copy_version(HALF_PLUS_TWO, root, 123)
-    with serving(root, name="half_plus_two", poll_seconds=600) as server:
+    with serving_process(root, "half_plus_two", "--poll-seconds", "600") as server:
         client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
         yield client
         client.close()

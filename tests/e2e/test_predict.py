@@ -17,6 +17,7 @@ from helpers import (
     copy_version,
     estimator_version,
     serving,
+    serving_process,
 )
 from swapserve_client import Client, SwapserveError
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
@@ -27,7 +28,10 @@ from swapserve_client._proto.swapserve.v1 import prediction_pb2_grpc as pb_grpc
 def hp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     root = tmp_path_factory.mktemp("hp2")
     copy_version(HALF_PLUS_TWO, root, 123)
-    with serving(root, name="hp2") as server, Client(f"127.0.0.1:{server.port}") as client:
+    with (
+        serving_process(root, "hp2") as server,
+        Client(f"127.0.0.1:{server.port}") as client,
+    ):
         yield client
 
 

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import HALF_PLUS_TWO, copy_version, estimator_version, serving_settings, wait_for
+from helpers import (
+    HALF_PLUS_TWO,
+    ServerProcess,
+    copy_version,
+    estimator_version,
+    serving_process,
+    serving_settings,
+    wait_for,
+)
 from swapserve.app import App
 from swapserve.config.model_settings import ModelSettings
 from swapserve.config.settings import Settings
@@ -23,7 +31,10 @@ DATA = "data-token-0123456789abcdef"
 
 
 def call(
-    app: App, path: str, body: str | bytes | None = None, headers: dict[str, str] | None = None
+    app: App | ServerProcess,
+    path: str,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """(status, headers, parsed JSON body) of one HTTP request."""
     data = body.encode() if isinstance(body, str) else body
@@ -51,11 +62,11 @@ def _settings(root: Path, name: str = "half_plus_two", **kw: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def hp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+def hp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("hp2")
     copy_version(HALF_PLUS_TWO, root, 123)
-    with serving_settings(_settings(root, labels={"stable": 123})) as app:
-        yield app
+    with serving_process(root, "half_plus_two", "--label", "stable=123", rest=True) as server:
+        yield server
 
 
 def test_status_by_model_version_and_label(hp2: App) -> None:

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from helpers import HALF_PLUS_TWO, copy_version, serving_settings
+from helpers import HALF_PLUS_TWO, ServerProcess, copy_version, serving_process, serving_settings
 from swapserve.app import App
 from swapserve.config.model_settings import ModelSettings
 from swapserve.config.settings import Settings
@@ -23,18 +23,12 @@ from swapserve.config.settings import Settings
 @pytest.fixture(scope="module")
 def hp2(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[App, triton.InferenceServerClient]]:
+) -> Iterator[tuple[ServerProcess, triton.InferenceServerClient]]:
     root = tmp_path_factory.mktemp("hp2")
     copy_version(HALF_PLUS_TWO, root, 123)
-    settings = Settings(
-        models=(ModelSettings(name="half_plus_two", export_root=root, labels={"stable": 123}),),
-        host="127.0.0.1",
-        port=0,
-        rest_port=0,
-    )
-    with serving_settings(settings) as app:
-        client = triton.InferenceServerClient(url=f"127.0.0.1:{app.rest_port}")
-        yield app, client
+    with serving_process(root, "half_plus_two", "--label", "stable=123", rest=True) as server:
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{server.rest_port}")
+        yield server, client
         client.close()
 
 
@@ -45,7 +39,7 @@ def _x(rows: int) -> triton.InferInput:
     return tensor
 
 
-def test_health_and_metadata(hp2: tuple[App, triton.InferenceServerClient]) -> None:
+def test_health_and_metadata(hp2: tuple[ServerProcess, triton.InferenceServerClient]) -> None:
     _, client = hp2
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("half_plus_two")
@@ -62,7 +56,7 @@ def test_health_and_metadata(hp2: tuple[App, triton.InferenceServerClient]) -> N
 @pytest.mark.parametrize("rows", [1, 64])
 @pytest.mark.parametrize("binary", [True, False])
 def test_infer_fp32_binary_and_json(
-    hp2: tuple[App, triton.InferenceServerClient], rows: int, binary: bool
+    hp2: tuple[ServerProcess, triton.InferenceServerClient], rows: int, binary: bool
 ) -> None:
     _, client = hp2
     x = np.arange(rows, dtype=np.float32).reshape(rows, 1)
@@ -75,7 +69,9 @@ def test_infer_fp32_binary_and_json(
     assert response["model_version"] == "123" and response["id"] == "r-1"
 
 
-def test_infer_default_outputs_and_versions(hp2: tuple[App, triton.InferenceServerClient]) -> None:
+def test_infer_default_outputs_and_versions(
+    hp2: tuple[ServerProcess, triton.InferenceServerClient],
+) -> None:
     _, client = hp2
     for version in ("", "123", "stable"):
         result = client.infer("half_plus_two", [_x(3)], model_version=version)
@@ -83,7 +79,7 @@ def test_infer_default_outputs_and_versions(hp2: tuple[App, triton.InferenceServ
 
 
 def test_bytes_inputs_through_a_regress_signature(
-    hp2: tuple[App, triton.InferenceServerClient],
+    hp2: tuple[ServerProcess, triton.InferenceServerClient],
 ) -> None:
     _, client = hp2
     examples = np.array(
@@ -116,7 +112,7 @@ def _post(app: App, path: str, body: Any) -> tuple[int, Any]:
             return err.code, json.loads(err.read())
 
 
-def test_plain_json_requests(hp2: tuple[App, triton.InferenceServerClient]) -> None:
+def test_plain_json_requests(hp2: tuple[ServerProcess, triton.InferenceServerClient]) -> None:
     app, _ = hp2
     status, body = _post(
         app,
@@ -156,14 +152,20 @@ def test_plain_json_requests(hp2: tuple[App, triton.InferenceServerClient]) -> N
     ],
 )  # fmt: skip
 def test_errors(
-    hp2: tuple[App, triton.InferenceServerClient], path: str, body: Any, status: int, words: str
+    hp2: tuple[ServerProcess, triton.InferenceServerClient],
+    path: str,
+    body: Any,
+    status: int,
+    words: str,
 ) -> None:
     app, _ = hp2
     got, answer = _post(app, path, body)
     assert got == status and words in answer["error"], answer
 
 
-def test_repository_index_load_unload(hp2: tuple[App, triton.InferenceServerClient]) -> None:
+def test_repository_index_load_unload(
+    hp2: tuple[ServerProcess, triton.InferenceServerClient],
+) -> None:
     _, client = hp2
     index = client.get_model_repository_index()
     assert index == [{"name": "half_plus_two", "version": "123", "state": "READY"}]

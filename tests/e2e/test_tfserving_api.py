@@ -27,7 +27,15 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from helpers import BAD, HALF_PLUS_THREE, HALF_PLUS_TWO, HALF_PLUS_TWO_TF2, copy_version, serving
+from helpers import (
+    BAD,
+    HALF_PLUS_THREE,
+    HALF_PLUS_TWO,
+    HALF_PLUS_TWO_TF2,
+    copy_version,
+    serving,
+    serving_process,
+)
 
 
 class Stubs:
@@ -41,7 +49,7 @@ class Stubs:
 def hp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stubs]:
     root = tmp_path_factory.mktemp("hp2")
     copy_version(HALF_PLUS_TWO, root, 123)
-    with serving(root, name="half_plus_two", poll_seconds=600) as server:
+    with serving_process(root, "half_plus_two", "--poll-seconds", "600") as server:
         stubs = Stubs(server.port)
         yield stubs
         stubs.channel.close()
