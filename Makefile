@@ -125,3 +125,4 @@ bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed .venv
 bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 30 minutes)
 	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/update_docs.py
+	$(BIN)/python bench/json_memory.py > docs/benchmarks/json_memory.json

@@ -149,7 +149,7 @@ class Settings:
         "it); binary tensors (KServe V2's binary extension) carry large inputs best",
     )  # fmt: skip
     http_body_memory_bytes: int = setting(
-        1 << 30, server_key=True, shown_default="1 GiB",
+        512 << 20, server_key=True, shown_default="512 MiB",
         help="memory all HTTP request bodies in progress may take together: a JSON body "
         "counts 16x its size (what parsing it costs), a binary one its size; a request past "
         "it gets 503 with Retry-After",

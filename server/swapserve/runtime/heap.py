@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +26,30 @@ def freeze_startup_objects() -> None:
     log.debug(
         "froze %d start-up objects out of the garbage collector's scans", gc.get_freeze_count()
     )
+
+
+class Trimmer:
+    """Gives freed heap memory back to the OS after large transient allocations (a big JSON
+    body parses into ~13x its size in Python objects; freed, glibc keeps most of it mapped).
+    ``malloc_trim`` runs at most once per ``every`` seconds; a no-op where glibc is absent."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        import ctypes  # noqa: PLC0415
+        import ctypes.util  # noqa: PLC0415
+
+        self._every = every
+        self._lock = threading.Lock()  # guards _next
+        self._next = 0.0
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        self._trim = getattr(libc, "malloc_trim", None)
+
+    def __call__(self) -> None:
+        if self._trim is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return
+            self._next = now + self._every
+        self._trim(0)

@@ -30,6 +30,7 @@ from aiohttp import web
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability.throttle import Throttle
+from swapserve.runtime.heap import Trimmer
 from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse
 from swapserve.transport.http.bodies import BodyBudget, BodyLimits, Refused, read_body
 from swapserve.transport.http.connections import Connection, Connections
@@ -158,7 +159,7 @@ class RestServer:
             del body
             if bound.inline:
                 return _response(bound(plain))
-            answer = await self._pool.run(bound, plain)
+            answer = await self._pool.run(bound, plain, trim=taken >= TRIM_AFTER_BYTES)
             return _response(answer)
         except Refused as refusal:
             if refusal.status == 408 and isinstance(connection, Connection):
@@ -174,6 +175,10 @@ class RestServer:
             self.connections.report(kind, what)
 
 
+TRIM_AFTER_BYTES = 64 << 20
+"""A body whose answer held this much (its budget) gives its memory back to the OS after."""
+
+
 class ThreadPool:
     """The threads the API answers on (``run`` awaits one call)."""
 
@@ -181,11 +186,21 @@ class ThreadPool:
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rest")
+        self._trim = Trimmer()
 
-    async def run(self, bound: Any, request: HttpRequest) -> HttpResponse:
+    async def run(self, bound: Any, request: HttpRequest, trim: bool = False) -> HttpResponse:
+        """``bound(request)`` on a pool thread; with ``trim``, then freed heap goes back to the
+        OS (on that thread, after the answer is made)."""
         answer: HttpResponse = await asyncio.get_running_loop().run_in_executor(
-            self._executor, bound, request
+            self._executor, self._answer, bound, request, trim
         )
+        return answer
+
+    def _answer(self, bound: Any, request: HttpRequest, trim: bool) -> HttpResponse:
+        answer: HttpResponse = bound(request)
+        if trim:
+            del request
+            self._trim()
         return answer
 
     def shutdown(self) -> None:
