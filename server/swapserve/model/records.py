@@ -77,9 +77,9 @@ class _Record:
 
 @dataclass(frozen=True)
 class Observed:
-    """What one scan changed, for the caller to log."""
+    """What one scan changed, for the caller to log (new versions are announced by the
+    watcher once they have a graph file)."""
 
-    discovered: tuple[Candidate, ...] = ()
     retried: tuple[int, ...] = ()
     """Failed versions whose files changed: they will be tried again."""
 
@@ -109,13 +109,11 @@ class VersionRecords:
         (and lifts a failure), a version with problems (unreadable files, broken links) fails
         with them unless it is loaded, versions no longer on disk that never loaded end."""
         now, wall = self._clock(), self._wall()
-        discovered: list[Candidate] = []
         retried: list[int] = []
         with self._lock:
             for version, cand in candidates.items():
                 rec = self._records.get(version)
                 if rec is None:
-                    discovered.append(cand)
                     self._records[version] = _Record(
                         State.START, updated_unix=wall, fingerprint=cand.fingerprint, since=now
                     )
@@ -149,7 +147,7 @@ class VersionRecords:
             )
             for version in ended[KEEP_ENDED:]:
                 del self._records[version]
-        return Observed(tuple(discovered), tuple(retried))
+        return Observed(tuple(retried))
 
     def age(self, version: int) -> float:
         """Seconds the version's current file set has been seen unchanged (0 if not on disk)."""

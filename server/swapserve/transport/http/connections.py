@@ -36,7 +36,11 @@ def raw_error(status: int, reason: str, message: str, extra: str = "") -> bytes:
 
 class Connection(RequestHandler):
     """aiohttp's connection, plus the header timeout, idleness (for the cap) and JSON errors
-    for aiohttp's own refusals."""
+    for aiohttp's own refusals.
+
+    It reads aiohttp's private ``_messages`` (parsed heads waiting), ``_manager`` and
+    ``_force_close`` and sets ``_lingering_time``: aiohttp is pinned, and
+    tests/e2e/test_http_limits.py fails if their meaning changes."""
 
     def __init__(self, manager: Connections, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -68,12 +72,14 @@ class Connection(RequestHandler):
             self._head_timer = None
 
     def request_started(self) -> None:
+        """The server's handler took a request of this connection: its head is complete."""
         self.in_request = True
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
     def request_done(self) -> None:
+        """The request was answered: the connection is idle from now."""
         self.in_request = False
         self.idle_since = self._limits.loop.time()
 
