@@ -146,11 +146,11 @@ class RequestLog:
         import tensorflow as tf  # noqa: PLC0415 (the writer thread only)
 
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._prune()  # first: the new file never makes max_files + 1, even for a moment
         self._sequence += 1
         name = f"requests-{int(time.time() * 1000)}-{self._sequence:06d}{_SUFFIX}"
         self._writer = tf.io.TFRecordWriter(str(self.directory / name))
         self._written = 0
-        self._prune()
 
     def _close_file(self) -> None:
         if self._writer is not None:
@@ -161,9 +161,9 @@ class RequestLog:
             self._writer = None
 
     def _prune(self) -> None:
-        """Deletes the oldest files past ``max_files`` (the one just opened counts)."""
+        """Deletes the oldest files, leaving room for one more within ``max_files``."""
         files = sorted(self.directory.glob(f"requests-*{_SUFFIX}"))
-        for old in files[: max(0, len(files) - self._max_files)]:
+        for old in files[: max(0, len(files) - self._max_files + 1)]:
             old.unlink(missing_ok=True)
 
     def _failed(self, err: Exception) -> None:
