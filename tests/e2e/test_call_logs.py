@@ -138,6 +138,16 @@ def test_request_log_under_load_becomes_the_next_warm_up(
     )
 
 
+def _sizes(logs: Path) -> list[int]:
+    sizes = []
+    for f in logs.glob("requests-*.tfrecord"):
+        try:
+            sizes.append(f.stat().st_size)
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
 def test_request_log_disk_bound_and_a_broken_directory(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,9 +168,9 @@ def test_request_log_disk_bound_and_a_broken_directory(
 
         with CallLoad([lambda: client.predict("m", x)], threads=4) as load:
             wait_for(lambda: written() >= 200, what="200 records written")
-            files = list(logs.glob("requests-*.tfrecord"))
-            assert 1 <= len(files) <= 3, files
-            assert all(f.stat().st_size <= 4096 + 512 for f in files)
+            sizes = _sizes(logs)  # the writer rotates meanwhile: a listed file may be gone
+            assert 1 <= len(sizes) <= 3, sizes
+            assert all(size <= 4096 + 512 for size in sizes), sizes
             # The directory replaced by a file: new log files cannot be created.
             shutil.rmtree(logs)
             logs.write_text("not a directory")
