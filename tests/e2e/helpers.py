@@ -226,17 +226,20 @@ class ServerProcess:
     @property
     def rest_port(self) -> int:
         """The HTTP port (started with ``--rest-port 0``), from the log."""
+        return self._logged_port(r"HTTP on [\d.]+:(\d+)", "the HTTP port")
+
+    @property
+    def metrics_port(self) -> int:
+        """The metrics port (started with ``--metrics-port 0``), from the log."""
+        return self._logged_port(r"metrics on http://[\d.]+:(\d+)", "the metrics port")
+
+    def _logged_port(self, pattern: str, what: str) -> int:
         import re
 
-        match = wait_for(
-            lambda: next(
-                (m for line in list(self.lines) if (m := re.search(r"HTTP on [\d.]+:(\d+)", line))),
-                None,
-            ),
-            timeout=30,
-            what="the HTTP port",
-        )
-        return int(match.group(1))
+        def found() -> re.Match[str] | None:
+            return next((m for ln in list(self.lines) if (m := re.search(pattern, ln))), None)
+
+        return int(wait_for(found, timeout=30, what=what).group(1))
 
     def fds(self) -> int:
         """Descriptors the server process has open now."""

@@ -78,11 +78,6 @@ def test_a_config_caught_half_written_never_drops_a_model(tmp_path: Path) -> Non
     assert "removed" not in server.log, server.log[-3000:]
 
 
-def _logged_port(server: ServerProcess, words: str) -> str | None:
-    lines = [line for line in server.lines if words in line]
-    return lines[0].rsplit(":", 1)[-1].split("/")[0] if lines else None
-
-
 def test_a_hostile_config_pbtxt_fails_only_its_model(tmp_path: Path) -> None:
     """Before: one non-UTF-8 byte in a comment of one model's config.pbtxt: exit 1 with a
     traceback at start (no model served); while polling, a traceback every poll, new good
@@ -95,7 +90,7 @@ def test_a_hostile_config_pbtxt_fails_only_its_model(tmp_path: Path) -> None:
         "--model-repository", str(repo), "--poll-seconds", "0.3", "--rest-port", "0",
         "--metrics-port", "0", "--config-settle-seconds", "0.5",
     )  # fmt: skip
-    metrics_port = int(wait_for(lambda: _logged_port(server, "metrics on")))
+    metrics_port = server.metrics_port
     try:
         with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
             wait_for(lambda: client.model_status("good").serving_version == 1, 60)

@@ -123,8 +123,7 @@ def test_hot_swaps_under_load_leave_no_series_of_released_versions(tmp_path: Pat
         "--model-name", "m", "--export-root", str(root), "--poll-seconds", "0.05",
         "--reload-settle-seconds", "0", "--metrics-port", "0", "--rest-port", "0",
     )  # fmt: skip
-    lines = wait_for(lambda: [ln for ln in server.lines if "metrics on http" in ln])
-    metrics = f"http://127.0.0.1:{lines[0].rsplit(':', 1)[1].split('/')[0]}/metrics"
+    metrics = f"http://127.0.0.1:{server.metrics_port}/metrics"
     try:
         with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
             wait_for(lambda: client.model_status("m").serving_version == 1, 60)

@@ -37,14 +37,7 @@ def test_memory_and_disk_stay_within_their_byte_bounds(tmp_path: Path) -> None:
         "--request-log-max-bytes", str(4 * MIB), "--request-log-max-files", "3",
         "--request-log-queue-bytes", str(8 * MIB),
     )  # fmt: skip
-    metrics = int(
-        wait_for(
-            lambda: next(
-                (ln.rsplit(":", 1)[1].split("/")[0] for ln in server.lines if "metrics on" in ln),
-                None,
-            )
-        )
-    )
+    metrics = server.metrics_port
     client = triton_http.InferenceServerClient(f"127.0.0.1:{server.rest_port}")
     try:
         wait_for(lambda: client.is_model_ready("m"), 60)

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from helpers import HALF_PLUS_TWO, ServerProcess, copy_version, serving_process, wait_for
+from helpers import HALF_PLUS_TWO, ServerProcess, copy_version, serving_process
 from swapserve_client import Client, SwapserveError
 
 ADMIN = "admin-token-0123456789"
@@ -51,14 +51,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         root, "m", "--metrics-port", "0", "--rest-metrics-path", "/monitoring/prometheus/metrics",
         "--admin-token-file", str(token), rest=True,
     ) as server:  # fmt: skip
-        port = wait_for(lambda: _logged_port(server, "metrics on http://"))
-        yield Served(server, int(port))
+        yield Served(server, server.metrics_port)
     assert "Traceback" not in server.log, server.log[-3000:]
-
-
-def _logged_port(server: ServerProcess, words: str) -> str | None:
-    lines = [line for line in server.lines if words in line]
-    return lines[0].rsplit(":", 1)[1].split("/")[0] if lines else None
 
 
 def _http(url: str, body: bytes | None = None) -> tuple[int, Any]:

@@ -28,11 +28,6 @@ def _requests_total(port: int) -> float:
     )
 
 
-def _logged(server: ServerProcess, pattern: str) -> str | None:
-    found = (re.search(pattern, line) for line in list(server.lines))
-    return next((m.group(1) for m in found if m), None)
-
-
 def _worker_pids(log: str) -> dict[int, int]:
     return {int(w): int(p) for w, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", log)}
 
@@ -43,7 +38,7 @@ def test_a_killed_worker_keeps_its_counts_and_rejoins_only_when_ready(tmp_path: 
         "--model-name", "m", "--export-root", str(tmp_path / "m"), "--workers", "2",
         "--rest-port", "0", "--metrics-port", "0", "--poll-seconds", "600",
     )  # fmt: skip
-    metrics = int(wait_for(lambda: _logged(server, r"metrics on http://[\d.]+:(\d+)")))
+    metrics = server.metrics_port
     rest = server.rest_port
     answers: list[tuple[float, int, bytes]] = []
     stop = threading.Event()

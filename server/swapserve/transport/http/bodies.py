@@ -116,6 +116,15 @@ class _Cost:
         return json_part * JSON_COST + (n - json_part)
 
 
+def _too_large(limit: int) -> Refused:
+    return Refused(
+        413,
+        f"the request body is larger than {limit} bytes (--max-http-body-bytes; counted "
+        "after decompression)",
+        close=True,
+    )
+
+
 async def read_body(
     request: web.BaseRequest, limits: BodyLimits, budget: BodyBudget, report: Report
 ) -> tuple[bytes, int]:
@@ -127,12 +136,6 @@ async def read_body(
             memory budget is full).
     """
     limit = limits.max_bytes
-    too_large = Refused(
-        413,
-        f"the request body is larger than {limit} bytes (--max-http-body-bytes; counted "
-        "after decompression)",
-        close=True,
-    )
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _ENCODINGS:
         raise Refused(
@@ -142,7 +145,7 @@ async def read_body(
         )
     declared = request.content_length
     if declared is not None and declared > limit and encoding in ("", "identity"):
-        raise too_large
+        raise _too_large(limit)
     cost = _Cost(request)
     taken = 0
     timeout = limits.timeout
@@ -176,7 +179,7 @@ async def read_body(
                 break
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             if (need := budget.need(cost(size))) > taken:
                 taken += budget.take(need - taken)
             chunks.append(chunk)
