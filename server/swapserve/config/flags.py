@@ -20,6 +20,7 @@ from swapserve.config.model_settings import (
     SessionSettings,
     VersionPolicy,
 )
+from swapserve.config.rollout_settings import RolloutSettings
 from swapserve.config.settings import Settings
 
 LOG_FORMATS = ("text", "json")
@@ -59,6 +60,7 @@ def all_declared() -> list[Declared]:
         *declared(VersionPolicy),
         *(d for d in server if d.field.name not in _SOURCES),
         *declared(BatchingSettings),
+        *declared(RolloutSettings),
         *declared(SessionSettings),
         *declared(ProcessSettings),
     ]

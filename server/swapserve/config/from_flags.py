@@ -20,6 +20,7 @@ from swapserve.config.model_settings import (
     SettingsError,
     VersionPolicy,
 )
+from swapserve.config.rollout_settings import RolloutSettings
 from swapserve.config.settings import Settings
 from swapserve.config.yaml_file import ConfigFile, is_text_config, load_config
 
@@ -67,7 +68,11 @@ _MODEL_ONLY = tuple(
     if d.owner is VersionPolicy or d.field.name in _IDENTITY
 )  # fmt: skip
 # Options of every model of a repository (or of TF Serving's text config) that its file cannot set.
-_REPOSITORY_BASE = tuple(d.dest for d in declared(ModelSettings) if d.field.name not in _IDENTITY)
+_REPOSITORY_BASE = tuple(
+    d.dest
+    for d in (*declared(ModelSettings), *declared(RolloutSettings))
+    if d.field.name not in _IDENTITY
+)  # a YAML file sets rollout per model; TF Serving's and Triton's get the flags' values
 
 
 def _given(args: argparse.Namespace, parser: argparse.ArgumentParser, names: Sequence[str]) -> str:
@@ -85,6 +90,7 @@ def _one_model(args: argparse.Namespace, name: str, root: str) -> ModelSettings:
         **_fields(ModelSettings, args, skip=("name", "export_root")),
         batching=BatchingSettings(**_fields(BatchingSettings, args)),
         versions=VersionPolicy(**_fields(VersionPolicy, args)),
+        rollout=RolloutSettings(**_fields(RolloutSettings, args)),
     )
 
 

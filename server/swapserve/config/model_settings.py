@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from swapserve.config.declare import flag, setting
+from swapserve.config.rollout_settings import RolloutSettings, RolloutSettingsError
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
@@ -205,6 +206,8 @@ class ModelSettings:
     """Dynamic batching (off by default)."""
     versions: VersionPolicy = field(default_factory=VersionPolicy)
     """Which versions are loaded (default: the newest one)."""
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    """The gates a new version must pass and its canary share (gates on, canary off)."""
     remote: str | None = None
     """An object-store export root (``s3://bucket/prefix``) mirrored into ``export_root``, which
     is then a local cache directory swapserve owns."""
@@ -261,6 +264,10 @@ class ModelSettings:
             )
         self.batching.validate()
         self.versions.validate(self.name)
+        try:
+            self.rollout.validate()
+        except RolloutSettingsError as err:
+            raise SettingsError(f"{where}: {err}") from None
         for label, version in self.labels.items():
             if not _LABEL.match(label):
                 raise SettingsError(

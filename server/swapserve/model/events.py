@@ -40,6 +40,13 @@ class ModelEvents:
     def serving(self, model: str, version: int, previous: int) -> None:
         """``version`` now answers version-0 requests (0: none does); ``previous`` did."""
 
+    def gate_checked(self, model: str, gate: str, passed: bool) -> None:
+        """One gate judged a candidate version."""
+
+    def rollout(self, model: str, phase: str, version: int, canary_percent: float) -> None:
+        """The model's rollout phase changed (``rollout.PHASES``); ``version`` is the version
+        it is about, ``canary_percent`` its share while a canary runs (else 0)."""
+
     def unloaded(self, model: str, version: int) -> None:
         """A retired version finished its requests and was released."""
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from swapserve.config.model_settings import SessionSettings
 from swapserve.errors import LoadError, ModelRunError
 from swapserve.model import session_calls, warmup
+from swapserve.model.outcomes import WarmupRequest
 from swapserve.model.signature import (
     DEFAULT_SIGNATURE,
     SignatureSpec,
@@ -86,6 +87,8 @@ class LoadedVersion:
         self.run_thread_timing: tuple[float, float] | None = None
         """With ``auto``: the median seconds per call measured (pool, caller)."""
         self._run_options = session_calls.CALLER_THREAD if run_thread == "caller" else None
+        self.warmup_requests: list[WarmupRequest] = []
+        """The warm-up requests it answered, for the gates to replay (then dropped)."""
 
     @classmethod
     def load(
@@ -128,7 +131,7 @@ class LoadedVersion:
                 loaded._callable(sig, tuple(sig.outputs))
             graph.finalize()
             if warm_up:
-                warmup.warm_up(loaded, decode_record)
+                loaded.warmup_requests = warmup.warm_up(loaded, decode_record)
             if settings.run_thread == "auto":
                 loaded._pick_run_thread(timing_rows)
         except Exception as err:

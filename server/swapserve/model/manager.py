@@ -29,16 +29,19 @@ from swapserve.config.model_settings import MAX_VERSION, ModelSettings, SessionS
 from swapserve.errors import (
     FailedPrecondition,
     InvalidArgument,
-    LoadError,
     Unavailable,
 )
 from swapserve.model import policy
+from swapserve.model.canary import Decision
 from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.export_source import Candidates, ExportSource
 from swapserve.model.flights import Flights
 from swapserve.model.outcomes import Prediction, ReloadOutcome
 from swapserve.model.records import ModelStatus, VersionRecords
+from swapserve.model.rollout import Rollout, Verdicts
+from swapserve.model.sample import LiveSample
 from swapserve.model.serving import Handle, ServingMap
+from swapserve.model.swaps import Swaps
 from swapserve.model.version_loader import Loader, VersionLoader, load_saved_model
 
 __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
@@ -66,15 +69,28 @@ class ModelManager:
         session: SessionSettings,
         loader: Loader = load_saved_model,
         events: ModelEvents = NO_EVENTS,
+        *,
         clock: Callable[[], float] = time.monotonic,
+        verdicts: Verdicts | None = None,
     ) -> None:
         self.name = settings.name
         self._events = events
         self._load_lock = threading.Lock()  # one scan/load/swap at a time; guards _settings
         self._settings = settings  # written under _load_lock; a reference swap, read freely
         self._records = VersionRecords(clock)
-        self._versions = VersionLoader(self.name, session, loader, self._records, events)
+        ro = settings.rollout
+        self._sample = LiveSample(ro.gate_sample_requests, ro.gate_sample_bytes)
+        self._versions = VersionLoader(
+            self.name, session, loader, self._records, events, sample=self._sample
+        )
         self._map = ServingMap(self.name, settings.labels, self._retired, self._released)
+        self._rollout = Rollout(
+            self.name, self._map, self._sample, events, self._canary_decided, verdicts=verdicts
+        )
+        self._swaps = Swaps(
+            self.name, lambda: self._settings, self._records, self._versions, self._map,
+            self._rollout, events, self._notify,
+        )  # fmt: skip
         events.model_added(self.name, self._map)
         self._source = ExportSource(
             self.name,
@@ -112,9 +128,10 @@ class ModelManager:
 
     # ---- request path (the data plane resolves versions and words errors) ---------------------
 
-    def acquire(self, version: int, label: str = "") -> Handle | None:
-        """The handle serving ``version`` (0: the served one) or ``label``, or None."""
-        return self._map.acquire(version, label)
+    def acquire(self, version: int, label: str = "", divert: bool = False) -> Handle | None:
+        """The handle serving ``version`` (0: the served one, or with ``divert`` the canary for
+        its share) or ``label``, or None."""
+        return self._map.acquire(version, label, divert)
 
     def release(self, handle: Handle) -> None:
         """Ends a request on ``handle``."""
@@ -150,6 +167,7 @@ class ModelManager:
             pinned,
             labels,
             storage_error=self._source.storage_error,
+            rollout=self._rollout.status,
         )
 
     def unavailable_reason(self) -> str:
@@ -200,15 +218,17 @@ class ModelManager:
             if not self._map.stopped:  # a pin keeps serving; labelled versions still load
                 self._converge(candidates, settle)
 
-    def reload(self, version: int = 0) -> ReloadOutcome:
+    def reload(self, version: int = 0, force: bool = False) -> ReloadOutcome:
         """Rescans now; follows the version policy (0, unpinning) or loads and pins ``version``.
+        ``force`` serves it without gates or canary (and ends a canary at once).
 
         Concurrent reloads of one target share one rescan that began after each of them was
         called (group commit, ``flights.py``); rescans start ``RELOAD_GAP`` apart at most.
 
         Raises:
             NotFound: the version is not in the export root.
-            FailedPrecondition: the version is incomplete or failed to load; nothing changed.
+            FailedPrecondition: the version is incomplete, failed to load or was refused by a
+                gate; nothing changed.
             Unavailable: there is no complete version at all, or the export root could not be
                 scanned (``storage_error``); nothing changed.
         """
@@ -216,9 +236,10 @@ class ModelManager:
             raise InvalidArgument(
                 f"version must be from 0 (the newest) to {MAX_VERSION}, got {version}"
             )
-        return self._flights.run(version, lambda: self._reload_locked(version))
+        key = (version, force)
+        return self._flights.run(key, lambda: self._reload_locked(version, force))
 
-    def _reload_locked(self, version: int) -> ReloadOutcome:
+    def _reload_locked(self, version: int, force: bool) -> ReloadOutcome:
         """One reload; the caller holds ``_load_lock``."""
         settle = self._settings.reload_settle_seconds
         if self._map.stopped == "closed":
@@ -237,33 +258,31 @@ class ModelManager:
             self._source.check_pinnable(candidates, version, settle)
         pinned_before = self._map.pinned
         self._map.set_pinned(version)
-        failures = self._converge(candidates, settle, retry_failed=True)
+        failures = self._converge(candidates, settle, retry_failed=True, force=force)
         served = self._map.served_version
         ready = self._records.ready(candidates.values(), settle, retry_failed=True)
         target = version or policy.default_version(
             [c.version for c in ready], 0, self._settings.versions
         )
         if target in failures or (version and served != version):
-            keeps = (
-                "nothing is serving"
-                if not served
-                else f"version {served} keeps serving"
-                if served == previous
-                else f"version {served} serves"
-            )
             if version:
                 self._map.set_pinned(pinned_before)
-            raise FailedPrecondition(
-                f"version {target} of model '{self.name}' failed to load ({keeps}): "
-                f"{failures.get(target, 'unknown error')}"
-            )
+            raise FailedPrecondition(_not_served(self.name, target, served, previous, failures))
         if not served:
             raise Unavailable(
                 f"model '{self.name}' has no complete version in export root "
                 f"{self._settings.export_root}"
             )
         seconds = self._records.load_seconds(served) if served != previous else 0.0
-        return ReloadOutcome(previous, served, seconds, pinned=bool(version))
+        canary = self._map.canary
+        return ReloadOutcome(
+            previous,
+            served,
+            seconds,
+            pinned=bool(version),
+            canary_version=canary.version if canary is not None else 0,
+            canary_percent=self._rollout.status.canary_percent if canary is not None else 0.0,
+        )
 
     def reconfigure(self, settings: ModelSettings) -> None:
         """Takes on new polling, warm-up, version policy and labels (a config reload), then
@@ -278,69 +297,21 @@ class ModelManager:
                 self._converge(self._source.scan(settle), settle)
 
     def _converge(
-        self, candidates: Candidates, settle: float, retry_failed: bool = False
+        self,
+        candidates: Candidates,
+        settle: float,
+        retry_failed: bool = False,
+        force: bool = False,
     ) -> dict[int, str]:
-        """Loads what the policy wants, one plan step at a time, then makes the plan's default
-        serve and releases the rest; the caller holds ``_load_lock``.
+        """``Swaps.converge``; the caller holds ``_load_lock``."""
+        return self._swaps.converge(candidates, settle, retry_failed, force)
 
-        Returns:
-            The versions that failed to load, with their errors.
-        """
-        ready = self._records.ready(candidates.values(), settle, retry_failed=retry_failed)
-        eligible = {c.version for c in ready}
-        # A loaded version still on disk stays eligible even while its files are touched.
-        eligible |= {
-            v for v in self._map.loaded_versions if v in candidates and candidates[v].complete
-        }
-        failures: dict[int, str] = {}
-        while True:
-            step = policy.plan(
-                policy.PolicyView(
-                    eligible=tuple(sorted(eligible, reverse=True)),
-                    loaded=frozenset(self._map.loaded_versions),
-                    failed=frozenset(failures),
-                    pinned=self._map.pinned,
-                    labelled=frozenset(self._map.labels.values()),
-                    policy=self._settings.versions,
-                )
-            )
-            if step.load:
-                try:
-                    self._map.add(self._versions.load(candidates[step.load], self._settings))
-                except LoadError as err:
-                    failures[step.load] = str(err)
-                continue
-            if not step.changes_nothing:
-                self._commit(step.serve, step.keep)
-            return failures
-
-    def _commit(self, default: int, keep: frozenset[int]) -> None:
-        """Makes ``default`` serve requests without a version and retires the rest."""
-        previous, retired = self._map.commit(default, keep)
-        if previous != default:
-            self._events.serving(self.name, default, previous)
-            seconds = self._records.load_seconds(default)
-            if previous:
-                log.info(
-                    "model %s: swapped version %d -> %d (loaded in %.3fs)",
-                    self.name,
-                    previous,
-                    default,
-                    seconds,
-                    extra=self._event(
-                        default, "swapped", previous_version=previous, load_seconds=seconds
-                    ),
-                )
-            else:
-                log.info(
-                    "model %s: version %d serving (loaded in %.3fs)",
-                    self.name,
-                    default,
-                    seconds,
-                    extra=self._event(default, "serving", load_seconds=seconds),
-                )
-        if previous != default or retired:
-            self._notify()
+    def _canary_decided(self, version: int, decision: Decision) -> None:
+        """The canary monitor's verdict, applied under the load lock (stale ones ignored)."""
+        with self._load_lock:
+            if self._swaps.decide(version, decision):
+                settle = self._settings.effective_settle_seconds
+                self._converge(self._source.scan(settle), settle)
 
     def _retired(self, version: int) -> None:
         self._records.unloading(version)
@@ -403,3 +374,23 @@ class ModelManager:
                 self.name,
                 timeout,
             )
+
+
+def _not_served(
+    model: str, target: int, served: int, previous: int, failures: Mapping[int, str]
+) -> str:
+    """FAILED_PRECONDITION's words for a Reload whose version does not serve."""
+    keeps = (
+        "nothing is serving"
+        if not served
+        else f"version {served} keeps serving"
+        if served == previous
+        else f"version {served} serves"
+    )
+    error = failures.get(target, "unknown error")
+    if error.startswith("rejected by the"):
+        return (
+            f"version {target} of model '{model}' was not served ({keeps}): {error}; "
+            "Reload with force to serve it anyway"
+        )
+    return f"version {target} of model '{model}' failed to load ({keeps}): {error}"

@@ -26,6 +26,10 @@ class ReloadOutcome:
     version: int
     load_seconds: float
     pinned: bool
+    canary_version: int = 0
+    """A version that passed the gates and answers ``canary_percent`` of the requests before
+    it takes them all (0: none)."""
+    canary_percent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,20 @@ class WarmupRequest:
     signature: str
     inputs: dict[str, np.ndarray]
     output_filter: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """Where the model's newest rollout stands."""
+
+    phase: str = ""
+    version: int = 0
+    """The version the phase is about."""
+    previous_version: int = 0
+    """The version it is compared with (and that serves the rest during a canary)."""
+    canary_percent: float = 0.0
+    since_unix: float = 0.0
+    message: str = ""
+    """Why: the gate's refusal, the rollback's breach, the promotion's figures."""
+    gate: str = ""
+    """The gate that refused (phase ``refused``)."""

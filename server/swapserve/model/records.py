@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from swapserve.model.discovery import Candidate, Fingerprint
+from swapserve.model.outcomes import RolloutStatus
 from swapserve.observability.stats import VersionStats
 
 KEEP_ENDED = 20
@@ -59,6 +60,8 @@ class ModelStatus:
     labels: Mapping[str, int] = field(default_factory=dict)
     storage_error: str = ""
     """The export root's last listing or download error ("" when it works)."""
+    rollout: RolloutStatus = field(default_factory=RolloutStatus)
+    """Where the newest version's rollout stands (gates, canary)."""
 
 
 @dataclass
@@ -227,7 +230,12 @@ class VersionRecords:
             rec.failed_fingerprint = None
 
     def unloading(self, version: int) -> None:
-        """The version was taken out of service; it is released once its requests finish."""
+        """The version was taken out of service; it is released once its requests finish. A
+        version retired because it failed (a rolled-back canary) stays FAILED with its error."""
+        with self._lock:
+            rec = self._records.get(version)
+            if rec is not None and rec.state is State.FAILED:
+                return
         self._set(version, State.UNLOADING)
 
     def ended(self, version: int) -> None:

@@ -12,78 +12,21 @@ map, with its ``GUARDED_BY`` discipline written as comments here).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from swapserve.model.batching import Batcher, batchable
-from swapserve.model.events import ModelEvents
+from swapserve.model.canary import Watch, diverted
+from swapserve.model.handle import Fallback, Handle
 from swapserve.model.outcomes import Prediction
 from swapserve.observability import calls
 
-if TYPE_CHECKING:  # the request path never imports TensorFlow through this module
-    from swapserve.model.loaded_version import LoadedVersion
+__all__ = ["Fallback", "Handle", "ServingMap"]
 
 log = logging.getLogger(__name__)
-
-
-class Handle:
-    """A loaded version, its batcher, and its in-flight count.
-
-    Args:
-        loaded: the version.
-        batcher: its batcher (None: batching off).
-        model: the model's name (metric labels).
-        events: told of every model run.
-    """
-
-    def __init__(
-        self, loaded: LoadedVersion, batcher: Batcher | None, model: str, events: ModelEvents
-    ) -> None:
-        self.loaded = loaded  # immutable
-        self.batcher = batcher  # immutable
-        self.version: int = loaded.version  # immutable
-        self._model = model
-        self._events = events
-        self.inflight = 0  # guarded by ServingMap._lock
-        self.retired = False  # guarded by ServingMap._lock
-        self.idle = threading.Event()
-        """Set once retired with no request in flight: the reaper may release it."""
-
-    def run(
-        self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
-    ) -> Prediction:
-        """Runs one request (acquired), batched when batching is on and the request allows."""
-        loaded = self.loaded
-        record = calls.current()  # ``note_version`` inline: this is the hot path
-        if record is not None:
-            record.version = self.version
-        sig, wanted = loaded.prepare(signature, inputs, output_filter)
-        if self.batcher is not None and batchable(sig, inputs):
-            outputs, queued, ran = self.batcher.submit_timed(sig, wanted, inputs)
-        else:
-            start = time.perf_counter()
-            outputs = loaded.execute(sig, wanted, inputs)
-            queued, ran = 0.0, time.perf_counter() - start
-            self._events.ran(self._model, self.version, ran)
-        calls.note_run(
-            sig.name, inputs, outputs, output_filter=output_filter, run_seconds=ran,
-            queue_seconds=queued,
-        )  # fmt: skip
-        return Prediction(self.version, sig.name, outputs)
-
-    def run_examples(self, signature: str, serialized: np.ndarray, method: str) -> Prediction:
-        """Runs a classify or regress signature on serialized tf.Example protos."""
-        calls.note_version(self.version)
-        start = time.perf_counter()
-        name, outputs = self.loaded.run_examples(signature, serialized, method)
-        ran = time.perf_counter() - start
-        self._events.ran(self._model, self.version, ran)
-        calls.note_run(name, {}, outputs, run_seconds=ran, rows=int(serialized.size))
-        return Prediction(self.version, name, outputs)
 
 
 class ServingMap:
@@ -114,16 +57,27 @@ class ServingMap:
         self._stopped = ""  # guarded by _lock: "closed" or "unloaded" once retire_all ran
         self._reapers: list[threading.Thread] = []  # guarded by _lock
         self._inflight = 0  # guarded by _lock: requests on any version now
+        self._canary: Handle | None = None  # guarded by _lock: answers a share of version-0
+        self._share = 0.0  # guarded by _lock: the canary's share of version-0 requests, 0..1
 
     # ---- request path -------------------------------------------------------------------------
 
-    def acquire(self, version: int, label: str = "") -> Handle | None:
+    def acquire(self, version: int, label: str = "", divert: bool = False) -> Handle | None:
         """The handle serving ``version`` (0: the served version) or ``label``, counted in;
-        None if there is none. Every acquired handle must be ``release``d."""
+        None if there is none. Every acquired handle must be ``release``d. ``divert``: a
+        version-0 request may go to the canary (predictions do; metadata does not)."""
         with self._lock:
             if label:
                 version = self._labels.get(label, -1)
-            handle = self._handles.get(version) if version else self._served
+            if version:
+                handle = self._handles.get(version)
+            else:
+                handle = self._served
+                canary = self._canary
+                if canary is not None and divert:
+                    key = calls.routing_key(calls.current())
+                    if diverted(self._share, key, random.random()):  # noqa: S311 (not secret)
+                        handle = canary
             if handle is not None:
                 handle.inflight += 1
                 self._inflight += 1
@@ -182,6 +136,77 @@ class ServingMap:
             served = self._served.version if self._served else 0
             return served, self._pinned, dict(self._labels)
 
+    @property
+    def canary(self) -> Handle | None:
+        """The canary's handle, if a canary runs."""
+        with self._lock:
+            return self._canary
+
+    # ---- canary -------------------------------------------------------------------------------
+
+    def start_canary(self, version: int, share: float, fallback: Fallback) -> tuple[Watch, Watch]:
+        """Lets loaded ``version`` answer ``share`` (0..1) of the version-0 predictions, the
+        served version the rest; both get a fresh watch.
+
+        Returns:
+            The canary's watch and the served version's.
+        """
+        with self._lock:
+            canary, served = self._handles[version], self._served
+            assert served is not None and served is not canary
+            self._clear_canary_locked()
+            canary.watch, served.watch = Watch(), Watch()
+            canary.fallback = fallback
+            self._canary, self._share = canary, share
+            return canary.watch, served.watch
+
+    def promote(self) -> tuple[int, int]:
+        """The canary answers every version-0 request from now on.
+
+        Returns:
+            (the canary's version, the version that served before); (0, 0) with no canary.
+        """
+        with self._lock:
+            canary, served = self._canary, self._served
+            if canary is None:
+                return 0, 0
+            self._clear_canary_locked()
+            self._served = canary
+            return canary.version, served.version if served else 0
+
+    def end_canary(self) -> int:
+        """Stops diverting to the canary (it stays loaded until committed away); its version,
+        or 0."""
+        with self._lock:
+            version = self._canary.version if self._canary else 0
+            self._clear_canary_locked()
+            return version
+
+    def _clear_canary_locked(self) -> None:
+        for handle in (*self._handles.values(), self._canary, self._served):
+            if handle is not None:
+                handle.watch = handle.fallback = None
+        self._canary, self._share = None, 0.0
+
+    def run_stable(
+        self,
+        failed: Handle,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str],
+    ) -> Prediction | None:
+        """The served version's answer to a request the canary ``failed`` (a ``Fallback``);
+        None if the canary is the served version by now (promoted) or nothing else serves."""
+        handle = self.acquire(0)
+        if handle is None:
+            return None
+        try:
+            if handle is failed:
+                return None
+            return handle.run(signature, inputs, output_filter)
+        finally:
+            self.release(handle)
+
     # ---- load path ----------------------------------------------------------------------------
 
     def set_labels(self, labels: Mapping[str, int]) -> None:
@@ -216,6 +241,10 @@ class ServingMap:
         with self._lock:
             previous = self._served.version if self._served else 0
             self._served = self._handles[default]
+            if self._canary is not None and (
+                self._canary.version not in keep or self._canary is self._served
+            ):
+                self._clear_canary_locked()
             retired = [h for v, h in self._handles.items() if v not in keep]
             for handle in retired:
                 self._retire_locked(handle)
@@ -232,6 +261,7 @@ class ServingMap:
             if self._stopped != "closed":
                 self._stopped = reason
             previous = self._served.version if self._served else 0
+            self._clear_canary_locked()
             retired = list(self._handles.values())
             for handle in retired:
                 self._retire_locked(handle)

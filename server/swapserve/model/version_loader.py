@@ -19,6 +19,7 @@ from swapserve.model.batching import Batcher
 from swapserve.model.discovery import Candidate, files_now, unfinished
 from swapserve.model.events import ModelEvents
 from swapserve.model.records import VersionRecords
+from swapserve.model.sample import LiveSample
 from swapserve.model.serving import Handle
 
 if TYPE_CHECKING:
@@ -83,12 +84,26 @@ class VersionLoader:
         loader: Loader,
         records: VersionRecords,
         events: ModelEvents,
+        *,
+        sample: LiveSample | None = None,
     ) -> None:
         self._model = model
         self._session = session
         self._loader = loader
         self._records = records
         self._events = events
+        self._sample = sample
+
+    def refuse(self, handle: Handle | None, cand: Candidate, reason: str) -> None:
+        """A loaded version that must not serve (a gate refused it, or its canary was rolled
+        back): FAILED with ``reason`` until its files change. ``handle``: close it (it never
+        joined the serving map); None: the map retires it."""
+        if handle is not None:
+            if handle.batcher is not None:
+                handle.batcher.stop()
+            handle.loaded.close()
+            self._events.unloaded(self._model, cand.version)
+        self._records.failed(cand, reason)
 
     def _waiting_or_failed(self, cand: Candidate, err: LoadError) -> None:
         """A failed load: FAILED (an ERROR line, the failure counted) -- unless the version is
@@ -165,4 +180,4 @@ class VersionLoader:
                 "run_thread": loaded.run_thread,
             },
         )
-        return Handle(loaded, batcher, model, events)
+        return Handle(loaded, batcher, model, events, self._sample)

@@ -33,8 +33,9 @@ RecordDecoder = Callable[[bytes], WarmupRequest | str]
 predict request (skipped)."""
 
 
-def warm_up(version: LoadedVersion, decode: RecordDecoder | None) -> None:
-    """Runs the warm-up records, or zeros through every signature that takes them.
+def warm_up(version: LoadedVersion, decode: RecordDecoder | None) -> list[WarmupRequest]:
+    """Runs the warm-up records, or zeros through every signature that takes them; returns
+    the requests that ran (the gates replay them).
 
     Raises:
         LoadError: a record failed, the export has records but no decoder was given, or a zero
@@ -44,24 +45,28 @@ def warm_up(version: LoadedVersion, decode: RecordDecoder | None) -> None:
     if records_path.exists():
         if decode is None:
             raise LoadError(f"{WARMUP_FILE} is present but this loader reads no warm-up records")
-        count = _run_records(version, records_path, decode)
-        log.info("version %d: replayed %d warm-up records", version.version, count)
-        return
+        ran = _run_records(version, records_path, decode)
+        log.info("version %d: replayed %d warm-up records", version.version, len(ran))
+        return ran
+    ran = []
     for sig in version.signatures.values():
         feeds = zero_inputs(sig)
         if feeds is None:
             continue
         try:
             version.run(sig.name, feeds)
+            ran.append(WarmupRequest(sig.name, feeds))
         except (InvalidArgument, ModelRunError) as err:
             if err.status != "INVALID_ARGUMENT":
                 raise LoadError(f"warm-up of signature '{sig.name}' failed: {err}") from err
             # Zeros are not valid data for every model; that alone does not make it unservable.
             log.info("version %d: zero warm-up of '%s' skipped: %s", version.version, sig.name, err)
+    return ran
 
 
-def _run_records(version: LoadedVersion, path: Path, decode: RecordDecoder) -> int:
+def _run_records(version: LoadedVersion, path: Path, decode: RecordDecoder) -> list[WarmupRequest]:
     count = 0
+    ran = []
     for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
         if count >= _MAX_WARMUP_RECORDS:
             break
@@ -77,6 +82,7 @@ def _run_records(version: LoadedVersion, path: Path, decode: RecordDecoder) -> i
                 )
                 continue
             version.run(request.signature, request.inputs, list(request.output_filter))
+            ran.append(request)
         except SwapserveError as err:
             raise LoadError(f"warm-up record {count} failed: {err}") from err
-    return count
+    return ran

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from swapserve.config.rollout_settings import ROUTING_KEY
 
 OK_CODES = ("OK", "200")
 """The codes of a successful call: gRPC ``OK``, HTTP 200."""
@@ -49,6 +52,9 @@ class CallRecord:
     output_filter: Sequence[str] = ()
     outputs: Mapping[str, np.ndarray] | None = None
     started: float = field(default_factory=time.perf_counter)
+    metadata: Any = None
+    """Where the caller's headers are: HTTP's lower-cased header mapping, or gRPC's
+    ``invocation_metadata`` method (called only when asked: ``routing_key``)."""
 
     @property
     def ok(self) -> bool:
@@ -59,6 +65,21 @@ class CallRecord:
         """Sets the outcome and the elapsed time."""
         self.code = code
         self.seconds = time.perf_counter() - self.started
+
+
+def routing_key(record: CallRecord | None) -> str:
+    """The call's ``swapserve-routing-key`` header or metadata value ("" without one): read only
+    while a canary splits traffic."""
+    source = record.metadata if record is not None else None
+    if source is None:
+        return ""
+    if isinstance(source, Mapping):
+        value = source.get(ROUTING_KEY, "")
+        return value if isinstance(value, str) else ""
+    for key, value in source() or ():
+        if key == ROUTING_KEY and isinstance(value, str):
+            return value
+    return ""
 
 
 _CURRENT: ContextVar[CallRecord | None] = ContextVar("swapserve_call", default=None)

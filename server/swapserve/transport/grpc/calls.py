@@ -55,6 +55,7 @@ def rpc(method: _F) -> _F:
         path = self._calls
         peer = context.peer() if admin or path.wants_peer else ""
         record = CallRecord(self.PROTOCOL, name, peer=peer, model=_model_of(request))
+        record.metadata = context.invocation_metadata
         code, message = "OK", ""
         try:
             remaining = context.time_remaining() if hasattr(context, "time_remaining") else None

@@ -156,6 +156,7 @@ class HttpApi:
         ``method`` names the call as over gRPC (an admin method needs admin rights)."""
         path = self._calls
         record = CallRecord(protocol, method, peer=request.peer, model=model)
+        record.metadata = request.headers
         status = 500
         try:
             path.access.check(
