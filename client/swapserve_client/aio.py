@@ -125,10 +125,10 @@ class Client(BaseClient):
         return self._predict_result(response, key, meta)
 
     async def reload(
-        self, model: str, version: int = 0, *, timeout: float | None = None
+        self, model: str, version: int = 0, *, force: bool = False, timeout: float | None = None
     ) -> ReloadResult:
         """See ``swapserve_client.Client.reload``."""
-        request = self._reload_request(model, version)
+        request = self._reload_request(model, version, force)
         return messages.reload_result(await self._call(self._stub.Reload, request, timeout))
 
     async def status(self, model: str, *, timeout: float | None = None) -> list[VersionStatus]:

@@ -81,8 +81,8 @@ class BaseClient:
         )  # fmt: skip
 
     @staticmethod
-    def _reload_request(model: str, version: int) -> pb.ReloadRequest:
-        return pb.ReloadRequest(model_name=model, version=version)
+    def _reload_request(model: str, version: int, force: bool = False) -> pb.ReloadRequest:
+        return pb.ReloadRequest(model_name=model, version=version, force=force)
 
     @staticmethod
     def _status_request(model: str) -> pb.GetModelStatusRequest:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from swapserve_client import targets, watch
 from swapserve_client.client import Client, ModelMetadata
 from swapserve_client.errors import SwapserveError
-from swapserve_client.messages import cast_inputs
+from swapserve_client.messages import Rollout, cast_inputs
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reload", help="load the newest version now, or load and pin --version")
     p.add_argument("model")
     p.add_argument("--version", type=int, default=0, help="version to pin (0: follow the newest)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="serve it even if a gate refused it or its canary was rolled back (no gates, no "
+        "canary; ends a running canary)",
+    )
     p.add_argument("--targets", help=_TARGETS_HELP)
 
     p = sub.add_parser(
@@ -212,13 +219,18 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "outputs": {k: _jsonable(v) for k, v in sorted(res.outputs.items())},
         }
     if args.command == "reload":
-        r = client.reload(args.model, args.version)
+        r = client.reload(args.model, args.version, force=args.force)
         return {
             "model": r.model,
             "previous_version": r.previous_version,
             "version": r.version,
             "load_seconds": round(r.load_seconds, 3),
             "pinned": r.pinned,
+            **(
+                {"canary_version": r.canary_version, "canary_percent": r.canary_percent}
+                if r.canary_version
+                else {}
+            ),
         }
     if args.command == "wait":
         done = client.wait_for_version(args.model, args.version, timeout=args.timeout)
@@ -231,6 +243,7 @@ def _dispatch(client: Client, args: argparse.Namespace) -> Any:
             "pinned_version": status.pinned_version,
             "labels": status.labels,
             **({"storage_error": status.storage_error} if status.storage_error else {}),
+            **({"rollout": _rollout(status.rollout)} if status.rollout.phase else {}),
             "versions": [
                 {
                     "version": v.version,
@@ -306,3 +319,16 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
     sys.exit(code)
+
+
+def _rollout(r: Rollout) -> dict[str, Any]:
+    """The rollout phase as ``status`` prints it."""
+    return {
+        "phase": r.phase,
+        "version": r.version,
+        "previous_version": r.previous_version,
+        **({"canary_percent": r.canary_percent} if r.phase == "CANARY" else {}),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.since_unix)),
+        **({"gate": r.gate} if r.gate else {}),
+        **({"message": r.message} if r.message else {}),
+    }

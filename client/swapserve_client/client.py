@@ -169,14 +169,19 @@ class Client(BaseClient):
         )  # fmt: skip
         return self._predict_result(self._call(self._stub.Predict, request, timeout), key, meta)
 
-    def reload(self, model: str, version: int = 0, *, timeout: float | None = None) -> ReloadResult:
+    def reload(
+        self, model: str, version: int = 0, *, force: bool = False, timeout: float | None = None
+    ) -> ReloadResult:
         """Follows the version policy again (``version=0``, unpins: the newest version serves) or
         loads, serves and pins ``version``.
 
-        Returns once the version serves. A load failure raises ``SwapserveError`` with
-        ``FAILED_PRECONDITION``; the previous version keeps serving.
+        Returns once the version serves, or once it started as a canary (``canary_version``).
+        A load failure or a gate's refusal raises ``SwapserveError`` with
+        ``FAILED_PRECONDITION``; the previous version keeps serving. ``force`` serves the
+        version without gates or canary (a refused or rolled-back one too).
         """
-        response = self._call(self._stub.Reload, self._reload_request(model, version), timeout)
+        request = self._reload_request(model, version, force)
+        response = self._call(self._stub.Reload, request, timeout)
         return messages.reload_result(response)
 
     def wait_for_version(

@@ -35,6 +35,24 @@ class ReloadResult:
     version: int
     load_seconds: float
     pinned: bool
+    canary_version: int = 0
+    """A version that passed the gates and answers ``canary_percent`` of the requests first
+    (0: none; ``version`` then serves every request)."""
+    canary_percent: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Where the model's newest rollout stands: ``phase`` is "" (none yet), ``GATING``,
+    ``CANARY``, ``PROMOTED``, ``ROLLED_BACK``, ``REFUSED`` or ``FORCED``."""
+
+    phase: str = ""
+    version: int = 0
+    previous_version: int = 0
+    canary_percent: float = 0.0
+    since_unix: float = 0.0
+    message: str = ""
+    gate: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class ModelStatus:
     versions: list[VersionStatus]
     labels: dict[str, int] = field(default_factory=dict)
     storage_error: str = ""
+    rollout: Rollout = field(default_factory=Rollout)
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,8 @@ def reload_result(response: pb.ReloadResponse) -> ReloadResult:
         version=response.version,
         load_seconds=response.load_seconds,
         pinned=response.pinned,
+        canary_version=response.canary_version,
+        canary_percent=response.canary_percent,
     )
 
 
@@ -171,6 +192,20 @@ def model_status(response: pb.GetModelStatusResponse) -> ModelStatus:
         versions=versions,
         labels=dict(response.version_labels),
         storage_error=response.storage_error,
+        rollout=_rollout(response.rollout),
+    )
+
+
+def _rollout(status: pb.RolloutStatus) -> Rollout:
+    phase = pb.RolloutStatus.Phase.Name(status.phase)
+    return Rollout(
+        phase="" if phase == "NONE" else phase,
+        version=status.version,
+        previous_version=status.previous_version,
+        canary_percent=status.canary_percent,
+        since_unix=status.since_unix,
+        message=status.message,
+        gate=status.gate,
     )
 
 

@@ -18,7 +18,8 @@ def reload_after_export(
     target: str, model: str, export_path: str | bytes | PathLike[str], **options: Any
 ) -> ReloadResult:
     """Calls ``Reload`` for ``model`` and checks that the version serving afterwards is the one
-    in ``export_path`` (``export_root/<version>``, as ``export_saved_model`` returns it).
+    in ``export_path`` (``export_root/<version>``, as ``export_saved_model`` returns it) -- or,
+    on a server with a canary, that it answers its canary share (``canary_version``).
 
     Args:
         target: the server, ``host:port``.
@@ -37,7 +38,7 @@ def reload_after_export(
         raise ValueError(f"{path} is not a version directory (its name must be a number)")
     with Client(target, **options) as client:
         result = client.reload(model)
-    if result.version != int(path.name):
+    if int(path.name) not in (result.version, result.canary_version):
         raise SwapserveError(
             grpc.StatusCode.FAILED_PRECONDITION,
             f"model '{model}' serves version {result.version}, not the exported {path.name} "

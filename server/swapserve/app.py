@@ -28,6 +28,7 @@ from swapserve.dataplane.requests import DataPlane
 from swapserve.errors import SwapserveError
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
+from swapserve.model.rollout import Verdicts
 from swapserve.model.version_loader import SavedModelLoader
 from swapserve.observability.access_log import AccessLog
 from swapserve.observability.calls import CallRecord
@@ -187,7 +188,9 @@ def create_app(
     reuse_port: bool = False,
     fixed_models: bool = False,
     coordinator: CoordinatorFactory | None = None,
+    *,
     join_when_ready: float | None = None,
+    verdicts: Verdicts | None = None,
 ) -> App:
     """Builds (but does not start) the server for ``settings``; port 0 binds a free port.
 
@@ -198,6 +201,8 @@ def create_app(
         coordinator: builds the coordinator of admin changes (default: this process only).
         join_when_ready: bind the ports at start, once every model serves (at most this many
             seconds); None: bind now.
+        verdicts: rollout outcomes shared with other processes (``--workers``); None: this
+            process gates and judges alone.
 
     Raises:
         SettingsError: invalid settings or an address that cannot be bound.
@@ -209,7 +214,9 @@ def create_app(
     loader = SavedModelLoader(decode_record=tfserving_codec.warmup_request)
 
     def manager(model: ModelSettings) -> ModelManager:
-        return ModelManager(model, settings.session, loader=loader, events=metrics)
+        return ModelManager(
+            model, settings.session, loader=loader, events=metrics, verdicts=verdicts
+        )
 
     registry = ModelRegistry(
         (manager(m) for m in settings.models), metrics, factory=manager, fixed_models=fixed_models

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from swapserve.cluster.rollouts import TEXT_BYTES
 from swapserve.errors import FailedPrecondition, SwapserveError, Unavailable
 
 if TYPE_CHECKING:  # the supervisor process never imports TensorFlow
@@ -37,10 +38,20 @@ class ClusterState:
         self.lock = ctx.Lock()  # across processes: guards the arrays below
         self.generation: Any = ctx.Array("q", models, lock=False)  # broadcasts per model
         self.target: Any = ctx.Array("q", models, lock=False)  # version; 0 newest; -1 unload
+        self.force: Any = ctx.Array("b", models, lock=False)  # the broadcast reload is forced
         self.acked: Any = ctx.Array("q", workers * models, lock=False)  # generation applied
         self.failed: Any = ctx.Array("q", workers * models, lock=False)  # generation that failed
         self.alive: Any = ctx.Array("b", workers, lock=False)
         self.metrics_ports: Any = ctx.Array("i", workers, lock=False)  # private, 0: none yet
+        # Rollouts (cluster/rollouts.py), per model: the last gate outcome and canary verdict.
+        self.verdict_version: Any = ctx.Array("q", models, lock=False)
+        self.verdict_files: Any = ctx.Array("q", models, lock=False)
+        self.verdict_text: Any = ctx.Array("c", models * TEXT_BYTES, lock=False)
+        self.decision_version: Any = ctx.Array("q", models, lock=False)
+        self.decision_files: Any = ctx.Array("q", models, lock=False)
+        self.decision_action: Any = ctx.Array("b", models, lock=False)  # 1 promote, 2 rollback
+        self.decision_text: Any = ctx.Array("c", models * TEXT_BYTES, lock=False)
+        self.swap_lock = ctx.Lock()  # across processes: one worker loads-and-swaps at a time
 
     def slot(self, worker: int, model: int) -> int:
         """Index into the per-worker arrays."""
@@ -76,10 +87,10 @@ class ClusterCoordinator:
         self._stop.set()
         self._thread.join(5)
 
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+    def reload(self, manager: ModelManager, version: int, force: bool = False) -> ReloadOutcome:
         """Reloads here, then on every worker; answers when all serve it."""
-        outcome = manager.reload(version)
-        self._broadcast(manager, version, outcome.version)
+        outcome = manager.reload(version, force)
+        self._broadcast(manager, version, outcome.version, force)
         return outcome
 
     def unload(self, manager: ModelManager) -> int:
@@ -88,12 +99,15 @@ class ClusterCoordinator:
         self._broadcast(manager, _UNLOAD, 0)
         return version
 
-    def _broadcast(self, manager: ModelManager, target: int, serving: int) -> None:
+    def _broadcast(
+        self, manager: ModelManager, target: int, serving: int, force: bool = False
+    ) -> None:
         state, m = self._state, self._index[manager.name]
         with state.lock:
             generation = state.generation[m] + 1
             state.generation[m] = generation
             state.target[m] = target
+            state.force[m] = force
         self._seen[m] = generation
         state.acked[state.slot(self._worker, m)] = generation
         deadline = time.monotonic() + _CONVERGE_SECONDS
@@ -134,7 +148,7 @@ class ClusterCoordinator:
             if target == _UNLOAD:
                 manager.unload()
             else:
-                manager.reload(target)
+                manager.reload(target, bool(state.force[m]))
         except SwapserveError as err:
             state.failed[state.slot(self._worker, m)] = generation
             log.error("model %s: broadcast change failed on this worker: %s", manager.name, err)

@@ -27,6 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 _GAUGE_MERGE = {
     "swapserve_served_version": max,
+    "swapserve_rollout_phase": max,
+    "swapserve_rollout_version": max,
+    "swapserve_canary_percent": max,
     "swapserve_config_ok": min,
     "process_start_time_seconds": min,
     "process_max_fds": max,

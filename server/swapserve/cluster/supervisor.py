@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from swapserve.cluster.coordinator import ClusterCoordinator, ClusterState
 from swapserve.cluster.metrics_merge import MergedCollector, Scrapes
+from swapserve.cluster.rollouts import ClusterVerdicts
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability import logs
@@ -91,6 +92,7 @@ def _worker_main(
         # only when it can answer them (at first start, all start together and readiness
         # tells the truth).
         join_when_ready=JOIN_WHEN_READY_SECONDS if restarted else None,
+        verdicts=ClusterVerdicts(state, [m.name for m in settings.models]),
     )
     app.metrics_host = "127.0.0.1"
 

@@ -9,6 +9,7 @@ before anything is allocated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,3 +321,14 @@ def index_entry(entry: IndexEntry, out: pb.RepositoryIndexResponse.ModelIndex) -
     """One repository index row (gRPC)."""
     for key, value in index_row(entry).items():
         setattr(out, key, value)
+
+
+def load_force(parameters: Mapping[str, Any]) -> bool:
+    """A RepositoryModelLoad's ``force`` parameter (a bool_param; swapserve's extension: serve
+    the version without gates or canary)."""
+    param = parameters.get("force")
+    if param is None:
+        return False
+    if param.WhichOneof("parameter_choice") != "bool_param":
+        raise InvalidArgument("parameter 'force' must be a bool_param")
+    return bool(param.bool_param)

@@ -201,3 +201,13 @@ def _json_data(array: np.ndarray) -> list[Any] | None:
     if array.dtype == np.float16:
         flat = flat.astype(np.float32)
     return list(flat.tolist())
+
+
+def load_force(body: bytes) -> bool:
+    """A repository load request's ``parameters.force`` (swapserve's extension: serve the
+    version without gates or canary); False for an empty body."""
+    if not body.strip():
+        return False
+    request = _object(json_body.parse(body, "the load request"), "the load request")
+    parameters = _object(request.get("parameters", {}), "parameters")
+    return _flag(parameters.get("force", False), "parameters.force")

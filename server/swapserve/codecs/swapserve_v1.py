@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from swapserve.dataplane.types import ModelStatus, SignatureSpec, TensorSpec, VersionStats
+from swapserve.dataplane.types import (
+    ModelStatus,
+    RolloutStatus,
+    SignatureSpec,
+    TensorSpec,
+    VersionStats,
+)
 from swapserve_client._proto.swapserve.v1 import prediction_pb2 as pb
 
 
@@ -30,6 +36,30 @@ def status_response(model: str, status: ModelStatus) -> pb.GetModelStatusRespons
         ],
         version_labels=status.labels,
         storage_error=status.storage_error,
+        rollout=_rollout(status.rollout),
+    )
+
+
+_PHASES = {
+    "": pb.RolloutStatus.NONE,
+    "gating": pb.RolloutStatus.GATING,
+    "canary": pb.RolloutStatus.CANARY,
+    "promoted": pb.RolloutStatus.PROMOTED,
+    "rolled back": pb.RolloutStatus.ROLLED_BACK,
+    "refused": pb.RolloutStatus.REFUSED,
+    "forced": pb.RolloutStatus.FORCED,
+}
+
+
+def _rollout(status: RolloutStatus) -> pb.RolloutStatus:
+    return pb.RolloutStatus(
+        phase=_PHASES[status.phase],
+        version=status.version,
+        previous_version=status.previous_version,
+        canary_percent=status.canary_percent,
+        since_unix=status.since_unix,
+        message=status.message,
+        gate=status.gate,
     )
 
 

@@ -36,7 +36,8 @@ class RolloutSettings:
     gate_max_divergence: float = setting(
         0.0, shown_default="off",
         help="refuse a new version whose float outputs differ from the serving version's by "
-        "more than this on the gate sample (|a-b| / max(1, |b|)), or whose top-1 classes agree "
+        "more than this on the gate sample (the difference over max(1, the serving value)), or "
+        "whose top-1 classes agree "
         "on fewer than 1 - this of the rows; 0: no divergence gate",
     )  # fmt: skip
     gate_sample_requests: int = setting(
@@ -67,7 +68,7 @@ class RolloutSettings:
         "version's; 0: latency not compared",
     )  # fmt: skip
     canary_max_nonfinite: int = setting(
-        0, help="non-finite (NaN, Inf) answers the canary may give beyond the previous "
+        0, shown_default="0", help="non-finite (NaN, Inf) answers the canary may give beyond the previous "
         "version's rate before it is rolled back",
     )  # fmt: skip
 

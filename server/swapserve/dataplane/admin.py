@@ -40,7 +40,7 @@ class Coordinator(Protocol):
         """Stops following them (before the server stops)."""
         ...
 
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+    def reload(self, manager: ModelManager, version: int, force: bool = False) -> ReloadOutcome:
         """Reloads (version 0) or pins ``version``; returns once it serves."""
         ...
 
@@ -58,9 +58,9 @@ class LocalCoordinator:
     def stop(self) -> None:
         """Nothing to stop."""
 
-    def reload(self, manager: ModelManager, version: int) -> ReloadOutcome:
+    def reload(self, manager: ModelManager, version: int, force: bool = False) -> ReloadOutcome:
         """See ``ModelManager.reload``."""
-        return manager.reload(version)
+        return manager.reload(version, force)
 
     def unload(self, manager: ModelManager) -> int:
         """See ``ModelManager.unload``."""
@@ -112,12 +112,13 @@ class Admin:
             self._slots.release()
 
     @gated
-    def reload(self, model: str, version: int = 0) -> ReloadOutcome:
+    def reload(self, model: str, version: int = 0, force: bool = False) -> ReloadOutcome:
         """Rescans now and serves the newest version the policy allows (``version`` 0), or
-        pins ``version``; answers once it serves, else with the error."""
+        pins ``version``; answers once it serves (or its canary starts), else with the error.
+        ``force``: without gates or canary (a refused or rolled-back version too)."""
         manager = self._registry.get(model)
         with self._admitted():
-            return self.coordinator.reload(manager, version)
+            return self.coordinator.reload(manager, version, force)
 
     @gated
     def unload(self, model: str) -> int:

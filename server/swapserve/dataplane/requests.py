@@ -109,7 +109,7 @@ class DataPlane:
             manager.check_size(inputs)
             if version or label:
                 check_choice(version, label)
-            handle = manager.acquire(version, label)
+            handle = manager.acquire(version, label, True)  # may divert to a canary
             if handle is None:
                 raise self._not_serving(manager, version, label)
             try:

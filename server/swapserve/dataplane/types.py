@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from swapserve.config.model_settings import BatchingSettings, VersionPolicy
-from swapserve.model.outcomes import ConfigChange, Prediction, ReloadOutcome, WarmupRequest
+from swapserve.model.outcomes import (
+    ConfigChange,
+    Prediction,
+    ReloadOutcome,
+    RolloutStatus,
+    WarmupRequest,
+)
 from swapserve.model.records import ModelStatus, State, VersionStatus
 from swapserve.model.signature import DEFAULT_SIGNATURE, SignatureSpec, TensorSpec
 from swapserve.observability.stats import Duration, VersionStats
@@ -23,6 +29,7 @@ __all__ = [
     "ModelStatus",
     "Prediction",
     "ReloadOutcome",
+    "RolloutStatus",
     "SignatureSpec",
     "State",
     "TensorSpec",

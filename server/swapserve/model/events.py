@@ -44,7 +44,7 @@ class ModelEvents:
         """One gate judged a candidate version."""
 
     def rollout(self, model: str, phase: str, version: int, canary_percent: float) -> None:
-        """The model's rollout phase changed (``rollout.PHASES``); ``version`` is the version
+        """The model's rollout phase changed (``outcomes.PHASES``); ``version`` is the version
         it is about, ``canary_percent`` its share while a canary runs (else 0)."""
 
     def unloaded(self, model: str, version: int) -> None:

@@ -48,6 +48,10 @@ __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
 
 log = logging.getLogger(__name__)
 
+SWAP_RELEASE_SECONDS = 30.0
+"""With ``--workers``: how long a worker waits for its old version's requests to finish before
+the next worker may swap."""
+
 RELOAD_GAP = 0.05
 """Seconds between two reload rescans of one model; callers arriving in between share the next."""
 
@@ -303,8 +307,10 @@ class ModelManager:
         retry_failed: bool = False,
         force: bool = False,
     ) -> dict[int, str]:
-        """``Swaps.converge``; the caller holds ``_load_lock``."""
-        return self._swaps.converge(candidates, settle, retry_failed, force)
+        """``Swaps.converge``, one process at a time with ``--workers`` (so a model's memory
+        across them peaks near (N+1)/N of steady); the caller holds ``_load_lock``."""
+        with self._rollout.exclusive(lambda: self._map.wait_unloaded(SWAP_RELEASE_SECONDS)):
+            return self._swaps.converge(candidates, settle, retry_failed, force)
 
     def _canary_decided(self, version: int, decision: Decision) -> None:
         """The canary monitor's verdict, applied under the load lock (stale ones ignored)."""

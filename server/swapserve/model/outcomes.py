@@ -66,6 +66,10 @@ class WarmupRequest:
     output_filter: tuple[str, ...] = ()
 
 
+PHASES = ("", "gating", "canary", "promoted", "rolled back", "refused", "forced")
+"""A model's rollout phases ("": no version has been through a rollout yet)."""
+
+
 @dataclass(frozen=True)
 class RolloutStatus:
     """Where the model's newest rollout stands."""

@@ -13,11 +13,13 @@ worker to gate a version publishes the outcome, the others apply it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from swapserve.config.rollout_settings import RolloutSettings
@@ -33,24 +35,39 @@ log = logging.getLogger(__name__)
 TICK = 0.1
 """Seconds between two judgements of a running canary."""
 
-PHASES = ("", "gating", "canary", "promoted", "rolled back", "refused", "forced")
-"""A model's rollout phases ("": no version has been through a rollout yet)."""
-
 
 class Verdicts(Protocol):
-    """Gate outcomes shared between processes serving the same model (``--workers``)."""
+    """Rollout outcomes shared between the processes serving the same models (``--workers``):
+    the gates run in one of them, every one applies the same canary verdict, and they swap
+    one at a time."""
 
     def known(self, model: str, version: int, files: int) -> str | None:
         """The refusal ("" passed) another process published for these files, or None."""
         ...
 
     def publish(self, model: str, version: int, files: int, refusal: str) -> None:
-        """Tells the others this version's outcome ("" passed)."""
+        """Tells the others this version's gate outcome ("" passed)."""
+        ...
+
+    def decide(
+        self, model: str, version: int, files: int, decision: canary.Decision
+    ) -> canary.Decision:
+        """Publishes a verdict on the canary of ``version`` with these files unless one
+        exists; returns the one that stands."""
+        ...
+
+    def decided(self, model: str, version: int, files: int) -> canary.Decision | None:
+        """The verdict published on the canary of ``version`` with these files, if any."""
+        ...
+
+    def exclusive(self, settle: Callable[[], object]) -> AbstractContextManager[object]:
+        """Held while a process loads, gates and swaps, so processes swap one at a time;
+        ``settle`` (waiting for retired versions to be released) runs before it is let go."""
         ...
 
 
 class LocalVerdicts:
-    """One process: every version is gated here."""
+    """One process: nothing shared."""
 
     def known(self, model: str, version: int, files: int) -> str | None:
         """Never known in advance."""
@@ -58,6 +75,20 @@ class LocalVerdicts:
 
     def publish(self, model: str, version: int, files: int, refusal: str) -> None:
         """Nobody to tell."""
+
+    def decide(
+        self, model: str, version: int, files: int, decision: canary.Decision
+    ) -> canary.Decision:
+        """This process's verdict stands."""
+        return decision
+
+    def decided(self, model: str, version: int, files: int) -> canary.Decision | None:
+        """Nobody else decides."""
+        return None
+
+    def exclusive(self, settle: Callable[[], object]) -> AbstractContextManager[object]:
+        """Nothing to exclude (and no need to wait for releases)."""
+        return contextlib.nullcontext()
 
 
 def files_id(fingerprint: object) -> int:
@@ -110,6 +141,21 @@ class Rollout:
         self._events.rollout(self._model, status.phase, status.version, status.canary_percent)
 
     # ---- gates --------------------------------------------------------------------------------
+
+    def exclusive(self, settle: Callable[[], object]) -> AbstractContextManager[object]:
+        """Held around a load-and-swap: with ``--workers``, one process at a time (until
+        ``settle`` has released what the swap retired)."""
+        return self._verdicts.exclusive(settle)
+
+    def known_refusal(self, version: int, files: int, settings: RolloutSettings) -> str | None:
+        """A refusal another process published for these files (so this one need not even
+        load the version), or None."""
+        if not settings.gates:
+            return None
+        known = self._verdicts.known(self._model, version, files)
+        if known:
+            self._note_verdict(version, self._map.served_version, known, "by another worker")
+        return known or None
 
     def gate(self, candidate: Handle, files: int, settings: RolloutSettings) -> str | None:
         """Runs the gates on a loaded ``candidate`` against the served version; the refusal
@@ -184,7 +230,9 @@ class Rollout:
             self._set(phase="promoted", version=version, previous_version=previous,
                       message="passed the gates")  # fmt: skip
 
-    def start_canary(self, version: int, previous: int, settings: RolloutSettings) -> None:
+    def start_canary(
+        self, version: int, previous: int, files: int, settings: RolloutSettings
+    ) -> None:
         """Diverts ``settings.canary_percent`` of the version-0 predictions to ``version`` and
         starts judging it against ``previous`` (which serves the rest)."""
         self._stop_monitor()
@@ -205,14 +253,15 @@ class Rollout:
         )  # fmt: skip
         threading.Thread(
             target=self._watch,
-            args=(version, watched, baseline, settings, stop),
+            args=(version, files, watched, baseline, settings, stop),
             name=f"canary-{self._model}-{version}",
             daemon=True,
         ).start()
 
-    def _watch(
+    def _watch(  # noqa: PLR0917 (one thread's arguments)
         self,
         version: int,
+        files: int,
         watched: canary.Watch,
         baseline: canary.Watch,
         settings: RolloutSettings,
@@ -220,10 +269,11 @@ class Rollout:
     ) -> None:
         started = self._clock()
         while not stop.wait(TICK):
-            decision = canary.judge(
+            decision = self._verdicts.decided(self._model, version, files) or canary.judge(
                 watched.stats(), baseline.stats(), settings, self._clock() - started
             )
             if decision.action != "watch":
+                decision = self._verdicts.decide(self._model, version, files, decision)
                 try:
                     self._on_decision(version, decision)
                 except Exception:

@@ -289,10 +289,10 @@ class ServingMap:
             name=f"unload-{self._name}-{handle.version}",
             daemon=True,
         )
+        thread.start()  # before it is listed: wait_unloaded never joins an unstarted thread
         with self._lock:
             self._reapers = [t for t in self._reapers if t.is_alive()]
             self._reapers.append(thread)
-        thread.start()
 
     def _reap(self, handle: Handle) -> None:
         handle.idle.wait()

@@ -98,12 +98,19 @@ class Swaps:
             )
             if step.load:
                 cand = candidates[step.load]
+                gates = self._settings().rollout
+                known = None if force else self._rollout.known_refusal(
+                    step.load, files_id(cand.fingerprint), gates
+                )  # fmt: skip
+                if known:
+                    self._records.failed(cand, known)
+                    failures[step.load] = known
+                    continue
                 try:
                     handle = self._versions.load(cand, self._settings())
                 except LoadError as err:
                     failures[step.load] = str(err)
                     continue
-                gates = self._settings().rollout
                 refusal = None if force else self._rollout.gate(
                     handle, files_id(cand.fingerprint), gates
                 )  # fmt: skip
@@ -141,7 +148,8 @@ class Swaps:
         if rollout.canary and not force and served and default != served and default in fresh:
             self._retire(*self._map.commit(served, keep | {served}))
             self._canary_files = candidates[default]
-            self._rollout.start_canary(default, served, rollout)
+            files = files_id(candidates[default].fingerprint)
+            self._rollout.start_canary(default, served, files, rollout)
             self._notify()
             return
         previous, retired = self._map.commit(default, keep)

@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Enum,
     Gauge,
     GCCollector,
     Histogram,
@@ -31,6 +32,7 @@ from prometheus_client import (
 )
 
 from swapserve.model.events import Inflight, ModelEvents
+from swapserve.model.outcomes import PHASES
 from swapserve.observability.calls import CallRecord
 from swapserve.observability.stats import Statistics
 from swapserve.observability.timed_series import TimedCounter
@@ -40,7 +42,7 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 _LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-_Labelled = Counter | Gauge | Histogram
+_Labelled = Counter | Gauge | Histogram | Enum
 
 
 class Metrics(ModelEvents):
@@ -158,6 +160,40 @@ class Metrics(ModelEvents):
             ["model", "version"],
             registry=r,
         )
+        self.gate_checks = Counter(
+            "swapserve_gate_checks_total",
+            "Gate verdicts on new versions, by gate (signature, finite, latency, divergence) "
+            "and outcome (passed, refused).",
+            ["model", "gate", "outcome"],
+            registry=r,
+        )
+        self.rollout_phase = Enum(
+            "swapserve_rollout_phase",
+            "The model's rollout phase: none, gating, canary, promoted, rolled_back, refused, "
+            "forced (1 for the current one).",
+            ["model"],
+            states=[p.replace(" ", "_") or "none" for p in PHASES],
+            registry=r,
+        )
+        self.rollout_version = Gauge(
+            "swapserve_rollout_version",
+            "The version the rollout phase is about (0: none).",
+            ["model"],
+            registry=r,
+        )
+        self.canary_percent = Gauge(
+            "swapserve_canary_percent",
+            "The percent of version-0 requests a canary answers now (0: no canary).",
+            ["model"],
+            registry=r,
+        )
+        self.rollouts = Counter(
+            "swapserve_rollouts_total",
+            "New versions' rollouts that ended, by outcome (promoted, rolled_back, refused, "
+            "forced).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.request_log = Counter(
             "swapserve_request_log_records_total",
             "Calls offered to the request log (--request-log): written, dropped (the queue's "
@@ -206,6 +242,20 @@ class Metrics(ModelEvents):
         self.child(self.served_version, model).set(version)
         if previous and version:
             self.child(self.swaps, model).inc()
+
+    def gate_checked(self, model: str, gate: str, passed: bool) -> None:
+        """Counts a gate's verdict."""
+        self.child(self.gate_checks, model, gate, "passed" if passed else "refused").inc()
+
+    def rollout(self, model: str, phase: str, version: int, canary_percent: float) -> None:
+        """The rollout phase, its version and canary share; a phase that ends a rollout is
+        counted."""
+        state = phase.replace(" ", "_") or "none"
+        self.child(self.rollout_phase, model).state(state)
+        self.child(self.rollout_version, model).set(version)
+        self.child(self.canary_percent, model).set(canary_percent)
+        if state in ("promoted", "rolled_back", "refused", "forced"):
+            self.child(self.rollouts, model, state).inc()
 
     def unloaded(self, model: str, version: int) -> None:
         """Counts the release and drops the version's series and statistics."""
@@ -279,6 +329,9 @@ class Metrics(ModelEvents):
             self._forget(lambda values: values[:1] == (model,))
         if self._children.pop((id(self.inflight), (model,)), None) is not None:
             self.inflight.remove(model)
+        for gauge in (self.rollout_phase, self.rollout_version, self.canary_percent):
+            if self._children.pop((id(gauge), (model,)), None) is not None:
+                gauge.remove(model)
 
     def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
         """Removes the series whose label values (model, version, …) match. Only per-version

@@ -126,7 +126,7 @@ class KServeV2Servicer:
     def RepositoryModelLoad(  # noqa: N802
         self, request: pb.RepositoryModelLoadRequest, context: grpc.ServicerContext
     ) -> pb.RepositoryModelLoadResponse:
-        self._admin.reload(request.model_name, 0)
+        self._admin.reload(request.model_name, 0, codec.load_force(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @rpc

@@ -46,13 +46,15 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
     def Reload(  # noqa: N802
         self, request: pb.ReloadRequest, context: grpc.ServicerContext
     ) -> pb.ReloadResponse:
-        outcome = self._admin.reload(request.model_name, request.version)
+        outcome = self._admin.reload(request.model_name, request.version, request.force)
         return pb.ReloadResponse(
             model_name=request.model_name,
             previous_version=outcome.previous_version,
             version=outcome.version,
             load_seconds=outcome.load_seconds,
             pinned=outcome.pinned,
+            canary_version=outcome.canary_version,
+            canary_percent=outcome.canary_percent,
         )
 
     @rpc

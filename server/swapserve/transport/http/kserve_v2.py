@@ -164,12 +164,12 @@ class KServeV2Routes:
 
     def _load(self, request: HttpRequest, params: Params) -> HttpResponse:
         name = params["name"]
-        return self._call(
-            request,
-            "RepositoryModelLoad",
-            name,
-            lambda: (dumps({}), self._admin.reload(name, 0).version, {}),
-        )
+
+        def work() -> Reply:
+            force = codec.load_force(request.body)
+            return dumps({}), self._admin.reload(name, 0, force).version, {}
+
+        return self._call(request, "RepositoryModelLoad", name, work)
 
     def _unload(self, request: HttpRequest, params: Params) -> HttpResponse:
         name = params["name"]

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5swapserve_client/_proto/swapserve/v1/prediction.proto\x12\x0cswapserve.v1\"j\n\x06Tensor\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.swapserve.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x16\n\x0etensor_content\x18\x03 \x01(\x0c\x12\x12\n\nstring_val\x18\x04 \x03(\x0c\"\xfa\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0esignature_name\x18\x03 \x01(\t\x12\x38\n\x06inputs\x18\x04 \x03(\x0b\x32(.swapserve.v1.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x05 \x03(\t\x12\x15\n\rversion_label\x18\x06 \x01(\t\x1a\x43\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.swapserve.v1.Tensor:\x02\x38\x01\"\xd1\x01\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0esignature_name\x18\x03 \x01(\t\x12;\n\x07outputs\x18\x04 \x03(\x0b\x32*.swapserve.v1.PredictResponse.OutputsEntry\x1a\x44\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.swapserve.v1.Tensor:\x02\x38\x01\"4\n\rReloadRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"u\n\x0eReloadResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x18\n\x10previous_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x14\n\x0cload_seconds\x18\x04 \x01(\x01\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\"+\n\x15GetModelStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xfb\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x35\n\x05state\x18\x02 \x01(\x0e\x32&.swapserve.v1.ModelVersionStatus.State\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x0f\n\x07serving\x18\x04 \x01(\x08\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\x12\x14\n\x0cupdated_unix\x18\x06 \x01(\x01\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x15\n\rrequest_count\x18\x08 \x01(\x03\x12\x13\n\x0b\x65rror_count\x18\t \x01(\x03\x12\x17\n\x0flast_error_unix\x18\n \x01(\x01\x12\x13\n\x0bp99_seconds\x18\x0b \x01(\x01\"_\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\x12\n\n\x06\x46\x41ILED\x10<\"\xaf\x02\n\x16GetModelStatusResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x32\n\x08versions\x18\x02 \x03(\x0b\x32 .swapserve.v1.ModelVersionStatus\x12\x17\n\x0fserving_version\x18\x03 \x01(\x03\x12\x16\n\x0epinned_version\x18\x04 \x01(\x03\x12O\n\x0eversion_labels\x18\x05 \x03(\x0b\x32\x37.swapserve.v1.GetModelStatusResponse.VersionLabelsEntry\x12\x15\n\rstorage_error\x18\x06 \x01(\t\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"U\n\x17GetModelMetadataRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x15\n\rversion_label\x18\x03 \x01(\t\"f\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05\x64type\x18\x02 \x01(\x0e\x32\x16.swapserve.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x14\n\x0cunknown_rank\x18\x04 \x01(\x08\"\x8b\x01\n\x11SignatureMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmethod_name\x18\x02 \x01(\t\x12(\n\x06inputs\x18\x03 \x03(\x0b\x32\x18.swapserve.v1.TensorInfo\x12)\n\x07outputs\x18\x04 \x03(\x0b\x32\x18.swapserve.v1.TensorInfo\"t\n\x18GetModelMetadataResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x33\n\nsignatures\x18\x03 \x03(\x0b\x32\x1f.swapserve.v1.SignatureMetadata*\x88\x02\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x11\n\rDT_COMPLEX128\x10\x12\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17\x32\xe0\x02\n\x11PredictionService\x12\x46\n\x07Predict\x12\x1c.swapserve.v1.PredictRequest\x1a\x1d.swapserve.v1.PredictResponse\x12\x43\n\x06Reload\x12\x1b.swapserve.v1.ReloadRequest\x1a\x1c.swapserve.v1.ReloadResponse\x12[\n\x0eGetModelStatus\x12#.swapserve.v1.GetModelStatusRequest\x1a$.swapserve.v1.GetModelStatusResponse\x12\x61\n\x10GetModelMetadata\x12%.swapserve.v1.GetModelMetadataRequest\x1a&.swapserve.v1.GetModelMetadataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5swapserve_client/_proto/swapserve/v1/prediction.proto\x12\x0cswapserve.v1\"j\n\x06Tensor\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.swapserve.v1.DataType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x16\n\x0etensor_content\x18\x03 \x01(\x0c\x12\x12\n\nstring_val\x18\x04 \x03(\x0c\"\xfa\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0esignature_name\x18\x03 \x01(\t\x12\x38\n\x06inputs\x18\x04 \x03(\x0b\x32(.swapserve.v1.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x05 \x03(\t\x12\x15\n\rversion_label\x18\x06 \x01(\t\x1a\x43\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.swapserve.v1.Tensor:\x02\x38\x01\"\xd1\x01\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0esignature_name\x18\x03 \x01(\t\x12;\n\x07outputs\x18\x04 \x03(\x0b\x32*.swapserve.v1.PredictResponse.OutputsEntry\x1a\x44\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.swapserve.v1.Tensor:\x02\x38\x01\"C\n\rReloadRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\xa5\x01\n\x0eReloadResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x18\n\x10previous_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x14\n\x0cload_seconds\x18\x04 \x01(\x01\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\x12\x16\n\x0e\x63\x61nary_version\x18\x06 \x01(\x03\x12\x16\n\x0e\x63\x61nary_percent\x18\x07 \x01(\x01\"+\n\x15GetModelStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xfb\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x35\n\x05state\x18\x02 \x01(\x0e\x32&.swapserve.v1.ModelVersionStatus.State\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x0f\n\x07serving\x18\x04 \x01(\x08\x12\x14\n\x0cload_seconds\x18\x05 \x01(\x01\x12\x14\n\x0cupdated_unix\x18\x06 \x01(\x01\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x15\n\rrequest_count\x18\x08 \x01(\x03\x12\x13\n\x0b\x65rror_count\x18\t \x01(\x03\x12\x17\n\x0flast_error_unix\x18\n \x01(\x01\x12\x13\n\x0bp99_seconds\x18\x0b \x01(\x01\"_\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\x12\n\n\x06\x46\x41ILED\x10<\"\xdd\x02\n\x16GetModelStatusResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x32\n\x08versions\x18\x02 \x03(\x0b\x32 .swapserve.v1.ModelVersionStatus\x12\x17\n\x0fserving_version\x18\x03 \x01(\x03\x12\x16\n\x0epinned_version\x18\x04 \x01(\x03\x12O\n\x0eversion_labels\x18\x05 \x03(\x0b\x32\x37.swapserve.v1.GetModelStatusResponse.VersionLabelsEntry\x12\x15\n\rstorage_error\x18\x06 \x01(\t\x12,\n\x07rollout\x18\x07 \x01(\x0b\x32\x1b.swapserve.v1.RolloutStatus\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9a\x02\n\rRolloutStatus\x12\x30\n\x05phase\x18\x01 \x01(\x0e\x32!.swapserve.v1.RolloutStatus.Phase\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\x12\x16\n\x0e\x63\x61nary_percent\x18\x04 \x01(\x01\x12\x12\n\nsince_unix\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0c\n\x04gate\x18\x07 \x01(\t\"a\n\x05Phase\x12\x08\n\x04NONE\x10\x00\x12\n\n\x06GATING\x10\x01\x12\n\n\x06\x43\x41NARY\x10\x02\x12\x0c\n\x08PROMOTED\x10\x03\x12\x0f\n\x0bROLLED_BACK\x10\x04\x12\x0b\n\x07REFUSED\x10\x05\x12\n\n\x06\x46ORCED\x10\x06\"U\n\x17GetModelMetadataRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x15\n\rversion_label\x18\x03 \x01(\t\"f\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05\x64type\x18\x02 \x01(\x0e\x32\x16.swapserve.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x14\n\x0cunknown_rank\x18\x04 \x01(\x08\"\x8b\x01\n\x11SignatureMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmethod_name\x18\x02 \x01(\t\x12(\n\x06inputs\x18\x03 \x03(\x0b\x32\x18.swapserve.v1.TensorInfo\x12)\n\x07outputs\x18\x04 \x03(\x0b\x32\x18.swapserve.v1.TensorInfo\"t\n\x18GetModelMetadataResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x33\n\nsignatures\x18\x03 \x03(\x0b\x32\x1f.swapserve.v1.SignatureMetadata*\x88\x02\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x11\n\rDT_COMPLEX128\x10\x12\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17\x32\xe0\x02\n\x11PredictionService\x12\x46\n\x07Predict\x12\x1c.swapserve.v1.PredictRequest\x1a\x1d.swapserve.v1.PredictResponse\x12\x43\n\x06Reload\x12\x1b.swapserve.v1.ReloadRequest\x1a\x1c.swapserve.v1.ReloadResponse\x12[\n\x0eGetModelStatus\x12#.swapserve.v1.GetModelStatusRequest\x1a$.swapserve.v1.GetModelStatusResponse\x12\x61\n\x10GetModelMetadata\x12%.swapserve.v1.GetModelMetadataRequest\x1a&.swapserve.v1.GetModelMetadataResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swapserve_client._proto.swapserve.v1.prediction_pb2', globals())
@@ -26,8 +26,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PREDICTRESPONSE_OUTPUTSENTRY._serialized_options = b'8\001'
   _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._options = None
   _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._serialized_options = b'8\001'
-  _DATATYPE._serialized_start=2002
-  _DATATYPE._serialized_end=2266
+  _DATATYPE._serialized_start=2397
+  _DATATYPE._serialized_end=2661
   _TENSOR._serialized_start=71
   _TENSOR._serialized_end=177
   _PREDICTREQUEST._serialized_start=180
@@ -39,27 +39,31 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PREDICTRESPONSE_OUTPUTSENTRY._serialized_start=574
   _PREDICTRESPONSE_OUTPUTSENTRY._serialized_end=642
   _RELOADREQUEST._serialized_start=644
-  _RELOADREQUEST._serialized_end=696
-  _RELOADRESPONSE._serialized_start=698
-  _RELOADRESPONSE._serialized_end=815
-  _GETMODELSTATUSREQUEST._serialized_start=817
-  _GETMODELSTATUSREQUEST._serialized_end=860
-  _MODELVERSIONSTATUS._serialized_start=863
-  _MODELVERSIONSTATUS._serialized_end=1242
-  _MODELVERSIONSTATUS_STATE._serialized_start=1147
-  _MODELVERSIONSTATUS_STATE._serialized_end=1242
-  _GETMODELSTATUSRESPONSE._serialized_start=1245
-  _GETMODELSTATUSRESPONSE._serialized_end=1548
-  _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._serialized_start=1496
-  _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._serialized_end=1548
-  _GETMODELMETADATAREQUEST._serialized_start=1550
-  _GETMODELMETADATAREQUEST._serialized_end=1635
-  _TENSORINFO._serialized_start=1637
-  _TENSORINFO._serialized_end=1739
-  _SIGNATUREMETADATA._serialized_start=1742
-  _SIGNATUREMETADATA._serialized_end=1881
-  _GETMODELMETADATARESPONSE._serialized_start=1883
-  _GETMODELMETADATARESPONSE._serialized_end=1999
-  _PREDICTIONSERVICE._serialized_start=2269
-  _PREDICTIONSERVICE._serialized_end=2621
+  _RELOADREQUEST._serialized_end=711
+  _RELOADRESPONSE._serialized_start=714
+  _RELOADRESPONSE._serialized_end=879
+  _GETMODELSTATUSREQUEST._serialized_start=881
+  _GETMODELSTATUSREQUEST._serialized_end=924
+  _MODELVERSIONSTATUS._serialized_start=927
+  _MODELVERSIONSTATUS._serialized_end=1306
+  _MODELVERSIONSTATUS_STATE._serialized_start=1211
+  _MODELVERSIONSTATUS_STATE._serialized_end=1306
+  _GETMODELSTATUSRESPONSE._serialized_start=1309
+  _GETMODELSTATUSRESPONSE._serialized_end=1658
+  _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._serialized_start=1606
+  _GETMODELSTATUSRESPONSE_VERSIONLABELSENTRY._serialized_end=1658
+  _ROLLOUTSTATUS._serialized_start=1661
+  _ROLLOUTSTATUS._serialized_end=1943
+  _ROLLOUTSTATUS_PHASE._serialized_start=1846
+  _ROLLOUTSTATUS_PHASE._serialized_end=1943
+  _GETMODELMETADATAREQUEST._serialized_start=1945
+  _GETMODELMETADATAREQUEST._serialized_end=2030
+  _TENSORINFO._serialized_start=2032
+  _TENSORINFO._serialized_end=2134
+  _SIGNATUREMETADATA._serialized_start=2137
+  _SIGNATUREMETADATA._serialized_end=2276
+  _GETMODELMETADATARESPONSE._serialized_start=2278
+  _GETMODELMETADATARESPONSE._serialized_end=2394
+  _PREDICTIONSERVICE._serialized_start=2664
+  _PREDICTIONSERVICE._serialized_end=3016
 # @@protoc_insertion_point(module_scope)

@@ -50,7 +50,7 @@ class GetModelStatusRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
-    __slots__ = ["model_name", "pinned_version", "serving_version", "storage_error", "version_labels", "versions"]
+    __slots__ = ["model_name", "pinned_version", "rollout", "serving_version", "storage_error", "version_labels", "versions"]
     class VersionLabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,17 +60,19 @@ class GetModelStatusResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     PINNED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
     STORAGE_ERROR_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     VERSION_LABELS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     pinned_version: int
+    rollout: RolloutStatus
     serving_version: int
     storage_error: str
     version_labels: _containers.ScalarMap[str, int]
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
-    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ..., version_labels: _Optional[_Mapping[str, int]] = ..., storage_error: _Optional[str] = ...) -> None: ...
+    def __init__(self, model_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., serving_version: _Optional[int] = ..., pinned_version: _Optional[int] = ..., version_labels: _Optional[_Mapping[str, int]] = ..., storage_error: _Optional[str] = ..., rollout: _Optional[_Union[RolloutStatus, _Mapping]] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
     __slots__ = ["error_count", "error_message", "labels", "last_error_unix", "load_seconds", "p99_seconds", "request_count", "serving", "state", "updated_unix", "version"]
@@ -150,26 +152,59 @@ class PredictResponse(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., signature_name: _Optional[str] = ..., outputs: _Optional[_Mapping[str, Tensor]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
-    __slots__ = ["model_name", "version"]
+    __slots__ = ["force", "model_name", "version"]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    force: bool
     model_name: str
     version: int
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., force: bool = ...) -> None: ...
 
 class ReloadResponse(_message.Message):
-    __slots__ = ["load_seconds", "model_name", "pinned", "previous_version", "version"]
+    __slots__ = ["canary_percent", "canary_version", "load_seconds", "model_name", "pinned", "previous_version", "version"]
+    CANARY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CANARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    canary_percent: float
+    canary_version: int
     load_seconds: float
     model_name: str
     pinned: bool
     previous_version: int
     version: int
-    def __init__(self, model_name: _Optional[str] = ..., previous_version: _Optional[int] = ..., version: _Optional[int] = ..., load_seconds: _Optional[float] = ..., pinned: bool = ...) -> None: ...
+    def __init__(self, model_name: _Optional[str] = ..., previous_version: _Optional[int] = ..., version: _Optional[int] = ..., load_seconds: _Optional[float] = ..., pinned: bool = ..., canary_version: _Optional[int] = ..., canary_percent: _Optional[float] = ...) -> None: ...
+
+class RolloutStatus(_message.Message):
+    __slots__ = ["canary_percent", "gate", "message", "phase", "previous_version", "since_unix", "version"]
+    class Phase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = []
+    CANARY: RolloutStatus.Phase
+    CANARY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FORCED: RolloutStatus.Phase
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    GATING: RolloutStatus.Phase
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    NONE: RolloutStatus.Phase
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED: RolloutStatus.Phase
+    REFUSED: RolloutStatus.Phase
+    ROLLED_BACK: RolloutStatus.Phase
+    SINCE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    canary_percent: float
+    gate: str
+    message: str
+    phase: RolloutStatus.Phase
+    previous_version: int
+    since_unix: float
+    version: int
+    def __init__(self, phase: _Optional[_Union[RolloutStatus.Phase, str]] = ..., version: _Optional[int] = ..., previous_version: _Optional[int] = ..., canary_percent: _Optional[float] = ..., since_unix: _Optional[float] = ..., message: _Optional[str] = ..., gate: _Optional[str] = ...) -> None: ...
 
 class SignatureMetadata(_message.Message):
     __slots__ = ["inputs", "method_name", "name", "outputs"]
