@@ -244,8 +244,10 @@ class DataPlane:
 
     @gated
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
-        """Every model with its serving version (else its newest known one), and every model
-        left out because its own config is invalid (with the error)."""
+        """Every model with its serving version (else its newest known one) and the newer
+        versions that failed (a gate refused them, their canary was rolled back, or their load
+        failed), and every model left out because its own config is invalid (with the
+        error)."""
         out = []
         problems = self._problems()
         for manager in self._registry:
@@ -258,6 +260,12 @@ class DataPlane:
             out.append(
                 IndexEntry(manager.name, shown, f"invalid config: {problem}" if problem else "")
             )
+            if not ready_only and current is not None:  # newer versions refused or rolled back
+                out += [
+                    IndexEntry(manager.name, v)
+                    for v in status.versions
+                    if v.state is State.FAILED and v.version > current.version
+                ]
         if not ready_only:
             served = {e.name for e in out}
             out += [

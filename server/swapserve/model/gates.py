@@ -114,13 +114,15 @@ def count_nonfinite(outputs: Mapping[str, np.ndarray]) -> dict[str, int]:
     return out
 
 
-def nonfinite_message(bad: Mapping[str, int], totals: Mapping[str, int], requests: int) -> str:
-    """``output 'y': 12 of 400 values are NaN or Inf (on 3 of 100 requests)``."""
+def nonfinite_message(
+    bad: Mapping[str, int], totals: Mapping[str, int], requests: int, of: int
+) -> str:
+    """``output 'y': 12 of 400 values are NaN or Inf, in 3 of 100 requests``."""
     parts = [
         f"output '{name}': {count} of {totals.get(name, count)} values are NaN or Inf"
         for name, count in sorted(bad.items())
     ]
-    return f"{'; '.join(parts)} (on {requests} requests)"
+    return f"{'; '.join(parts)}, in {requests} of {of} requests"
 
 
 def percentile(seconds: Sequence[float], q: float = 99.0) -> float:

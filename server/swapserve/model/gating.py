@@ -104,9 +104,7 @@ class _Replay:
                 f"serving version answered; first: {self.first_failure}"
             )
         if self.bad:
-            return gates.nonfinite_message(self.bad, self.totals, self.bad_requests) + (
-                f" of {requests}"
-            )
+            return gates.nonfinite_message(self.bad, self.totals, self.bad_requests, requests)
         return None
 
 
