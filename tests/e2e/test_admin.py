@@ -65,6 +65,9 @@ class FakeContext:
     def peer(self) -> str:
         return self._peer
 
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
     def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         self.code, self.details = code, details
         raise Aborted
