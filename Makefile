@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8500
 REST_PORT ?= 8501
+SERVE_FLAGS ?=
 MODEL  ?= seed
 EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos/swapserve -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock protos serve retrain predict status test test-alone test-unit lint typecheck bench bench-setup soak clean
+.PHONY: help setup lock protos serve retrain retrain-broken predict status test test-alone test-unit lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,10 +57,13 @@ $(EXPORT_ROOT):
 
 serve: $(STAMP) $(EXPORT_ROOT)  ## train + export the demo model if absent, serve it on :8500 (gRPC), :8501 (HTTP)
 	$(BIN)/swapserve --model-name $(MODEL) --export-root $(EXPORT_ROOT) --port $(PORT) \
-		--rest-port $(REST_PORT)
+		--rest-port $(REST_PORT) $(SERVE_FLAGS)
 
 retrain: $(STAMP)  ## export a new demo version trained on y = 3x (the server hot-swaps to it)
 	$(BIN)/python examples/seed/train.py --export-root $(EXPORT_ROOT) --slope 3
+
+retrain-broken: $(STAMP)  ## export a demo version whose training diverged (NaN weights): the gates refuse it
+	$(BIN)/python examples/seed/train.py --export-root $(EXPORT_ROOT) --slope 3 --learning-rate 50
 
 predict: $(STAMP)  ## one client call against the running server
 	$(BIN)/swapserve-client --target localhost:$(PORT) predict $(MODEL) --input 'number=[[100.0]]'

@@ -38,13 +38,14 @@ class SeedModel(tf.Module):
         return {"output": self(number)}
 
 
-def train(slope: float, steps: int = 500, seed: int = 0) -> SeedModel:
-    """Fits y = slope * x on x in [-1, 1] by gradient descent."""
+def train(slope: float, steps: int = 500, seed: int = 0, learning_rate: float = 0.1) -> SeedModel:
+    """Fits y = slope * x on x in [-1, 1] by gradient descent (a learning rate far too large
+    diverges to NaN weights: the broken export the rollout gates are there to stop)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, size=(256, 1)).astype(np.float32)
     y = (slope * x).astype(np.float32)
     model = SeedModel()
-    opt = tf.keras.optimizers.SGD(learning_rate=0.1)
+    opt = tf.keras.optimizers.SGD(learning_rate=learning_rate)
     for step in range(steps):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(x) - y))
@@ -65,9 +66,12 @@ def main() -> None:
     parser.add_argument("--export-root", required=True)
     parser.add_argument("--slope", type=float, default=2.0, help="train on y = slope * x")
     parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.1, help="SGD step (50 diverges to NaN weights)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    model = train(args.slope, args.steps)
+    model = train(args.slope, args.steps, learning_rate=args.learning_rate)
     path = export_model(model, args.export_root, signatures={"serving_default": model.serve})
     print(f"exported {path}")  # noqa: T201 (the demo's one line of output)
 

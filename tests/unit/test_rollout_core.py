@@ -130,7 +130,7 @@ def _wait(condition: object, seconds: float = 10.0) -> None:
 
 def test_a_canary_answers_its_share_then_is_promoted(tmp_path: Path) -> None:
     write_version(tmp_path, 1)
-    manager = _manager(tmp_path, canary_percent=30, canary_seconds=0.3, canary_min_requests=50)
+    manager = _manager(tmp_path, canary_percent=30, canary_seconds=2, canary_min_requests=50)
     manager.poll(initial=True)
     write_version(tmp_path, 2)
     outcome = manager.reload()

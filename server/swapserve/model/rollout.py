@@ -196,8 +196,8 @@ class Rollout:
             version,
             previous,
             refusal,
-            f"on {report.requests} requests in {report.seconds:.2f}s "
-            f"({', '.join(o.gate for o in report.outcomes)})",
+            f"gated in {report.seconds:.2f}s on {report.requests} requests: "
+            f"{', '.join(o.gate for o in report.outcomes)}",
         )
         return refusal or None
 
@@ -208,13 +208,13 @@ class Rollout:
             self._set(phase="refused", version=version, previous_version=previous,
                       message=refusal, gate=gate)  # fmt: skip
             log.error(
-                "model %s: version %d %s (%s); it is retried when its files change, or served "
+                "model %s: version %d %s [%s]; it is retried when its files change, or served "
                 "by a Reload with force",
                 self._model, version, refusal, how, extra={**fields, "event": "refused"},
             )  # fmt: skip
             return
         log.info(
-            "model %s: version %d passed the gates %s",
+            "model %s: version %d passed the gates [%s]",
             self._model, version, how, extra={**fields, "event": "gated"},
         )  # fmt: skip
 
