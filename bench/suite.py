@@ -12,6 +12,8 @@ Scenarios (each starts its own ``swapserve`` process on 127.0.0.1; load from ``l
   http_stack -- the HTTP stack choice: aiohttp vs uvicorn + Starlette, json vs orjson.
   batching_low, model_bound, floor -- eager batching at low load and where the model dominates,
               and swapserve vs a minimal server doing the same work (bench/eager.py).
+  rollout, workers_rss -- p99 while a version is gated and during its canary; the workers'
+              summed RSS through a swap of a 100 MB model (bench/rollout.py).
 
     .venv/bin/python bench/suite.py                 # everything (about 10 minutes)
     .venv/bin/python bench/suite.py --quick --out /tmp/b   # the tiny run `make test` checks
@@ -39,6 +41,7 @@ from typing import Any
 import eager
 import loadgen
 import numpy as np
+import rollout
 from common import (
     REPO,
     REST_PORTS,
@@ -862,6 +865,8 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "batching_low": eager.scenario_batching_low,
     "model_bound": eager.scenario_model_bound,
     "floor": eager.scenario_floor,
+    "rollout": rollout.scenario_rollout,
+    "workers_rss": rollout.scenario_workers_rss,
 }
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flawed import flawed_export
-from helpers import ServerProcess, wait_for
 
+from helpers import ServerProcess, wait_for
 from swapserve_client import Client, SwapserveError
 
 
@@ -129,7 +129,7 @@ def metric(proc: ServerProcess, name: str, **labels: str) -> float:
 
 def wait_state(proc: ServerProcess, version: int, state: str, timeout: float = 60) -> str:
     return wait_for(
-        lambda: (s := version_state(proc, version))[0] == state and s[1] or None,
+        lambda: ((s := version_state(proc, version))[0] == state and s[1]) or None,
         timeout,
         f"version {version} to be {state}",
     )

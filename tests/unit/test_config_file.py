@@ -188,3 +188,47 @@ model_config_list {
     with pytest.raises(SettingsError, match=r"p.config: model_config_list.config\[0\]: "
                        "model_platform 'pytorch' is not served here"):  # fmt: skip
         load_models(other)
+
+
+def test_rollout_settings_per_model_and_from_flags(tmp_path: Path) -> None:
+    """The lifecycle doc's YAML example parses; flags set the one-model form and TF Serving's
+    text config; with YAML they are refused (set per model); bad values name the key."""
+    import yaml
+
+    from swapserve.config.rollout_settings import RolloutSettings
+
+    doc = (REPO / "docs" / "lifecycle.md").read_text()
+    example = doc.split("under `rollout`:\n\n```yaml\n")[1].split("```")[0]
+    ranker, embedder = parse_models(yaml.safe_load(example), "lifecycle.md", tmp_path)
+    assert ranker.rollout == RolloutSettings(
+        canary_percent=10, canary_seconds=300, gate_max_divergence=0.05
+    )
+    assert not embedder.rollout.gates and embedder.rollout.gate_latency_ratio == 3.0
+    parser = build_parser()
+    one = ["--model-name", "m", "--export-root", str(tmp_path)]
+    flags = ["--canary-percent", "5", "--no-gates", "--gate-latency-ratio", "0"]
+    settings = settings_from_args(parser.parse_args([*one, *flags]), parser)
+    assert settings.models[0].rollout == RolloutSettings(
+        gates=False, gate_latency_ratio=0.0, canary_percent=5
+    )
+    text = _write(
+        tmp_path / "models.config",
+        'model_config_list { config { name: "t" base_path: "/models/t" } }\n',
+    )
+    settings = settings_from_args(parser.parse_args(["--config", str(text), *flags]), parser)
+    assert settings.models[0].rollout.canary_percent == 5
+    config = _write(tmp_path / "c.yaml", "models: [{name: a, export_root: a}]\n")
+    with pytest.raises(SettingsError, match="--no-gates describes the one model"):
+        settings_from_args(parser.parse_args(["--config", str(config), *flags]), parser)
+    bad = _write(
+        tmp_path / "b.yaml", "models: [{name: a, export_root: a, rollout: {canary_percent: 100}}]\n"
+    )
+    with pytest.raises(
+        SettingsError, match=r"rollout.canary_percent must be from 0 to less than 100"
+    ):
+        load_models(bad)
+    bad = _write(tmp_path / "k.yaml", "models: [{name: a, export_root: a, rollout: {canary: 5}}]\n")
+    with pytest.raises(SettingsError, match=r"models\[0\].rollout: unknown key 'canary'"):
+        load_models(bad)
+    with pytest.raises(SettingsError, match="gate_latency_ratio must be 0 \\(off\\) or >= 1"):
+        settings_from_args(parser.parse_args([*one, "--gate-latency-ratio", "0.5"]), parser)

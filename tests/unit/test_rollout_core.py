@@ -136,8 +136,13 @@ def test_a_canary_answers_its_share_then_is_promoted(tmp_path: Path) -> None:
     outcome = manager.reload()
     assert (outcome.version, outcome.canary_version, outcome.canary_percent) == (1, 2, 30)
     assert manager.status().rollout.phase == "canary"
-    seen = Counter(_predict(manager, 1.0)[0] for _ in range(2000))
-    assert 0.25 < seen[2] / 2000 < 0.35, seen
+    seen: Counter[int] = Counter()
+    for _ in range(2000):
+        version = _predict(manager, 1.0)[0]
+        if manager._map.canary is None:  # promoted meanwhile (a slow machine): stop counting
+            break
+        seen[version] += 1
+    assert seen.total() >= 500 and 0.25 < seen[2] / seen.total() < 0.35, seen
     # A request naming a version is never diverted.
     handle = manager.acquire(1, "", True)
     assert handle is not None and handle.version == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from swapserve.config.declare import Declared, declared
-from swapserve.config.flags import build_parser, kind
+from swapserve.config.flags import all_declared, build_parser, kind
 from swapserve.config.model_lists import RepositorySource, with_batching
 from swapserve.config.model_settings import (
     BatchingSettings,
@@ -77,9 +77,10 @@ _REPOSITORY_BASE = tuple(
 
 def _given(args: argparse.Namespace, parser: argparse.ArgumentParser, names: Sequence[str]) -> str:
     """The first of ``names`` set to something other than its default, as a flag ("": none)."""
+    options = {d.dest: d.option for d in all_declared()}
     for name in names:
         if getattr(args, name) != parser.get_default(name):
-            return "--" + name.replace("_", "-")
+            return options.get(name, "--" + name.replace("_", "-"))
     return ""
 
 

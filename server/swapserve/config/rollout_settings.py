@@ -68,8 +68,9 @@ class RolloutSettings:
         "version's; 0: latency not compared",
     )  # fmt: skip
     canary_max_nonfinite: int = setting(
-        0, shown_default="0", help="non-finite (NaN, Inf) answers the canary may give beyond the previous "
-        "version's rate before it is rolled back",
+        0, shown_default="0",
+        help="non-finite (NaN, Inf) answers the canary may give beyond the previous version's "
+        "rate before it is rolled back",
     )  # fmt: skip
 
     def validate(self) -> None:

@@ -295,6 +295,8 @@ class ModelManager:
         with self._load_lock:
             self._settings = settings
             self._map.set_labels(settings.labels)
+            ro = settings.rollout
+            self._sample.resize(ro.gate_sample_requests, ro.gate_sample_bytes)
             log.info("model %s: settings updated", self.name, extra=self._event(0, "updated"))
             if not self._map.stopped:
                 settle = settings.effective_settle_seconds

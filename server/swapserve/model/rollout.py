@@ -269,6 +269,9 @@ class Rollout:
     ) -> None:
         started = self._clock()
         while not stop.wait(TICK):
+            current = self._map.canary
+            if current is None or current.version != version:
+                return  # ended by a pin, a force, a newer version or shutdown
             decision = self._verdicts.decided(self._model, version, files) or canary.judge(
                 watched.stats(), baseline.stats(), settings, self._clock() - started
             )
@@ -290,9 +293,12 @@ class Rollout:
             self._set(phase="rolled back", version=version, previous_version=previous,
                       message=f"rolled back: {decision.reason}")  # fmt: skip
 
-    def canary_stopped(self, version: int, why: str) -> None:
-        """A canary ended without a verdict (a pin, a forced Reload, a newer version)."""
+    def canary_stopped(self, version: int, why: str, serving: int) -> None:
+        """A canary ended without a verdict (a pin, a forced Reload, a newer version);
+        ``serving`` serves every request now."""
         self._stop_monitor()
+        self._set(phase="", version=version, previous_version=serving,
+                  message=f"canary ended: {why}")  # fmt: skip
         log.info(
             "model %s: canary of version %d ended: %s", self._model, version, why,
             extra={"model": self._model, "version": version, "event": "canary_ended"},

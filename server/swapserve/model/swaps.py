@@ -143,7 +143,9 @@ class Swaps:
                 return
             self._map.end_canary()
             why = "forced" if force else "pinned" if self._map.pinned else "superseded"
-            self._rollout.canary_stopped(canary.version, f"{why} (version {default} serves)")
+            self._rollout.canary_stopped(
+                canary.version, f"{why} (version {default} serves)", default
+            )
         rollout = self._settings().rollout
         if rollout.canary and not force and served and default != served and default in fresh:
             self._retire(*self._map.commit(served, keep | {served}))
