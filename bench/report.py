@@ -120,6 +120,27 @@ def goals(r: dict[str, Any]) -> list[str]:
                 rss["ratio"] <= 1.10,
             )
         )
+    if ro := r.get("rollout"):
+        worst = max((x for x in (ro["gating_p99_ratio"], ro["canary_p99_ratio"]) if x), default=0)
+        rows.append(
+            _goal(
+                "Predict p99 while a version is gated / during its canary",
+                "≤ 1.2 × steady p99, 0 errors",
+                f"{ro['gating']['p99_ms']} / {ro['canary']['p99_ms']} vs {ro['steady']['p99_ms']} ms "
+                f"= {ro['gating_p99_ratio']}× / {ro['canary_p99_ratio']}×, {ro['errors']} errors",
+                worst <= 1.2 and ro["errors"] == 0,
+            )
+        )
+    if wr := r.get("workers_rss"):
+        rows.append(
+            _goal(
+                f"Peak RSS above steady, {wr['workers']} workers swapping a "
+                f"{wr['model_mib']} MiB model",
+                "≈ 1 model (one worker at a time), not 2",
+                f"{wr['peak_above_steady_mib']} MiB = {wr['peak_above_steady_models']} models",
+                wr["peak_above_steady_models"] < 1.5,
+            )
+        )
     if mls := r.get("mlserver"):
         rows.append(
             _goal(
@@ -450,6 +471,34 @@ def write(r: dict[str, Any], out: Path) -> None:
                     "Reload p50/p99 ms",
                 ],
             ),
+            "",
+        ]
+    if ro := r.get("rollout"):
+        lines += [
+            f"## Safe rollout ({ro['clients']} clients, canary {ro['canary_percent']}% for "
+            f"{ro['canary_seconds']} s, {ro['rounds']} exports)",
+            "",
+            *_table(
+                [
+                    {"phase": "steady (before the first export)", **ro["steady"]},
+                    {"phase": "a version being gated", **ro["gating"]},
+                    {"phase": "its canary", **ro["canary"]},
+                ],
+                ["phase", "requests", "p50_ms", "p99_ms"],
+            ),
+            "",
+            f"Gates on the seed model: {ro['gate_seconds']} s for {ro['gate_requests']} "
+            "requests (sample + warm-up), each version and the serving one run alternately.",
+            "",
+        ]
+    if wr := r.get("workers_rss"):
+        lines += [
+            f"## {wr['workers']} workers swapping a {wr['model_mib']} MiB model",
+            "",
+            f"Summed worker RSS: steady {wr['steady_rss_sum_mib']} MiB, peak "
+            f"{wr['peak_rss_sum_mib']} MiB during the swap, {wr['after_rss_sum_mib']} MiB after: "
+            f"{wr['peak_above_steady_mib']} MiB above steady = {wr['peak_above_steady_models']} "
+            "model sizes (workers swap one at a time).",
             "",
         ]
     if rss := r.get("rss"):
