@@ -176,7 +176,8 @@ class Rollout:
             return known or None
         serving = self._map.acquire(0)  # held, so it stays loaded while it is compared
         previous = serving.version if serving is not None else 0
-        self._set(phase="gating", version=version, previous_version=previous)
+        if previous:  # a model's first version has no rollout phase (nothing to compare)
+            self._set(phase="gating", version=version, previous_version=previous)
         try:
             requests += [
                 GateRequest(r.signature, r.inputs, r.output_filter) for r in self._sample.requests()

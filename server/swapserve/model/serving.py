@@ -23,8 +23,13 @@ from swapserve.model.canary import Watch, diverted
 from swapserve.model.handle import Fallback, Handle
 from swapserve.model.outcomes import Prediction
 from swapserve.observability import calls
+from swapserve.runtime.heap import Trimmer
 
 __all__ = ["Fallback", "Handle", "ServingMap"]
+
+_give_back = Trimmer(every=0.0)
+"""``malloc_trim`` after a version is released: glibc keeps freed tensors mapped otherwise, and
+with ``--workers`` the next worker's load would come on top of memory nobody uses."""
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +304,7 @@ class ServingMap:
         if handle.batcher is not None:
             handle.batcher.stop()
         handle.loaded.close()
+        _give_back()  # the version's freed heap to the OS: the next swap (or worker) needs it
         try:
             self._on_released(handle.version)
         except Exception:
