@@ -191,3 +191,47 @@ def test_a_pin_ends_a_canary_at_once(tmp_path: Path) -> None:
     assert manager._map.canary is None
     assert {_predict(manager, 1.0)[0] for _ in range(50)} == {2}
     manager.close()
+
+
+def test_a_forced_reload_ends_a_canary_and_serves_the_newest(tmp_path: Path) -> None:
+    write_version(tmp_path, 1)
+    manager = _manager(tmp_path, canary_percent=50, canary_seconds=60)
+    manager.poll(initial=True)
+    write_version(tmp_path, 2)
+    assert manager.reload().canary_version == 2
+    outcome = manager.reload(force=True)
+    assert (outcome.version, outcome.canary_version) == (2, 0)
+    assert manager.status().rollout.phase == "forced"
+    assert {_predict(manager, 1.0)[0] for _ in range(50)} == {2}
+    manager.close()
+
+
+def test_workers_share_gate_outcomes_and_the_first_canary_verdict() -> None:
+    import multiprocessing
+
+    from swapserve.cluster.coordinator import ClusterState
+    from swapserve.cluster.rollouts import TEXT_BYTES, ClusterVerdicts
+    from swapserve.model.canary import Decision
+
+    state = ClusterState(multiprocessing.get_context("spawn"), workers=2, models=2)
+    first, second = ClusterVerdicts(state, ["b", "a"]), ClusterVerdicts(state, ["a", "b"])
+    assert second.known("a", 2, files=7) is None
+    first.publish("a", 2, 7, "rejected by the finite gate: " + "x" * 2000)
+    known = second.known("a", 2, files=7)
+    assert known is not None and known.startswith("rejected by the finite gate: x")
+    assert len(known.encode()) == TEXT_BYTES - 1  # cut, never overflowing into model b
+    assert second.known("b", 2, files=7) is None
+    assert second.known("a", 2, files=8) is None  # other files: gated again
+    first.publish("a", 3, 9, "")
+    assert second.known("a", 3, files=9) == ""  # passed
+    rollback = Decision("rollback", "3 of 9 canary answers held NaN or Inf")
+    assert first.decide("a", 3, 9, rollback) == rollback
+    late = second.decide("a", 3, 9, Decision("promote", "window passed"))
+    assert late.action == "rollback" and late.reason.startswith("3 of 9 canary answers")
+    decided = second.decided("a", 3, 9)
+    assert decided is not None and decided.action == "rollback"
+    assert second.decided("a", 3, 10) is None  # a new canary of new files starts clean
+    with first.exclusive(lambda: None):
+        assert not state.swap_lock.acquire(block=False)
+    assert state.swap_lock.acquire(block=False)
+    state.swap_lock.release()
