@@ -128,11 +128,14 @@ def metric(proc: ServerProcess, name: str, **labels: str) -> float:
 
 
 def wait_state(proc: ServerProcess, version: int, state: str, timeout: float = 60) -> str:
-    return wait_for(
-        lambda: ((s := version_state(proc, version))[0] == state and s[1]) or None,
-        timeout,
-        f"version {version} to be {state}",
-    )
+    try:
+        return wait_for(
+            lambda: ((s := version_state(proc, version))[0] == state and s[1]) or None,
+            timeout,
+            f"version {version} to be {state}",
+        )
+    except AssertionError as err:  # the server's own account, for a failure seen only in CI
+        raise AssertionError(f"{err}; server log:\n{proc.log[-6000:]}") from None
 
 
 def test_a_nan_export_is_refused_everywhere_and_force_serves_it(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def test_the_runner_stops_at_the_first_refusal_and_reports_each_gate() -> None:
     report = run_gates(
         _Version(lambda x: np.where(x > 1, np.nan, x)), old, requests, RolloutSettings()
     )
-    assert [o.gate for o in report.outcomes] == ["signature", "finite"]
+    assert [o.gate for o in report.outcomes] == ["signature", "latency", "finite"]
     assert report.refused is not None
     assert report.refused.refusal.startswith(
         "rejected by the finite gate: output 'y': 1 of 2 values"
@@ -226,7 +226,7 @@ def test_the_runner_stops_at_the_first_refusal_and_reports_each_gate() -> None:
     report = run_gates(
         _Version(lambda x: x * 2.001), old, requests, RolloutSettings(gate_max_divergence=0.01)
     )
-    assert [o.gate for o in report.outcomes] == ["signature", "finite", "latency", "divergence"]
+    assert [o.gate for o in report.outcomes] == ["signature", "latency", "finite", "divergence"]
     assert report.refused is None
     # Nothing serving: only the finite gate.
     report = run_gates(_Version(lambda x: x), None, requests, RolloutSettings())

@@ -15,7 +15,7 @@ import numpy as np
 from swapserve.model.signature import SignatureSpec, TensorSpec
 from swapserve_client.dtypes import dtype_name
 
-GATES = ("signature", "finite", "latency", "divergence")
+GATES = ("signature", "latency", "finite", "divergence")
 """Every gate, in the order they run; a refusal stops the rest."""
 
 LATENCY_FLOOR_SECONDS = 0.001

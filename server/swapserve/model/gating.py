@@ -31,6 +31,9 @@ MIN_TIMED = 200
 WARM_RUNS = 10
 """Untimed runs per side first (the first calls of a new session pay for lazy set-up)."""
 BUDGET_SECONDS = 10.0
+REPLAY_SECONDS = 30.0
+"""The finite gate replays the warm-up and the sample for at most this long (a slow model's
+1,000 requests at 20% of a core would take minutes); the verdict names how many it checked."""
 PACE = 4.0
 """Seconds idle per second of gate runs: the gates take at most ~20% of a core from the
 requests being served meanwhile, and run 5x longer (``make bench``, scenario ``rollout``: 1,001
@@ -107,9 +110,12 @@ class _Replay:
     bad_requests: int = 0
     failures: int = 0
     first_failure: str = ""
+    checked: int = 0
+    """Requests replayed (all of them unless the replay ran out of time)."""
 
-    def problem(self, requests: int) -> str | None:
+    def problem(self) -> str | None:
         """The finite gate's refusal, if any."""
+        requests = self.checked
         if self.failures:
             return (
                 f"{self.failures} of {requests} requests failed on the new version that the "
@@ -125,11 +131,16 @@ def _replay(
     serving: Runnable | None,
     requests: Sequence[GateRequest],
     clock: Callable[[], float],
+    *,
+    deadline: float = float("inf"),
 ) -> _Replay:
-    """Runs every request on the candidate and the live ones on the serving version too,
-    alternating which goes first."""
+    """Runs the requests (until ``deadline``) on the candidate, and the live ones on the
+    serving version too when given, alternating which goes first."""
     seen = _Replay()
     for i, req in enumerate(requests):
+        if clock() >= deadline:
+            break
+        seen.checked += 1
         both = serving is not None and req.live
         old: Any = None
         if both and i % 2:
@@ -188,6 +199,30 @@ def _time_more(
         i += 1
 
 
+def _latency(
+    candidate: Runnable,
+    serving: Runnable,
+    usable: Sequence[GateRequest],
+    settings: RolloutSettings,
+    clock: Callable[[], float],
+) -> str | None:
+    """The latency gate's refusal, or None; a breach is measured twice (one noisy burst must
+    not refuse), each measurement within ``BUDGET_SECONDS``."""
+    ratio = settings.gate_latency_ratio
+    problem = None
+    for _ in range(2):
+        timed = _Replay()
+        _time_more(candidate, serving, usable, timed, deadline=clock() + BUDGET_SECONDS,
+                   clock=clock)  # fmt: skip
+        again = gates.latency_regression(timed.new_times, timed.old_times, ratio)
+        if again is None and min(len(timed.new_times), len(timed.old_times)) < 3:
+            break  # nothing more could be timed: the first measurement stands
+        problem = again
+        if problem is None:
+            break
+    return problem
+
+
 def run_gates(
     candidate: Runnable,
     serving: Runnable | None,
@@ -208,28 +243,17 @@ def run_gates(
     ok = serving is None or passes(
         "signature", gates.signature_break(serving.signatures, candidate.signatures)
     )
+    # Latency before the full replay: a much slower export is refused in seconds, not after
+    # replaying the whole sample at its pace.
+    if ok and serving is not None and settings.gate_latency_ratio:
+        ok = passes("latency", _latency(candidate, serving, usable, settings, clock))
     seen = _Replay()
     if ok:
         # Sampled requests were answered by the serving version when they were served: it
         # replays them too only when its outputs are compared (the divergence gate).
         compare = serving if settings.gate_max_divergence else None
-        seen = _replay(candidate, compare, usable, clock)
-        ok = passes("finite", seen.problem(len(usable))) and serving is not None
-    if ok and serving is not None and settings.gate_latency_ratio:
-        ratio = settings.gate_latency_ratio
-        timed = _Replay(new_times=list(seen.new_times), old_times=list(seen.old_times))
-        problem = None
-        for _ in range(2):  # a breach is measured again: one noisy burst must not refuse
-            _time_more(candidate, serving, usable, timed, deadline=clock() + BUDGET_SECONDS,
-                       clock=clock)  # fmt: skip
-            again = gates.latency_regression(timed.new_times, timed.old_times, ratio)
-            if again is None and min(len(timed.new_times), len(timed.old_times)) < 3:
-                break  # nothing more could be timed: the first measurement stands
-            problem = again
-            if problem is None:
-                break
-            timed = _Replay()
-        ok = passes("latency", problem)
+        seen = _replay(candidate, compare, usable, clock, deadline=clock() + REPLAY_SECONDS)
+        ok = passes("finite", seen.problem()) and serving is not None
     if ok and settings.gate_max_divergence:
         passes("divergence", gates.divergence(seen.pairs, settings.gate_max_divergence))
-    return GateReport(tuple(outcomes), len(usable), clock() - start)
+    return GateReport(tuple(outcomes), seen.checked or len(usable), clock() - start)
