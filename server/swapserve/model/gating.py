@@ -37,7 +37,7 @@ REPLAY_SECONDS = 30.0
 PACE = 4.0
 """Seconds idle per second of gate runs: the gates take at most ~20% of a core from the
 requests being served meanwhile, and run 5x longer (``make bench``, scenario ``rollout``: 1,001
-requests gate in ~3 s under 8 saturating clients, Predict p99 meanwhile 1.00-1.09x steady)."""
+requests gate in ~3 s under 8 saturating clients, Predict p99 meanwhile 0.96-1.14x steady)."""
 
 
 class Runnable(Protocol):
