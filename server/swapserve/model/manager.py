@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from swapserve.model.records import ModelStatus, VersionRecords
 from swapserve.model.rollout import Rollout, Verdicts
 from swapserve.model.sample import LiveSample
 from swapserve.model.serving import Handle, ServingMap
-from swapserve.model.swaps import Swaps
+from swapserve.model.swaps import Swaps, event_fields
 from swapserve.model.version_loader import Loader, VersionLoader, load_saved_model
 
 __all__ = ["Loader", "ModelManager", "Prediction", "ReloadOutcome"]
@@ -118,10 +117,6 @@ class ModelManager:
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Calls ``listener()`` (on the loading thread) whenever the served version changes."""
         self._listeners.append(listener)
-
-    def _event(self, version: int, event: str, **fields: Any) -> dict[str, Any]:
-        """Structured fields for a model event's log record (JSON logs show them)."""
-        return {"model": self.name, "version": version, "event": event, **fields}
 
     def _notify(self) -> None:
         for listener in self._listeners:
@@ -297,7 +292,9 @@ class ModelManager:
             self._map.set_labels(settings.labels)
             ro = settings.rollout
             self._sample.resize(ro.gate_sample_requests, ro.gate_sample_bytes)
-            log.info("model %s: settings updated", self.name, extra=self._event(0, "updated"))
+            log.info(
+                "model %s: settings updated", self.name, extra=event_fields(self.name, 0, "updated")
+            )
             if not self._map.stopped:
                 settle = settings.effective_settle_seconds
                 self._converge(self._source.scan(settle), settle)
@@ -331,7 +328,7 @@ class ModelManager:
             "model %s: unloaded version %d",
             self.name,
             version,
-            extra=self._event(version, "unloaded"),
+            extra=event_fields(self.name, version, "unloaded"),
         )
 
     def _remote_keep(self, settled: list[int], listed: set[int]) -> set[int]:

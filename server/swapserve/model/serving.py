@@ -188,9 +188,8 @@ class ServingMap:
             return version
 
     def _clear_canary_locked(self) -> None:
-        for handle in (*self._handles.values(), self._canary, self._served):
-            if handle is not None:
-                handle.watch = handle.fallback = None
+        for handle in self._handles.values():  # the served version and the canary among them
+            handle.watch = handle.fallback = None
         self._canary, self._share = None, 0.0
 
     def run_stable(

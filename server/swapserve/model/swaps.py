@@ -24,7 +24,7 @@ from swapserve.model.version_loader import VersionLoader
 log = logging.getLogger(__name__)
 
 
-def _event(model: str, version: int, event: str, **fields: Any) -> dict[str, Any]:
+def event_fields(model: str, version: int, event: str, **fields: Any) -> dict[str, Any]:
     """Structured fields for a model event's log record (JSON logs show them)."""
     return {"model": model, "version": version, "event": event, **fields}
 
@@ -139,7 +139,7 @@ class Swaps:
         canary, served = self._map.canary, self._map.served_version
         if canary is not None:
             if default == canary.version and not (force or self._map.pinned):
-                self._retire(*self._map.commit(served, keep | {served}))  # the canary goes on
+                self._notify_if(self._map.commit(served, keep | {served})[1])  # the canary goes on
                 return
             self._map.end_canary()
             why = "forced" if force else "pinned" if self._map.pinned else "superseded"
@@ -148,7 +148,7 @@ class Swaps:
             )
         rollout = self._settings().rollout
         if rollout.canary and not force and served and default != served and default in fresh:
-            self._retire(*self._map.commit(served, keep | {served}))
+            self._notify_if(self._map.commit(served, keep | {served})[1])
             self._canary_files = candidates[default]
             files = files_id(candidates[default].fingerprint)
             self._rollout.start_canary(default, served, files, rollout)
@@ -163,7 +163,8 @@ class Swaps:
         if previous != default or retired:
             self._notify()
 
-    def _retire(self, previous: int, retired: list[int]) -> None:
+    def _notify_if(self, retired: list[int]) -> None:
+        """Tells the listeners when a commit retired versions."""
         if retired:
             self._notify()
 
@@ -173,7 +174,7 @@ class Swaps:
             log.info(
                 "model %s: swapped version %d -> %d%s (loaded in %.3fs)",
                 self.name, previous, default, how, seconds,
-                extra=_event(self.name,
+                extra=event_fields(self.name,
                     default, "swapped", previous_version=previous, load_seconds=seconds
                 ),
             )  # fmt: skip
@@ -181,7 +182,7 @@ class Swaps:
             log.info(
                 "model %s: version %d serving (loaded in %.3fs)",
                 self.name, default, seconds,
-                extra=_event(self.name, default, "serving", load_seconds=seconds),
+                extra=event_fields(self.name, default, "serving", load_seconds=seconds),
             )  # fmt: skip
 
     def decide(self, version: int, decision: Decision) -> bool:
