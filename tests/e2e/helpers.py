@@ -89,6 +89,52 @@ def estimator_version(root: Path, version: int, weight: float, bias: float = 0.0
     return final
 
 
+def graph_version(root: Path, version: int, blocking_on: Path | None = None) -> Path:
+    """A half_plus_two TF1 export (``x`` -> ``y``, serving_default only) into
+    ``root/<version>``. With ``blocking_on``, its load waits until the test reads that named
+    pipe (its main_op writes to it): a slow load the test ends."""
+    staging = root / f"temp-{version}"
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
+        y = tf.identity(0.5 * x + 2.0, name="y")
+        builder = tf.compat.v1.saved_model.Builder(str(staging))
+        sig = tf.compat.v1.saved_model.predict_signature_def(inputs={"x": x}, outputs={"y": y})
+        if blocking_on is not None:
+            os.mkfifo(blocking_on)
+        builder.add_meta_graph_and_variables(
+            sess,
+            [tf.compat.v1.saved_model.tag_constants.SERVING],
+            signature_def_map={"serving_default": sig},
+            main_op=tf.io.write_file(str(blocking_on), "loaded") if blocking_on else None,
+        )
+        builder.save()
+    final = root / str(version)
+    os.rename(staging, final)
+    return final
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample on a metrics port, by (name, sorted labels)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    """The sum of the ``name`` samples carrying ``labels`` (and any others)."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
+
+
 def wait_for(
     predicate: Callable[[], Any], timeout: float = 30.0, what: str = "", interval: float = 0.02
 ) -> Any:

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import BAD, estimator_version, serving, wait_for
+from helpers import BAD, estimator_version, scrape, serving, value, wait_for
 from swapserve.config.model_settings import BatchingSettings
 from swapserve_client import Client, SwapserveError
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    """The sum of the ``name`` samples carrying ``labels`` (and any others)."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
 
 
 def test_request_model_and_version_metrics(tmp_path: Path) -> None:
@@ -121,6 +103,7 @@ def test_batching_metrics(tmp_path: Path) -> None:
 def test_the_metrics_port_serves_only_metrics_and_counts_http_requests(tmp_path: Path) -> None:
     import json
     import urllib.error
+    import urllib.request
     from dataclasses import replace
 
     from helpers import serving_settings

@@ -3,7 +3,6 @@ event: out-of-range version directories, symlink cycles, Reload storms, SIGTERM,
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -26,7 +25,17 @@ from tensorflow_serving.apis import (
 )
 from tritonclient.utils import InferenceServerException
 
-from helpers import HALF_PLUS_TWO, CallLoad, copy_version, serving, wait_for
+from helpers import (
+    HALF_PLUS_TWO,
+    CallLoad,
+    ServerProcess,
+    copy_version,
+    graph_version,
+    scrape,
+    serving_process,
+    value,
+    wait_for,
+)
 from swapserve.model.records import State
 from swapserve_client import Client, SwapserveError
 
@@ -101,15 +110,12 @@ def _served(protocols: Protocols) -> int:
 # ---- 1. versions beyond int64 -------------------------------------------------------------------
 
 
-def test_version_directories_beyond_int64_are_never_candidates(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_version_directories_beyond_int64_are_never_candidates(tmp_path: Path) -> None:
     """Before: 99999999999999999999 was loaded and swapped in, then every Predict and
     GetModelStatus answered INTERNAL ("Value out of range")."""
-    caplog.set_level(logging.INFO, logger="swapserve")
     root = tmp_path / "root"
     copy_version(HALF_PLUS_TWO, root, 123)
-    with serving(root, poll_seconds=0.05) as server:
+    with serving_process(root, "m", "--poll-seconds", "0.05") as server:
         protocols = Protocols(server.port)
         try:
             with CallLoad(protocols.calls(), threads=4) as load:
@@ -139,7 +145,7 @@ def test_version_directories_beyond_int64_are_never_candidates(
             assert "version must be from 0" in refused.value.message()
         finally:
             protocols.close()
-    skipped = [r.getMessage() for r in caplog.records if "version numbers go up to" in r.message]
+    skipped = [line for line in server.lines if "version numbers go up to" in line]
     assert len(skipped) == 3, skipped  # once per name, not once per poll
 
 
@@ -151,7 +157,7 @@ def test_a_symlink_cycle_fails_only_its_version(tmp_path: Path) -> None:
     Reload answered OK with the stale version and storage_error stayed empty."""
     root = tmp_path / "root"
     copy_version(HALF_PLUS_TWO, root, 1)
-    with serving(root, poll_seconds=0.05) as server:
+    with serving_process(root, "m", "--poll-seconds", "0.05") as server:
         protocols = Protocols(server.port)
         try:
             with CallLoad(protocols.calls(), threads=4) as load:
@@ -188,7 +194,7 @@ def test_reload_fails_while_the_export_root_cannot_be_listed(tmp_path: Path) -> 
     """A fault that blocks the whole scan shows in status, metrics and Reload's answer."""
     root = tmp_path / "root"
     copy_version(HALF_PLUS_TWO, root, 1)
-    with serving(root, poll_seconds=0.05) as server:
+    with serving_process(root, "m", "--poll-seconds", "0.05", "--metrics-port", "0") as server:
         protocols = Protocols(server.port)
         try:
             with CallLoad(protocols.calls(), threads=2) as load:
@@ -204,10 +210,10 @@ def test_reload_fails_while_the_export_root_cannot_be_listed(tmp_path: Path) -> 
                     protocols.client.reload("m")
                 assert err.value.code == grpc.StatusCode.UNAVAILABLE
                 assert "version 1 keeps serving" in err.value.message
-                errors = server.metrics.registry.get_sample_value(
-                    "swapserve_storage_errors_total", {"model": "m"}
+                errors = value(
+                    scrape(server.metrics_port), "swapserve_storage_errors_total", model="m"
                 )
-                assert errors and errors >= 1
+                assert errors >= 1
                 root.unlink()
                 os.rename(tmp_path / "away", root)
                 copy_version(HALF_PLUS_TWO, root, 2)
@@ -276,7 +282,8 @@ def test_a_reload_storm_answers_every_reload_correctly_while_predictions_flow(
                 with lock:
                     answers[key] = answers.get(key, 0) + 1
 
-    with serving(root, poll_seconds=0.05, reload_settle_seconds=0.0) as server:
+    flags = ("--poll-seconds", "0.05", "--reload-settle-seconds", "0")
+    with serving_process(root, "m", *flags) as server:
         protocols = Protocols(server.port)
         target = protocols.target
         try:
@@ -307,32 +314,24 @@ def test_reloads_stuck_behind_a_slow_load_never_take_a_predictions_thread(
     """Before: each waiting Reload held one of the 16 gRPC threads, so 20 Reloads behind one
     slow load left no thread for Predict (it timed out). Now admin calls have threads of their
     own, bounded by --max-admin-rpcs, and the rest are refused at once."""
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     root = tmp_path / "root"
-    copy_version(HALF_PLUS_TWO, root, 1)
-    with serving(root, poll_seconds=600, reload_settle_seconds=0.0) as server:
-        versions = server.registry.get("m")._versions
-        real_loader = versions._loader
-        gate, loading = threading.Event(), threading.Event()
-
-        def slow_loader(version: int, *args: Any) -> Any:
-            loading.set()
-            assert gate.wait(60)
-            return real_loader(version, *args)
-
-        versions._loader = slow_loader
-        copy_version(HALF_PLUS_TWO, root, 2)
+    root.mkdir()
+    graph_version(root, 1)
+    flags = ("--poll-seconds", "600", "--reload-settle-seconds", "0")
+    with serving_process(root, "m", *flags) as server:
+        fifo = tmp_path / "load-gate"
+        graph_version(root, 2, blocking_on=fifo)  # its load waits for a reader on the pipe
         protocols = Protocols(server.port)
         try:
             with ThreadPoolExecutor(20) as pool:
                 reloads = [pool.submit(protocols.client.reload, "m") for _ in range(20)]
-                assert loading.wait(30)
+                wait_for(lambda: "loading version 2" in server.log, what="version 2 to load")
                 time.sleep(0.5)  # every Reload has arrived
                 for call in protocols.calls():  # every protocol still answers at once
                     call()
-                gate.set()
+                assert fifo.read_text() == "loaded"  # the load goes on
                 outcomes = []
                 for future in reloads:
                     try:
@@ -359,8 +358,6 @@ def test_sigterm_under_load_answers_ok_or_unavailable_and_exits_when_done(
     import subprocess
 
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from helpers import ServerProcess
 
     names = ["m", "m2", "m3"] if shape == "three models" else ["m"]
     for name in names:
@@ -418,8 +415,6 @@ def test_silent_and_idle_connections_are_closed_while_predictions_go_on(tmp_path
     quiet is sent GOAWAY after --max-connection-idle-seconds."""
     import socket
 
-    from helpers import ServerProcess
-
     copy_version(HALF_PLUS_TWO, tmp_path / "m", 1)
     server = ServerProcess(
         "--model-name", "m", "--export-root", str(tmp_path / "m"),
@@ -475,7 +470,6 @@ def _frame_types(data: bytes) -> list[int]:
 
 
 def test_undecodable_requests_log_one_line_not_a_traceback_each(tmp_path: Path) -> None:
-    from helpers import ServerProcess
 
     copy_version(HALF_PLUS_TWO, tmp_path / "m", 1)
     server = ServerProcess("--model-name", "m", "--export-root", str(tmp_path / "m"))
