@@ -13,9 +13,12 @@ class SwapserveError(Exception):
 
     status = "INTERNAL"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, servable: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.servable = servable
+        """For a request no loaded version answers: TF Serving's words for what was asked
+        (``Latest(m)``, ``Specific(m, 7)``), so its surfaces can answer in its text."""
 
 
 class InvalidArgument(SwapserveError):

@@ -147,6 +147,12 @@ class DataPlane:
             return Metadata(handle.version, loaded.signatures, loaded.signature_defs)
 
     @gated
+    def loaded_versions(self, model: str) -> tuple[int, ...]:
+        """Every version of ``model`` a request may name now, oldest first (V2 metadata's
+        ``versions``, as Triton lists them)."""
+        return tuple(sorted(self._registry.get(model).loaded_versions))
+
+    @gated
     def signature(
         self, model: str, name: str = "", version: int = 0, label: str = ""
     ) -> tuple[int, SignatureSpec]:
@@ -236,18 +242,23 @@ class DataPlane:
         """Why the server is not ready ("" when every model serves): HTTP readiness."""
         if self.gate.draining or self.gate.closed:
             return "the server is shutting down"
-        return "; ".join(m.unavailable_reason() for m in self._registry if not m.serving_version)
+        return "; ".join(
+            m.unavailable_reason()
+            for m in self._registry
+            if not m.serving_version and not m.unloaded
+        )
 
     def server_ready(self) -> bool:
-        """True when every configured model serves (readiness) and the server is not closing."""
+        """True when every configured model serves (readiness) and the server is not closing;
+        a model unloaded on request does not count."""
         return not self.gate.closed and self._registry.all_serving()
 
     @gated
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
-        """Every model with its serving version (else its newest known one) and the newer
-        versions that failed (a gate refused them, their canary was rolled back, or their load
-        failed), and every model left out because its own config is invalid (with the
-        error)."""
+        """Every model with its serving version (else its newest known one), its other loaded
+        versions (Triton lists every loaded one), the newer versions that failed (a gate refused
+        them, their canary was rolled back, or their load failed), and every model left out
+        because its own config is invalid (with the error)."""
         out = []
         problems = self._problems()
         for manager in self._registry:
@@ -260,11 +271,19 @@ class DataPlane:
             out.append(
                 IndexEntry(manager.name, shown, f"invalid config: {problem}" if problem else "")
             )
-            if not ready_only and current is not None:  # newer versions refused or rolled back
+            if current is not None:  # the other loaded ones; newer ones refused or rolled back
                 out += [
                     IndexEntry(manager.name, v)
                     for v in status.versions
-                    if v.state is State.FAILED and v.version > current.version
+                    if v is not current
+                    and (
+                        v.state is State.AVAILABLE
+                        or (
+                            not ready_only
+                            and v.state is State.FAILED
+                            and v.version > current.version
+                        )
+                    )
                 ]
         if not ready_only:
             served = {e.name for e in out}
@@ -300,11 +319,12 @@ class DataPlane:
         status = manager.status()
         if label and label not in status.labels:
             return unknown_label(manager.name, label, status.labels)
-        loaded = manager.loaded_versions
-        if not loaded:
-            return Unavailable(manager.unavailable_reason())
         if label:
             version = status.labels[label]
+        loaded = manager.loaded_versions
+        servable = f"Specific({manager.name}, {version})" if version else f"Latest({manager.name})"
+        if not loaded:
+            return Unavailable(manager.unavailable_reason(), servable=servable)
         what = f"version {version} (label '{label}')" if label else f"version {version}"
         record = next((v for v in status.versions if v.version == version), None)
         why = ""
@@ -314,5 +334,6 @@ class DataPlane:
             why = ": it is loading"
         return NotFound(
             f"{what} of model '{manager.name}' is not loaded{why} (loaded: {list(loaded)}; "
-            f"serving {status.serving_version or 'none'})"
+            f"serving {status.serving_version or 'none'})",
+            servable=servable,
         )

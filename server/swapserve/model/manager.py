@@ -157,6 +157,12 @@ class ModelManager:
         """Every loaded version, newest first."""
         return self._map.loaded_versions
 
+    @property
+    def unloaded(self) -> bool:
+        """True after an explicit unload, until the next reload: the model is out of service
+        on purpose, so it does not make the server unready (as in Triton)."""
+        return self._map.stopped == "unloaded"
+
     def status(self) -> ModelStatus:
         """Every known version with the served and pinned versions and the labels."""
         serving, pinned, labels = self._map.snapshot()

@@ -72,7 +72,9 @@ class ModelRegistry:
             return managers[name]
         except KeyError:
             served = ", ".join(f"'{n}'" for n in sorted(managers)) or "none"
-            raise NotFound(f"model '{name}' is not served here (models: {served})") from None
+            raise NotFound(
+                f"model '{name}' is not served here (models: {served})", servable=f"Latest({name})"
+            ) from None
 
     def find(self, name: str) -> ModelManager | None:
         """The manager for ``name``, or None."""
@@ -81,10 +83,10 @@ class ModelRegistry:
     def all_serving(self) -> bool:
         """True when every model has a version serving (readiness). A model added by a config
         reload counts once it has served: adding a model never takes a serving server out of
-        its load balancer."""
+        its load balancer; nor does unloading one on request (RepositoryModelUnload)."""
         ready = True
         for m in self._managers.values():
-            if m.serving_version:
+            if m.serving_version or m.unloaded:
                 self._pending.discard(m.name)
             elif m.name not in self._pending:
                 ready = False

@@ -46,11 +46,19 @@ def http_status(code: str) -> int:
     return HTTP_STATUS.get(code, 500)
 
 
-def failure(err: Exception, where: str) -> tuple[str, str]:
+TFSERVING_PROTOCOLS = frozenset({"tfserving", "tfserving_rest"})
+"""The surfaces whose clients may match on TF Serving's error texts."""
+
+
+def failure(err: Exception, where: str, protocol: str = "") -> tuple[str, str]:
     """(gRPC code name, message) for an exception a call raised. Domain and tensor errors carry
     their own; anything else is logged with its traceback and answered INTERNAL, never with its
-    text (it may hold internals)."""
+    text (it may hold internals). On TF Serving's surfaces a servable that is not there is
+    answered in TF Serving's words first (``Servable not found for request: Latest(m)``),
+    then ours."""
     if isinstance(err, SwapserveError):
+        if err.servable and protocol in TFSERVING_PROTOCOLS:
+            return err.status, f"Servable not found for request: {err.servable}. {err.message}"
         return err.status, err.message
     if isinstance(err, TensorError):
         return "INVALID_ARGUMENT", str(err)

@@ -69,7 +69,7 @@ def rpc(method: _F) -> _F:
             finally:
                 calls.unbind(token)
         except Exception as err:
-            code, message = failure(err, method.__qualname__)
+            code, message = failure(err, method.__qualname__, self.PROTOCOL)
         finally:
             path.close(record, code)
         context.abort(grpc.StatusCode[code], message)

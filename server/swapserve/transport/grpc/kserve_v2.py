@@ -69,10 +69,10 @@ class KServeV2Servicer:
         self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
     ) -> pb.ModelMetadataResponse:
         version, label = codec.parse_version(request.version)
-        number, sig = self._dataplane.signature(request.name, "", version, label)
+        _, sig = self._dataplane.signature(request.name, "", version, label)
         return pb.ModelMetadataResponse(
             name=request.name,
-            versions=[str(number)],
+            versions=[str(v) for v in self._dataplane.loaded_versions(request.name)],
             platform=_PLATFORM,
             inputs=[codec.tensor_metadata(t) for t in sig.inputs.values()],
             outputs=[codec.tensor_metadata(t) for t in sig.outputs.values()],

@@ -179,7 +179,7 @@ class HttpApi:
             status = 405
             return error_response(405, str(err))
         except Exception as err:
-            code, message = failure(err, f"{request.method} {request.path}")
+            code, message = failure(err, f"{request.method} {request.path}", protocol)
             status = http_status(code)
             return error_response(status, message)
         finally:

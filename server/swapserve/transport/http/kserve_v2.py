@@ -86,7 +86,7 @@ class KServeV2Routes:
             number, sig = self._dp.signature(name, "", version, label)
             payload = {
                 "name": name,
-                "versions": [str(number)],
+                "versions": [str(v) for v in self._dp.loaded_versions(name)],
                 "platform": _PLATFORM,
                 "inputs": [_tensor(t) for t in sig.inputs.values()],
                 "outputs": [_tensor(t) for t in sig.outputs.values()],

@@ -1,0 +1,139 @@
+"""What TF Serving and Triton users match on, against a real `tensorflow_model_server` (ours):
+TF Serving's error texts, every loaded version listed, readiness through an unload."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from google.protobuf import wrappers_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from helpers import HALF_PLUS_THREE, TESTDATA, ServerProcess, copy_version, wait_for
+
+TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """TF Serving's command line over a models.config serving two models, ``hp2`` with
+    ``model_version_policy { all {} }`` (versions 123 and 124)."""
+    tmp = tmp_path_factory.mktemp("dropin")
+    for version in (123, 124):
+        copy_version(TWO_VERSIONS / f"00000{version}", tmp / "hp2", version)
+    copy_version(HALF_PLUS_THREE, tmp / "hp3", 1)
+    config = tmp / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        f'  config {{ name: "hp2" base_path: "{tmp / "hp2"}" model_platform: "tensorflow"\n'
+        "           model_version_policy { all {} } }\n"
+        f'  config {{ name: "hp3" base_path: "{tmp / "hp3"}" model_platform: "tensorflow" }}\n'
+        "}\n"
+    )
+    process = ServerProcess(
+        f"--model_config_file={config}", "--rest-port=0", program="tensorflow_model_server"
+    )
+    try:
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{process.port}") as client:
+            wait_for(
+                lambda: client.is_model_ready("hp2", "123")
+                and client.is_model_ready("hp2", "124")
+                and client.is_model_ready("hp3"),
+                timeout=120,
+                what="both models",
+            )
+        yield process
+    finally:
+        assert process.stop() == 0, process.log[-3000:]
+
+
+def _predict(model: str, version: int = 0) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if version:
+        request.model_spec.version.CopyFrom(wrappers_pb2.Int64Value(value=version))
+    request.inputs["x"].dtype = 1  # DT_FLOAT
+    request.inputs["x"].tensor_shape.dim.add(size=1)
+    request.inputs["x"].float_val.append(1.0)
+    return request
+
+
+def test_tf_servings_error_texts_come_first_on_its_surfaces(server: ServerProcess) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        answer = stub.Predict(_predict("hp2"), timeout=30).outputs["y"]
+        assert tf.make_ndarray(answer).tolist() == [2.5]
+        for request, words in [
+            (_predict("nope"), "Servable not found for request: Latest(nope). "),
+            (_predict("hp2", 7), "Servable not found for request: Specific(hp2, 7). "),
+        ]:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Predict(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            assert err.value.details().startswith(words), err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Predict(_predict("nope"), timeout=30)
+        assert "model 'nope' is not served here (models: 'hp2', 'hp3')" in err.value.details()
+    # The same words on TF Serving's REST API; our own API keeps its own.
+    body = json.dumps({"instances": [1.0]}).encode()
+    for path, words in [
+        ("/v1/models/nope:predict", "Servable not found for request: Latest(nope). "),
+        ("/v1/models/hp2/versions/7:predict", "Servable not found for request: Specific(hp2, 7)"),
+    ]:
+        url = f"http://127.0.0.1:{server.rest_port}{path}"
+        with pytest.raises(urllib.error.HTTPError) as http_err:
+            urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
+        assert http_err.value.code == 404
+        assert json.loads(http_err.value.read())["error"].startswith(words)
+    with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+        tensor = triton_grpc.InferInput("x", [1, 1], "FP32")
+        tensor.set_data_from_numpy(np.float32([[1.0]]))
+        with pytest.raises(triton_grpc.InferenceServerException) as v2_err:
+            client.infer("nope", [tensor])
+        assert v2_err.value.message().startswith("model 'nope' is not served here")
+
+
+def test_every_loaded_version_is_listed(server: ServerProcess) -> None:
+    """Triton lists every loaded version in model metadata and the repository index."""
+    with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+        assert client.get_model_metadata("hp2").versions == ["123", "124"]
+        assert client.get_model_metadata("hp2", "123").versions == ["123", "124"]
+        rows = client.get_model_repository_index(as_json=True)["models"]
+        assert sorted((r["name"], r["version"], r["state"]) for r in rows) == [
+            ("hp2", "123", "READY"),
+            ("hp2", "124", "READY"),
+            ("hp3", "1", "READY"),
+        ]
+    http = triton_http.InferenceServerClient(f"127.0.0.1:{server.rest_port}")
+    try:
+        assert http.get_model_metadata("hp2")["versions"] == ["123", "124"]
+    finally:
+        http.close()
+
+
+def test_unloading_one_model_keeps_the_server_ready(server: ServerProcess) -> None:
+    """Triton stays ready when a model is unloaded on purpose; a readiness probe must not pull
+    the pod. Runs last in this file (it unloads hp3, then loads it back)."""
+    http = triton_http.InferenceServerClient(f"127.0.0.1:{server.rest_port}")
+    try:
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+            client.unload_model("hp3")
+            assert not client.is_model_ready("hp3")
+            assert client.is_server_ready() and http.is_server_ready()
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{server.rest_port}/v2/health/ready", timeout=30
+            ) as reply:
+                assert reply.status == 200
+            client.load_model("hp3")
+            assert client.is_model_ready("hp3") and client.is_server_ready()
+    finally:
+        http.close()
