@@ -398,7 +398,7 @@ def serve(
         if app.settings.model_repository is not None:
             log.info("serving the model repository %s", app.settings.model_repository)
         for model in app.settings.models:
-            log.info("serving model %s from %s", model.name, model.export_root)
+            log.info("serving model %s from %s%s", model.name, model.export_root, model.batching)
     while not stopping.wait(0.25):
         pass  # wake up now and then: a signal taken by another thread runs its handler here
     app.drain()

@@ -89,10 +89,13 @@ def estimator_version(root: Path, version: int, weight: float, bias: float = 0.0
     return final
 
 
-def graph_version(root: Path, version: int, blocking_on: Path | None = None) -> Path:
+def graph_version(
+    root: Path, version: int, blocking_on: Path | None = None, tags: tuple[str, ...] = ("serve",)
+) -> Path:
     """A half_plus_two TF1 export (``x`` -> ``y``, serving_default only) into
     ``root/<version>``. With ``blocking_on``, its load waits until the test reads that named
-    pipe (its main_op writes to it): a slow load the test ends."""
+    pipe (its main_op writes to it): a slow load the test ends. ``tags``: its MetaGraph's tag
+    set."""
     staging = root / f"temp-{version}"
     graph = tf.Graph()
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
@@ -104,7 +107,7 @@ def graph_version(root: Path, version: int, blocking_on: Path | None = None) -> 
             os.mkfifo(blocking_on)
         builder.add_meta_graph_and_variables(
             sess,
-            [tf.compat.v1.saved_model.tag_constants.SERVING],
+            list(tags),
             signature_def_map={"serving_default": sig},
             main_op=tf.io.write_file(str(blocking_on), "loaded") if blocking_on else None,
         )

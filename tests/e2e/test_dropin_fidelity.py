@@ -18,7 +18,15 @@ import tritonclient.http as triton_http
 from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from helpers import HALF_PLUS_THREE, TESTDATA, ServerProcess, copy_version, wait_for
+from helpers import (
+    HALF_PLUS_THREE,
+    TESTDATA,
+    ServerProcess,
+    copy_version,
+    graph_version,
+    serving_process,
+    wait_for,
+)
 
 TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
 
@@ -45,9 +53,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     try:
         with triton_grpc.InferenceServerClient(f"127.0.0.1:{process.port}") as client:
             wait_for(
-                lambda: client.is_model_ready("hp2", "123")
-                and client.is_model_ready("hp2", "124")
-                and client.is_model_ready("hp3"),
+                lambda: (
+                    client.is_model_ready("hp2", "123")
+                    and client.is_model_ready("hp2", "124")
+                    and client.is_model_ready("hp3")
+                ),
                 timeout=120,
                 what="both models",
             )
@@ -137,3 +147,36 @@ def test_unloading_one_model_keeps_the_server_ready(server: ServerProcess) -> No
             assert client.is_model_ready("hp3") and client.is_server_ready()
     finally:
         http.close()
+
+
+def test_saved_model_tags_and_grpc_channel_arguments(tmp_path: Path) -> None:
+    """--saved_model_tags picks the MetaGraph; --grpc_channel_arguments reach gRPC core (here a
+    receive limit smaller than ours, so a large request is refused by gRPC itself)."""
+    (tmp_path / "m").mkdir()
+    graph_version(tmp_path / "m", 1, tags=("serve", "custom"))
+    flags = (
+        "--saved_model_tags=custom,serve",
+        "--grpc_channel_arguments=grpc.max_receive_message_length=4096",
+    )
+    with (
+        serving_process(tmp_path / "m", "m", *flags) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        answer = stub.Predict(_predict("m"), timeout=30).outputs["y"]
+        assert tf.make_ndarray(answer).tolist() == [2.5]
+        large = _predict("m")
+        large.inputs["x"].float_val.extend([1.0] * 2000)
+        large.inputs["x"].tensor_shape.dim[0].size = 2001
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Predict(large, timeout=30)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Without the flag the 'serve' MetaGraph is looked for, and its absence is reported.
+    (tmp_path / "n").mkdir()
+    graph_version(tmp_path / "n", 1, tags=("custom",))
+    server = ServerProcess("--model-name", "n", "--export-root", str(tmp_path / "n"))
+    try:
+        wait_for(lambda: "failed to load" in server.log, timeout=60, what="the load to fail")
+        assert "serve" in server.log and "custom" in server.log
+    finally:
+        server.stop()

@@ -96,6 +96,15 @@ def test_batching_parameters_file(tmp_path: Path) -> None:
     assert b.enabled and (b.max_batch_size, b.batch_timeout_micros) == (128, 0)
     assert (b.max_enqueued_batches, b.num_batch_threads) == (1000000, 8)
     assert b.allowed_batch_sizes == (64, 128)
+    assert b.mode == "timeout"  # the file gives a timeout: TF Serving's timing
+    params.write_text("max_batch_size { value: 16 }\n")  # none: our eager batcher
+    argv, _ = translate(
+        ["--model_name=m", f"--model_base_path={tmp_path}", "--enable_batching",
+         f"--batching_parameters_file={params}"],
+        OURS,
+    )  # fmt: skip
+    (model,) = settings_from_args(parser.parse_args(argv), parser).models
+    assert (model.batching.max_batch_size, model.batching.mode) == (16, "eager")
     for text, words in (
         ("max_batch_size { value: 8 }\nmax_batch_sise { value: 8 }", "batching.txt:2:"),
         ("pad_variable_length_inputs: true", "pad_variable_length_inputs: true is not supported"),
@@ -171,3 +180,23 @@ def test_model_repository_flags(tmp_path: Path) -> None:
     ):
         with pytest.raises(SettingsError, match=words):
             _settings(argv)
+
+
+def test_tags_and_channel_arguments_are_honoured(tmp_path: Path) -> None:
+    from swapserve.config.channel_args import parse_channel_arguments
+
+    argv, warnings = translate(
+        ["--model_name=m", f"--model_base_path={tmp_path}", "--saved_model_tags=serve,gpu",
+         "--grpc_channel_arguments=grpc.max_connection_age_ms=60000,grpc.primary_user_agent=x"],
+        OURS,
+    )  # fmt: skip
+    assert warnings == []
+    parser = build_parser()
+    settings = settings_from_args(parser.parse_args(argv), parser)
+    assert settings.session.saved_model_tags == "serve,gpu"
+    assert parse_channel_arguments(settings.grpc_channel_arguments) == (
+        ("grpc.max_connection_age_ms", 60000),
+        ("grpc.primary_user_agent", "x"),
+    )
+    with pytest.raises(SettingsError, match="expected KEY=VALUE pairs"):
+        Settings(models=settings.models, grpc_channel_arguments="grpc.x").validate()

@@ -56,6 +56,11 @@ class SessionSettings:
         0, help="TensorFlow inter-op threads per session (independent ops run concurrently); "
         "0: TensorFlow's choice",
     )  # fmt: skip
+    saved_model_tags: str = setting(
+        "serve", metavar="TAG,...",
+        help="the MetaGraph to load from each SavedModel, by its comma-separated tag set (as TF "
+        "Serving's --saved_model_tags)",
+    )  # fmt: skip
     run_thread: str = setting(
         "auto", choices=("auto", "caller", "pool"),
         help="where a request's graph runs: TensorFlow's inter-op pool, the calling thread "
@@ -110,6 +115,12 @@ class BatchingSettings:
         "while all are busy are batched; timeout: TF Serving's batcher, a batch waits up to "
         "--batch-timeout-micros to fill",
     )  # fmt: skip
+
+    def __str__(self) -> str:
+        """For the start log: which batcher runs (nothing when batching is off)."""
+        if not self.enabled:
+            return ""
+        return f" (batching: {self.mode}, up to {self.max_batch_size} rows)"
 
     def validate(self) -> None:
         """Raises SettingsError naming the first bad field."""

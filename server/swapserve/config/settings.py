@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swapserve.config.channel_args import parse_channel_arguments
 from swapserve.config.declare import setting
 from swapserve.config.model_settings import (
     RUN_THREADS,
@@ -101,6 +102,12 @@ class Settings:
         256 * 1024 * 1024, server_key=True,
         help="largest gRPC message in bytes, request or response (HTTP bodies: "
         "--max-http-body-bytes)",
+    )  # fmt: skip
+    grpc_channel_arguments: str = setting(
+        "", server_key=True, metavar="KEY=VALUE,...", shown_default="none",
+        help="gRPC core channel arguments for the server, as TF Serving's "
+        "--grpc_channel_arguments (e.g. grpc.max_connection_age_ms=60000); numbers are passed as "
+        "integers, and they override our own",
     )  # fmt: skip
     handshake_timeout_seconds: float = setting(
         10.0, server_key=True,
@@ -252,6 +259,7 @@ class Settings:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
         if self.max_admin_rpcs < 1:
             raise SettingsError(f"max admin rpcs must be >= 1, got {self.max_admin_rpcs}")
+        parse_channel_arguments(self.grpc_channel_arguments)
         if self.max_message_bytes < 1024:
             raise SettingsError(f"max message bytes must be >= 1024, got {self.max_message_bytes}")
         for name, value in (("admin token", self.admin_token), ("token", self.token)):

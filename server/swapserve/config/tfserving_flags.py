@@ -31,6 +31,8 @@ RENAMED = {
     "model_config_file_poll_wait_seconds": "--config-poll-seconds",
     "monitoring_config_file": "--rest-metrics-path",
     "version": "--version",
+    "grpc_channel_arguments": "--grpc-channel-arguments",
+    "saved_model_tags": "--saved-model-tags",
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
 
@@ -73,11 +75,8 @@ REFUSED = {
     "use_alts_credentials": "use --tls-cert and --tls-key",
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
     "grpc_socket_path": "swapserve listens on TCP only (--host, --port)",
-    "saved_model_tags": "swapserve loads the 'serve' MetaGraph",
     "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
     "thread_pool_factory_config_file": "use --intra-op-threads and --inter-op-threads",
-    "grpc_channel_arguments": "use --max-message-bytes, --keepalive-seconds, "
-    "--max-connection-idle-seconds",
     "prefer_tflite_model": "TFLite models are not served",
     "num_tflite_pools": "TFLite models are not served",
     "num_tflite_interpreters_per_pool": "TFLite models are not served",
@@ -194,12 +193,15 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[li
 
 def _batching_flags(path: str) -> list[str]:
     """Our batching flags for a TF Serving ``BatchingParameters`` text file (they apply with
-    ``--enable_batching``, as in TF Serving)."""
+    ``--enable_batching``, as in TF Serving). A file that sets ``batch_timeout_micros`` gets
+    TF Serving's timing (``--batching-mode timeout``); without one, our eager batcher."""
     from swapserve.config.tfserving import parse_batching_parameters  # noqa: PLC0415 (protobuf)
 
     text = text_files.read(Path(path), "--batching_parameters_file")
     values, allowed = parse_batching_parameters(text, Path(path).name)
     out = [f"--{key.replace('_', '-')}={value}" for key, value in values.items()]
+    if "batch_timeout_micros" in values:  # the file gives a timeout: TF Serving's timing
+        out.append("--batching-mode=timeout")
     return out + ([f"--allowed-batch-sizes={','.join(map(str, allowed))}"] if allowed else [])
 
 

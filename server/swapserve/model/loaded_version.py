@@ -114,7 +114,9 @@ class LoadedVersion:
         _live.add(1)
         try:
             with graph.as_default():
-                meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+                meta_graph = tf.compat.v1.saved_model.loader.load(
+                    session, _tags(settings.saved_model_tags), str(path)
+                )
             signatures = _read_signatures(meta_graph, graph)
             if not signatures:
                 raise LoadError("the SavedModel has no usable signature")
@@ -347,3 +349,8 @@ def _short_error(err: Exception) -> str:
         text = err.message.strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return f"{type(err).__name__}: {' '.join(lines[:3])}"[:_MAX_ERROR_CHARS]
+
+
+def _tags(text: str) -> list[str]:
+    """The tag set of ``--saved-model-tags`` (``serve,gpu`` -> ["serve", "gpu"])."""
+    return [tag.strip() for tag in text.split(",") if tag.strip()]

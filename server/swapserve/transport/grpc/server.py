@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from swapserve.apis import kserve_v2, pool, tfserving
+from swapserve.config.channel_args import parse_channel_arguments
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.dataplane.admin import Admin
@@ -87,6 +88,14 @@ def connection_options(settings: Settings, max_connections: int) -> list[tuple[s
     return options
 
 
+def _with_user_arguments(ours: list[tuple[str, int]], text: str) -> list[tuple[str, int | str]]:
+    """``--grpc-channel-arguments`` in place of ours where they name the same key (gRPC core
+    takes the first of two, so replacing is the only way theirs win)."""
+    theirs = parse_channel_arguments(text)
+    given = {key for key, _ in theirs}
+    return [*theirs, *(o for o in ours if o[0] not in given)]
+
+
 def build_grpc_server(
     settings: Settings,
     dataplane: DataPlane,
@@ -125,12 +134,15 @@ def build_grpc_server(
         ),
         interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        options=[
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-            *connection_options(settings, max_connections),
-        ],
+        options=_with_user_arguments(
+            [
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
+                *connection_options(settings, max_connections),
+            ],
+            settings.grpc_channel_arguments,
+        ),
     )
     prediction_pb2_grpc.add_PredictionServiceServicer_to_server(  # type: ignore[no-untyped-call]
         PredictionServicer(dataplane, admin, calls), server
