@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
 import numpy as np
+import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, TESTDATA, ServerProcess, copy_version, wait_for
 from swapserve_client import Client
@@ -73,8 +79,49 @@ def test_the_command_line_of_tf_servings_docs(tmp_path: Path) -> None:
         ) as reply:
             assert reply.headers["Content-Type"].startswith("text/plain")
             assert "swapserve_batch_size_count" in reply.read().decode()
+        _tf_servings_metric_names(server.port, rest)
     finally:
         assert server.stop() == 0
+
+
+def _tf_servings_metric_names(port: int, rest: int) -> None:
+    """TF Serving's own series on its monitoring path, as its exporter writes them."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half_plus_two"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0], tf.float32))
+        stub.Predict(request, timeout=30)
+    with contextlib.suppress(urllib.error.HTTPError):
+        _post(f"http://127.0.0.1:{rest}/v1/models/nope:predict", {"instances": [1.0]})
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{rest}/monitoring/prometheus/metrics", timeout=30
+    ) as reply:
+        text = reply.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    # The raw lines, as Prometheus reads them (the Python parser would add "_total").
+    assert "# TYPE :tensorflow:serving:request_count counter" in text
+    ok = re.search(
+        r'^:tensorflow:serving:request_count\{model_name="half_plus_two",status="OK"\} (\d+)$',
+        text,
+        re.M,
+    )
+    assert ok and int(ok.group(1)) >= 2, text[-3000:]
+    assert re.search(
+        r'^:tensorflow:serving:request_count\{model_name="",status="NOT_FOUND"\} 1$', text, re.M
+    )
+    latency = ":tensorflow:serving:request_latency"
+    for api, entrypoint in (("predict", "REST"), ("Predict", "GRPC")):
+        labels = (("API", api), ("entrypoint", entrypoint), ("model_name", "half_plus_two"))
+        assert samples[(f"{latency}_count", labels)] >= 1, text[:3000]
+        buckets = [le for (n, ls), _ in samples.items() if n == f"{latency}_bucket"
+                   for k, le in ls if k == "le" and (("API", api) in ls)]  # fmt: skip
+        assert buckets[:3] == ["10", "18", "32.4"] and buckets[-1] == "+Inf"
+        assert len(buckets) == 34
 
 
 def test_tf_servings_model_config_file(tmp_path: Path) -> None:
@@ -89,6 +136,7 @@ def test_tf_servings_model_config_file(tmp_path: Path) -> None:
     server = ServerProcess(
         f"--model_config_file={config}",
         "--model_config_file_poll_wait_seconds=1",
+        "--metrics-port=0",
         program="tensorflow_model_server",
     )
     try:
@@ -105,6 +153,13 @@ def test_tf_servings_model_config_file(tmp_path: Path) -> None:
             config.write_text(text[:second].rstrip().rstrip(",") + "\n}\n")
             wait_for(lambda: _quiet(answers) is None, what="half_plus_three to go")
             assert float(client.predict("half_plus_two", x)["y"][0, 0]) == 3.0
+            # None of the removed model's series is left (loads, swaps, versions, runs...).
+            metrics = f"http://127.0.0.1:{server.metrics_port}/metrics"
+            with urllib.request.urlopen(metrics, timeout=30) as reply:
+                scraped = reply.read().decode()
+            assert 'model="half_plus_two"' in scraped
+            left = [ln for ln in scraped.splitlines() if 'model="half_plus_three"' in ln]
+            assert left == [], left[:10]
     finally:
         assert server.stop() == 0
 

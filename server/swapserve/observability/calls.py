@@ -44,6 +44,8 @@ class CallRecord:
     """Time in the model run that computed this call (the whole batch's run when batched)."""
     code: str = "OK"
     """gRPC status code name, or the HTTP status as text."""
+    grpc_code: str = ""
+    """Over HTTP, the gRPC code name the HTTP status was mapped from ("" over gRPC)."""
     seconds: float = 0.0
     """Wall time from the transport receiving the call to its answer."""
     trace_id: str = ""

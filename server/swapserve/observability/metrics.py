@@ -35,6 +35,7 @@ from swapserve.model.events import Inflight, ModelEvents
 from swapserve.model.outcomes import PHASES
 from swapserve.observability.calls import CallRecord
 from swapserve.observability.stats import Statistics
+from swapserve.observability.tfserving_metrics import TFServingMetrics
 from swapserve.observability.timed_series import TimedCounter
 
 _LATENCY_BUCKETS = (
@@ -48,8 +49,10 @@ _Labelled = Counter | Gauge | Histogram | Enum
 class Metrics(ModelEvents):
     """Every metric swapserve exports (names and meanings: docs/operations.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tfserving_names: bool = False) -> None:
         r = self.registry = CollectorRegistry()
+        self.tfserving = TFServingMetrics() if tfserving_names else None
+        """TF Serving's metric names beside ours (``--monitoring_config_file``)."""
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # The run series of (model, version), keyed by the int version: ``ran`` is on the
         # request path and ``str(version)`` is not free (cleared with the series it names).
@@ -322,16 +325,19 @@ class Metrics(ModelEvents):
         self._forget(lambda values: values[:2] == (model, str(version)))
 
     def forget_model(self, model: str) -> None:
-        """Drops every series of a model a config change removed."""
+        """Drops every series of a model a config change removed (none shows in a scrape)."""
         with self._versions_lock:
             self._loaded = {key for key in self._loaded if key[0] != model}
             self.stats.forget_model(model)
             self._forget(lambda values: values[:1] == (model,))
-        if self._children.pop((id(self.inflight), (model,)), None) is not None:
-            self.inflight.remove(model)
-        for gauge in (self.rollout_phase, self.rollout_version, self.canary_percent):
-            if self._children.pop((id(gauge), (model,)), None) is not None:
-                gauge.remove(model)
+        # Every other per-model series was made by ``child``: loads, swaps, batch sizes, gates...
+        by_id = {id(m): m for m in vars(self).values() if isinstance(m, _Labelled)}
+        for key in [k for k in self._children if k[1][:1] == (model,)]:
+            del self._children[key]
+            with contextlib.suppress(KeyError):
+                by_id[key[0]].remove(*key[1])
+        if self.tfserving is not None:
+            self.tfserving.forget_model(model)
 
     def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
         """Removes the series whose label values (model, version, …) match. Only per-version
@@ -361,10 +367,13 @@ class Metrics(ModelEvents):
         else:
             key = ("", "", "", record.protocol, record.method, record.code)
             self.calls.record(key, record.seconds)
+        if self.tfserving is not None:
+            self.tfserving.observe(record, known)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text of every metric, and its content type (the REST metrics path)."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        extra = self.tfserving.text().encode() if self.tfserving is not None else b""
+        return generate_latest(self.registry) + extra, CONTENT_TYPE_LATEST
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,

@@ -171,6 +171,7 @@ class HttpApi:
             finally:
                 calls.unbind(token)
             status = 200
+            record.grpc_code = "OK"
             out = {"Content-Type": JSON, **headers}
             if version:
                 out[VERSION_HEADER] = str(version)
@@ -180,6 +181,7 @@ class HttpApi:
             return error_response(405, str(err))
         except Exception as err:
             code, message = failure(err, f"{request.method} {request.path}", protocol)
+            record.grpc_code = code
             status = http_status(code)
             return error_response(status, message)
         finally:
