@@ -343,7 +343,7 @@ def _poll_seconds(settings: Settings) -> float | None:
     """How often the model source is polled: ``--config-poll-seconds``; a repository is
     always polled (every ``--poll-seconds`` unless told), as Triton's poll mode does."""
     if settings.config_poll_seconds is not None or settings.model_repository is None:
-        return settings.config_poll_seconds
+        return settings.config_poll_seconds or None  # 0: never
     return settings.model_defaults.poll_seconds if settings.model_defaults else 1.0
 
 

@@ -1,4 +1,5 @@
-"""``swapserve`` / ``python -m swapserve`` (and ``tensorflow_model_server``): parse the flags,
+"""``swapserve`` / ``python -m swapserve`` (and ``tensorflow_model_server``, ``tritonserver``):
+parse the flags,
 then serve in one process or as ``--workers`` processes. The flags themselves are declared with
 the settings (``swapserve.config.flags``)."""
 
@@ -9,22 +10,32 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from swapserve.config import tfserving_flags
+from swapserve.config import tfserving_flags, triton_flags
 from swapserve.config.flags import build_parser
 from swapserve.config.from_flags import settings_from_args
 from swapserve.config.model_settings import SettingsError
 from swapserve.observability import logs
 from swapserve.runtime import quiet
 
-__all__ = ["main"]
+__all__ = ["main", "triton_main"]
 
 log = logging.getLogger("swapserve")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def triton_main(argv: Sequence[str] | None = None) -> None:
+    """``tritonserver``: Triton's command line (``config.triton_flags``), then ``main``."""
+    try:
+        translated, ignored = triton_flags.translate(sys.argv[1:] if argv is None else argv)
+    except SettingsError as err:
+        build_parser().error(f"tritonserver: {err}")
+    main(translated, ignored)
+
+
+def main(argv: Sequence[str] | None = None, warnings: Sequence[str] = ()) -> None:
     """Parses flags, serves until SIGTERM/SIGINT, then shuts down gracefully."""
     parser = build_parser()
     argv, ignored = tfserving_flags.parse_argv(parser, sys.argv[1:] if argv is None else argv)
+    ignored = [*warnings, *ignored]
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     for warning in ignored:

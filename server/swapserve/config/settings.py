@@ -49,8 +49,8 @@ class Settings:
     config_poll_seconds: float | None = setting(
         None,
         help="re-read --config (rescan --model-repository) every N seconds and apply changes as "
-        "SIGHUP does; an invalid edit changes nothing and is logged once (default: off; a "
-        "repository: every --poll-seconds)",
+        "SIGHUP does; an invalid edit changes nothing and is logged once; 0: never (default: "
+        "off; a repository: every --poll-seconds)",
     )  # fmt: skip
     config_settle_seconds: float = setting(
         5.0,
@@ -343,9 +343,9 @@ class Settings:
     def _validate_sources(self) -> None:
         """Polling needs something to poll; REST metrics need the REST port."""
         if self.config_poll_seconds is not None:
-            if not self.config_poll_seconds > 0:
+            if not self.config_poll_seconds >= 0:
                 raise SettingsError(
-                    f"config poll seconds must be > 0, got {self.config_poll_seconds}"
+                    f"config poll seconds must be >= 0, got {self.config_poll_seconds}"
                 )
             if self.config_path is None and self.model_repository is None:
                 raise SettingsError("--config-poll-seconds needs --config or --model-repository")

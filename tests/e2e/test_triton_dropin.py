@@ -1,0 +1,91 @@
+"""Triton's own command line given to `tritonserver` (ours), with tritonclient unchanged."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+
+from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, ServerProcess, wait_for
+
+PROGRAM = str(Path(sys.executable).parent / "tritonserver")
+
+
+def _repository(root: Path) -> Path:
+    """Triton's layout: <model>/config.pbtxt and <model>/<version>/model.savedmodel/."""
+    for name, export in (("hp2", HALF_PLUS_TWO), ("hp3", HALF_PLUS_THREE)):
+        shutil.copytree(export, root / name / "1" / "model.savedmodel")
+        (root / name / "config.pbtxt").write_text(
+            f'name: "{name}"\nplatform: "tensorflow_savedmodel"\nmax_batch_size: 0\n'
+        )
+    return root
+
+
+def test_tritons_command_line(tmp_path: Path) -> None:
+    """tritonserver --model-repository=... --grpc-port --http-port --metrics-port
+    --model-control-mode=none --strict-model-config=false --log-verbose=0 --exit-timeout-secs."""
+    repo = _repository(tmp_path / "models")
+    server = ServerProcess(
+        f"--model-repository={repo}",
+        "--grpc-port=0",
+        "--http-port=0",
+        "--metrics-port=0",
+        "--model-control-mode=none",
+        "--strict-model-config=false",
+        "--log-verbose=0",
+        "--exit-timeout-secs=5",
+        program="tritonserver",
+    )
+    try:
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+            wait_for(
+                lambda: client.is_model_ready("hp2") and client.is_model_ready("hp3"),
+                timeout=120,
+                what="both models",
+            )
+            tensor = triton_grpc.InferInput("x", [1, 1], "FP32")
+            tensor.set_data_from_numpy(np.float32([[2.0]]))
+            assert client.infer("hp3", [tensor]).as_numpy("y").tolist() == [[4.0]]
+            http = triton_http.InferenceServerClient(f"127.0.0.1:{server.rest_port}")
+            try:
+                assert http.is_server_ready() and http.is_model_ready("hp2")
+                rest_tensor = triton_http.InferInput("x", [1, 1], "FP32")
+                rest_tensor.set_data_from_numpy(np.float32([[2.0]]))
+                assert http.infer("hp2", [rest_tensor]).as_numpy("y").tolist() == [[3.0]]
+            finally:
+                http.close()
+            assert server.metrics_port
+            assert "--strict-model-config (Triton) is ignored" in server.log
+            # none: the model set is the one read at start (a model added later is not loaded).
+            shutil.copytree(repo / "hp2", repo / "late")
+            (repo / "late" / "config.pbtxt").write_text('name: "late"\n')
+            time.sleep(2)  # two of our version polls; the repository is not re-read
+            assert [
+                m["name"] for m in client.get_model_repository_index(as_json=True)["models"]
+            ] == [
+                "hp2",
+                "hp3",
+            ]
+    finally:
+        assert server.stop() == 0, server.log[-3000:]
+
+
+def test_explicit_mode_and_unknown_values_are_refused_with_the_reason() -> None:
+    for flag, words in (
+        (
+            "--model-control-mode=explicit",
+            "--model-control-mode=explicit (Triton) is not supported",
+        ),
+        ("--model-control-mode=sometimes", "expected none, poll or explicit"),
+        ("--grpc-use-ssl=true", "use --tls-cert"),
+    ):
+        out = subprocess.run(
+            [PROGRAM, "--model-repository=/tmp", flag], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 2 and words in out.stderr, out.stderr
