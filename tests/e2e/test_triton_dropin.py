@@ -21,8 +21,9 @@ def _repository(root: Path) -> Path:
     """Triton's layout: <model>/config.pbtxt and <model>/<version>/model.savedmodel/."""
     for name, export in (("hp2", HALF_PLUS_TWO), ("hp3", HALF_PLUS_THREE)):
         shutil.copytree(export, root / name / "1" / "model.savedmodel")
+        policy = "version_policy: { all {} }\n" if name == "hp2" else ""
         (root / name / "config.pbtxt").write_text(
-            f'name: "{name}"\nplatform: "tensorflow_savedmodel"\nmax_batch_size: 0\n'
+            f'name: "{name}"\nplatform: "tensorflow_savedmodel"\nmax_batch_size: 0\n{policy}'
         )
     return root
 
@@ -61,6 +62,9 @@ def test_tritons_command_line(tmp_path: Path) -> None:
             finally:
                 http.close()
             assert server.metrics_port
+            # The config round-trips: `all {}` is reported as it was given.
+            config = client.get_model_config("hp2", as_json=True)["config"]
+            assert config["version_policy"] == {"all": {}}, config
             assert "--strict-model-config (Triton) is ignored" in server.log
             # none: the model set is the one read at start (a model added later is not loaded).
             shutil.copytree(repo / "hp2", repo / "late")

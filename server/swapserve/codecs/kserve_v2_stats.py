@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from swapserve.codecs.kserve_v2 import datatype_of_spec, shape_of_spec
+from swapserve.config.model_settings import ALL_VERSIONS
 from swapserve.dataplane.types import Duration, ModelConfigInfo, VersionStatistics
 
 PLATFORM = "tensorflow_savedmodel"
@@ -71,6 +72,8 @@ def model_config(info: ModelConfigInfo) -> dict[str, Any]:
     version_policy: dict[str, Any] = (
         {"specific": {"versions": list(policy.specific)}}
         if policy.specific
+        else {"all": {}}
+        if policy.latest >= ALL_VERSIONS
         else {"latest": {"num_versions": policy.latest}}
     )
     config: dict[str, Any] = {

@@ -155,6 +155,10 @@ MAX_VERSION = 2**63 - 1
 ``ModelSpec.version``, our ``version`` fields) or as text clients parse into one."""
 
 
+ALL_VERSIONS = 2**31
+"""``latest`` meaning every version on disk (TF Serving's and Triton's ``all`` policy)."""
+
+
 @dataclass(frozen=True)
 class VersionPolicy:
     """Which versions of a model are loaded (as TF Serving's model_version_policy)."""

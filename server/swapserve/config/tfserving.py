@@ -15,10 +15,13 @@ from typing import Any
 
 from swapserve.apis import tfserving
 from swapserve.config import text_proto
-from swapserve.config.model_settings import ModelSettings, SettingsError, VersionPolicy
+from swapserve.config.model_settings import (
+    ALL_VERSIONS,
+    ModelSettings,
+    SettingsError,
+    VersionPolicy,
+)
 from swapserve.errors import InvalidArgument
-
-_ALL_VERSIONS = 2**31  # model_version_policy "all": every version on disk
 
 
 def model_settings(
@@ -50,7 +53,7 @@ def model_settings(
         if choice == "specific":
             versions = VersionPolicy(specific=tuple(int(v) for v in policy.specific.versions))
         elif choice == "all":
-            versions = VersionPolicy(latest=_ALL_VERSIONS)
+            versions = VersionPolicy(latest=ALL_VERSIONS)
         else:
             latest = policy.latest.num_versions if choice == "latest" else 1
             versions = VersionPolicy(latest=latest or 1)

@@ -19,6 +19,7 @@ from typing import Any
 from swapserve.apis import kserve_v2
 from swapserve.config import text_proto
 from swapserve.config.model_settings import (
+    ALL_VERSIONS,
     BatchingSettings,
     ModelSettings,
     SettingsError,
@@ -30,7 +31,6 @@ HONOURED = ("name", "platform", "backend", "version_policy", "max_batch_size",
             "dynamic_batching", "model_warmup")  # fmt: skip
 """The ``ModelConfig`` keys that change what swapserve does."""
 _TENSORFLOW = {"platform": ("", "tensorflow_savedmodel"), "backend": ("", "tensorflow")}
-_ALL_VERSIONS = 2**31  # version_policy { all {} }: every version on disk
 
 
 def parse(text: str, where: str) -> tuple[Any, tuple[str, ...]]:
@@ -103,7 +103,7 @@ def _versions(config: Any, where: str) -> VersionPolicy:
             raise SettingsError(f"{where}: version_policy.specific lists no versions")
         return VersionPolicy(specific=tuple(int(v) for v in policy.specific.versions))
     if choice == "all":
-        return VersionPolicy(latest=_ALL_VERSIONS)
+        return VersionPolicy(latest=ALL_VERSIONS)
     if choice == "latest":
         return VersionPolicy(latest=policy.latest.num_versions or 1)
     return VersionPolicy()
