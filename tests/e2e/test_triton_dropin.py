@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
 
 from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, ServerProcess, wait_for
 
@@ -59,6 +61,15 @@ def test_tritons_command_line(tmp_path: Path) -> None:
                 rest_tensor = triton_http.InferInput("x", [1, 1], "FP32")
                 rest_tensor.set_data_from_numpy(np.float32([[2.0]]))
                 assert http.infer("hp2", [rest_tensor]).as_numpy("y").tolist() == [[3.0]]
+                # /v2/logging: Triton's log settings, onto our logging.
+                assert http.get_log_settings()["log_verbose_level"] == 0
+                changed = http.update_log_settings({"log_verbose_level": 1})
+                assert changed["log_verbose_level"] == 1 and changed["log_info"] is True
+                with pytest.raises(InferenceServerException, match="must be true or false"):
+                    http.update_log_settings({"log_info": "yes"})
+                with pytest.raises(InferenceServerException, match="unknown log setting 'x'"):
+                    http.update_log_settings({"x": 1})
+                assert http.update_log_settings({"log_verbose_level": 0})["log_verbose_level"] == 0
             finally:
                 http.close()
             assert server.metrics_port

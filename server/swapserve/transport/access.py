@@ -21,7 +21,11 @@ from swapserve.errors import PermissionDenied, Unauthenticated
 ADMIN_RPCS: Mapping[str, tuple[str, ...]] = {
     "swapserve.v1.PredictionService": ("Reload",),
     "tensorflow.serving.ModelService": ("HandleReloadConfigRequest",),
-    "inference.GRPCInferenceService": ("RepositoryModelLoad", "RepositoryModelUnload"),
+    "inference.GRPCInferenceService": (
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
+        "UpdateLogSettings",  # HTTP only: POST /v2/logging
+    ),
 }
 """Every admin call, by gRPC service; the only list of them."""
 

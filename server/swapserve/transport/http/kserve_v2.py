@@ -16,6 +16,7 @@ from swapserve.codecs import kserve_v2_stats as stats_codec
 from swapserve.dataplane.admin import Admin
 from swapserve.dataplane.requests import DataPlane
 from swapserve.errors import InvalidArgument, Unavailable
+from swapserve.observability import log_settings
 from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse, Reply, Route, dumps
 
 PROTOCOL = "kserve_v2_rest"
@@ -38,6 +39,8 @@ class KServeV2Routes:
             Route(("GET",), "/v2/health/live", self._live),
             Route(("GET",), "/v2/health/ready", self._ready),
             Route(("GET",), "/v2/models/stats", self._statistics),
+            Route(("GET",), "/v2/logging", self._log_settings),
+            Route(("POST",), "/v2/logging", self._update_log_settings),
         ]
         for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             out += [
@@ -76,6 +79,20 @@ class KServeV2Routes:
             return dumps({"ready": True}), 0, {}
 
         return self._call(request, "ServerReady", "", work)
+
+    def _log_settings(self, request: HttpRequest, params: Params) -> HttpResponse:
+        return self._call(
+            request, "LogSettings", "", lambda: (dumps(log_settings.current()), 0, {})
+        )
+
+    def _update_log_settings(self, request: HttpRequest, params: Params) -> HttpResponse:
+        def work() -> Reply:
+            body = json_body.parse(request.body, "the log settings")
+            if not isinstance(body, dict):
+                raise InvalidArgument("the log settings must be a JSON object")
+            return dumps(log_settings.update(body)), 0, {}
+
+        return self._call(request, "UpdateLogSettings", "", work)
 
     # ---- models -----------------------------------------------------------------------------
 
