@@ -27,6 +27,7 @@ from helpers import (
     serving_process,
     wait_for,
 )
+from swapserve_client import Client
 
 TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
 
@@ -149,14 +150,16 @@ def test_unloading_one_model_keeps_the_server_ready(server: ServerProcess) -> No
         http.close()
 
 
-def test_saved_model_tags_and_grpc_channel_arguments(tmp_path: Path) -> None:
+def test_saved_model_tags_grpc_channel_arguments_and_socket_path(tmp_path: Path) -> None:
     """--saved_model_tags picks the MetaGraph; --grpc_channel_arguments reach gRPC core (here a
-    receive limit smaller than ours, so a large request is refused by gRPC itself)."""
+    receive limit smaller than ours, so a large request is refused by gRPC itself);
+    --grpc_socket_path serves on a Unix socket too."""
     (tmp_path / "m").mkdir()
     graph_version(tmp_path / "m", 1, tags=("serve", "custom"))
     flags = (
         "--saved_model_tags=custom,serve",
         "--grpc_channel_arguments=grpc.max_receive_message_length=4096",
+        f"--grpc_socket_path={tmp_path / 'grpc.sock'}",
     )
     with (
         serving_process(tmp_path / "m", "m", *flags) as server,
@@ -171,6 +174,10 @@ def test_saved_model_tags_and_grpc_channel_arguments(tmp_path: Path) -> None:
         with pytest.raises(grpc.RpcError) as err:
             stub.Predict(large, timeout=30)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # --grpc_socket_path: the same services on a Unix socket, whose callers are local.
+        with Client(f"unix:{tmp_path / 'grpc.sock'}", timeout=30) as local:
+            assert local.predict("m", {"x": np.float32([[1.0]])})["y"].tolist() == [[2.5]]
+            assert local.reload("m").version == 1
     # Without the flag the 'serve' MetaGraph is looked for, and its absence is reported.
     (tmp_path / "n").mkdir()
     graph_version(tmp_path / "n", 1, tags=("custom",))

@@ -103,6 +103,11 @@ class Settings:
         help="largest gRPC message in bytes, request or response (HTTP bodies: "
         "--max-http-body-bytes)",
     )  # fmt: skip
+    grpc_socket_path: Path | None = setting(
+        None, server_key=True, metavar="PATH",
+        help="also serve gRPC on this Unix-domain socket (as TF Serving's --grpc_socket_path); "
+        "its callers count as local for admin calls",
+    )  # fmt: skip
     grpc_channel_arguments: str = setting(
         "", server_key=True, metavar="KEY=VALUE,...", shown_default="none",
         help="gRPC core channel arguments for the server, as TF Serving's "

@@ -32,6 +32,7 @@ RENAMED = {
     "monitoring_config_file": "--rest-metrics-path",
     "version": "--version",
     "grpc_channel_arguments": "--grpc-channel-arguments",
+    "grpc_socket_path": "--grpc-socket-path",
     "saved_model_tags": "--saved-model-tags",
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
@@ -67,6 +68,10 @@ IGNORED = {
     "skip_initialize_tpu": "no TPU",
     "allow_version_labels_for_unavailable_models": "always allowed: such a label answers "
     "NOT_FOUND until its version serves",
+    "prefer_tflite_model": "the SavedModel beside the TFLite model is served",
+    "num_tflite_pools": "TFLite models are not served",
+    "num_tflite_interpreters_per_pool": "TFLite models are not served",
+    "mixed_precision": "graphs run as exported (float32 where they were exported so)",
 }
 """Accepted and ignored, with a warning: they tune TF Serving internals, not results."""
 
@@ -74,15 +79,10 @@ REFUSED = {
     "ssl_config_file": "use --tls-cert, --tls-key and --tls-client-ca (PEM files)",
     "use_alts_credentials": "use --tls-cert and --tls-key",
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
-    "grpc_socket_path": "swapserve listens on TCP only (--host, --port)",
     "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
     "thread_pool_factory_config_file": "use --intra-op-threads and --inter-op-threads",
-    "prefer_tflite_model": "TFLite models are not served",
-    "num_tflite_pools": "TFLite models are not served",
-    "num_tflite_interpreters_per_pool": "TFLite models are not served",
     "rest_api_enable_cors_support": "put a proxy that adds CORS headers in front",
     "enable_per_model_batching_parameters": "set batching per model in a --config YAML file",
-    "mixed_precision": "graphs run as exported",
 }
 """Refused with what to use instead: their meaning cannot be kept, and ignoring them would
 serve something other than what was asked (no TLS, another platform, …)."""

@@ -179,6 +179,10 @@ def build_grpc_server(
             port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
+        if settings.grpc_socket_path is not None:  # TF Serving serves its socket in the clear
+            address = f"unix:{settings.grpc_socket_path}"
+            if server.add_insecure_port(address) == 0:
+                raise RuntimeError("bind failed")
     except RuntimeError as err:
         raise SettingsError(f"cannot listen on {address}: {err}") from None
     if port == 0:
