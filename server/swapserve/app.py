@@ -307,7 +307,7 @@ def _rest_server(
     from swapserve.transport.http.server import RestServer  # noqa: PLC0415
     from swapserve.transport.http.tfserving import TFServingRoutes  # noqa: PLC0415
 
-    api = HttpApi(calls)
+    api = HttpApi(calls, cors=settings.cors)
     api.add(TFServingRoutes(api, dataplane).routes())
     api.add(KServeV2Routes(api, dataplane, admin).routes())
     api.add(HealthRoutes(dataplane, metrics.exposition, settings.rest_metrics_path or "").routes())

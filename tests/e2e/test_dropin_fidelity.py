@@ -49,7 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "}\n"
     )
     process = ServerProcess(
-        f"--model_config_file={config}", "--rest-port=0", program="tensorflow_model_server"
+        f"--model_config_file={config}",
+        "--rest-port=0",
+        "--rest_api_enable_cors_support",
+        program="tensorflow_model_server",
     )
     try:
         with triton_grpc.InferenceServerClient(f"127.0.0.1:{process.port}") as client:
@@ -111,6 +114,24 @@ def test_tf_servings_error_texts_come_first_on_its_surfaces(server: ServerProces
         with pytest.raises(triton_grpc.InferenceServerException) as v2_err:
             client.infer("nope", [tensor])
         assert v2_err.value.message().startswith("model 'nope' is not served here")
+
+
+def test_cors_as_tf_serving_answers_it(server: ServerProcess) -> None:
+    """--rest_api_enable_cors_support: preflights, and the headers on every answer."""
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/hp2:predict"
+    preflight = urllib.request.Request(url, method="OPTIONS", headers={"Origin": "https://a.b"})
+    with urllib.request.urlopen(preflight, timeout=30) as reply:
+        assert reply.status == 200
+        assert reply.headers["Access-Control-Allow-Origin"] == "*"
+        assert reply.headers["Access-Control-Allow-Methods"] == "POST, GET"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(url, method="OPTIONS"), timeout=30)
+    assert refused.value.code == 400
+    assert "Origin header is missing in CORS preflight" in refused.value.read().decode()
+    body = json.dumps({"instances": [1.0]}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, body), timeout=30) as reply:
+        assert reply.headers["Access-Control-Allow-Origin"] == "*"
+        assert json.loads(reply.read()) == {"predictions": [2.5]}
 
 
 def test_every_loaded_version_is_listed(server: ServerProcess) -> None:

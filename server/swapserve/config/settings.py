@@ -103,6 +103,11 @@ class Settings:
         help="largest gRPC message in bytes, request or response (HTTP bodies: "
         "--max-http-body-bytes)",
     )  # fmt: skip
+    cors: bool = setting(
+        False, server_key=True,
+        help="answer CORS preflights on the HTTP port and let any origin call it (TF Serving's "
+        "--rest_api_enable_cors_support: Access-Control-Allow-Origin *)",
+    )  # fmt: skip
     grpc_socket_path: Path | None = setting(
         None, server_key=True, metavar="PATH",
         help="also serve gRPC on this Unix-domain socket (as TF Serving's --grpc_socket_path); "

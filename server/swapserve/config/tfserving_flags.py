@@ -33,6 +33,7 @@ RENAMED = {
     "version": "--version",
     "grpc_channel_arguments": "--grpc-channel-arguments",
     "grpc_socket_path": "--grpc-socket-path",
+    "rest_api_enable_cors_support": "--cors",
     "saved_model_tags": "--saved-model-tags",
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
@@ -81,7 +82,6 @@ REFUSED = {
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
     "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
     "thread_pool_factory_config_file": "use --intra-op-threads and --inter-op-threads",
-    "rest_api_enable_cors_support": "put a proxy that adds CORS headers in front",
     "enable_per_model_batching_parameters": "set batching per model in a --config YAML file",
 }
 """Refused with what to use instead: their meaning cannot be kept, and ignoring them would
@@ -155,7 +155,7 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return []
     if name == "enable_model_warmup":
         return [] if _truth(name, value) else ["--no-warm-up"]
-    if name in BOOLEAN:  # enable_batching, version
+    if name in BOOLEAN:  # enable_batching, version, rest_api_enable_cors_support
         return [RENAMED[name]] if _truth(name, value) else []
     if value is None:
         return [RENAMED.get(name, "--" + name)]  # our parser reports the missing value

@@ -109,6 +109,25 @@ class Bound:
         return self.handler(request, self.params)
 
 
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
+"""TF Serving's CORS headers (``http_rest_api_util.cc``)."""
+
+
+def _preflight(request: HttpRequest, params: Mapping[str, str]) -> HttpResponse:
+    """A CORS preflight: 200 for an http(s) Origin, else 400 as TF Serving answers it."""
+    if re.match(r"https?://", request.headers.get("origin", "")):
+        return HttpResponse(200, {}, b"")
+    return error_response(400, "Origin header is missing in CORS preflight")
+
+
+def _with_cors(response: HttpResponse) -> HttpResponse:
+    return HttpResponse(response.status, {**response.headers, **CORS_HEADERS}, response.body)
+
+
 class HttpApi:
     """Every route of the HTTP port.
 
@@ -117,9 +136,11 @@ class HttpApi:
         routes: the routes, first match wins (each API module's ``routes()``).
     """
 
-    def __init__(self, calls: CallPath, routes: Sequence[Route] = ()) -> None:
+    def __init__(self, calls: CallPath, routes: Sequence[Route] = (), cors: bool = False) -> None:
         self._calls = calls
         self._routes = [(r, r.compile()) for r in routes]
+        self._cors = cors
+        """Answer CORS preflights and add TF Serving's CORS headers to every answer."""
 
     def add(self, routes: Sequence[Route]) -> None:
         """Adds routes after those there (at build time only)."""
@@ -127,7 +148,16 @@ class HttpApi:
 
     def resolve(self, method: str, path: str) -> Bound:
         """The route that takes ``method path``: 404 when no route's path matches, 405 when
-        only other methods do. GET routes answer HEAD too."""
+        only other methods do. GET routes answer HEAD too. With CORS, OPTIONS is a preflight
+        and every answer carries the CORS headers (as TF Serving's
+        ``--rest_api_enable_cors_support``)."""
+        bound = self._resolve(method, path)
+        if not self._cors:
+            return bound
+        handler = _preflight if method == "OPTIONS" else bound.handler
+        return Bound(lambda r, p: _with_cors(handler(r, p)), bound.params, bound.inline)
+
+    def _resolve(self, method: str, path: str) -> Bound:
         allowed = False
         for route, regex in self._routes:
             match = regex.match(path)
