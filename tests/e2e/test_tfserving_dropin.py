@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -18,7 +19,15 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, TESTDATA, ServerProcess, copy_version, wait_for
+from helpers import (
+    HALF_PLUS_THREE,
+    HALF_PLUS_TWO,
+    REPO,
+    TESTDATA,
+    ServerProcess,
+    copy_version,
+    wait_for,
+)
 from swapserve_client import Client
 
 PROGRAM = str(Path(sys.executable).parent / "tensorflow_model_server")
@@ -184,3 +193,25 @@ def test_flags_that_cannot_apply_are_refused_with_what_to_use() -> None:
         r"and --tls-client-ca",
         out.stderr,
     ), out.stderr
+
+
+def test_the_images_entrypoint_honours_tf_servings_model_name(tmp_path: Path) -> None:
+    """deploy/docker-entrypoint.sh as TF Serving's image runs: MODEL_NAME and MODEL_BASE_PATH
+    pick the model; arguments are more flags (here: free ports for the test)."""
+    copy_version(HALF_PLUS_TWO, tmp_path / "models" / "half_plus_two", 1)
+    bin_dir = str(Path(sys.executable).parent)
+    server = ServerProcess(
+        "--rest-port=0",
+        program=str(REPO / "deploy" / "docker-entrypoint.sh"),
+        env={
+            "MODEL_NAME": "half_plus_two",
+            "MODEL_BASE_PATH": str(tmp_path / "models"),
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        },
+    )
+    try:
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/half_plus_two:predict"
+        wait_for(lambda: _quiet(lambda: _post(url, {"instances": [1.0]})), what="the model")
+        assert _post(url, {"instances": [1.0, 3.0]}) == {"predictions": [2.5, 3.5]}
+    finally:
+        assert server.stop() == 0, server.log[-2000:]
