@@ -208,7 +208,10 @@ def create_app(
         SettingsError: invalid settings or an address that cannot be bound.
     """
     settings.validate()
-    metrics = Metrics(tfserving_names=settings.rest_metrics_path is not None)
+    metrics = Metrics(
+        tfserving_names=settings.rest_metrics_path is not None,
+        triton_names=settings.model_repository is not None,
+    )
 
     # Warm-up records are TF Serving's PredictionLog: the codec decodes them for the core.
     loader = SavedModelLoader(decode_record=tfserving_codec.warmup_request)

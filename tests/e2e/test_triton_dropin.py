@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +74,26 @@ def test_tritons_command_line(tmp_path: Path) -> None:
                 assert http.update_log_settings({"log_verbose_level": 0})["log_verbose_level"] == 0
             finally:
                 http.close()
-            assert server.metrics_port
+            # Triton's metric names on Triton's metrics port.
+            with pytest.raises(InferenceServerException):
+                client.infer("hp3", [triton_grpc.InferInput("nope", [1, 1], "FP32")])
+            scraped = (
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=30
+                )
+                .read()
+                .decode()
+            )
+            ok = re.search(r'^nv_inference_request_success\{model="hp3",version="1"\} (\d+)$',
+                           scraped, re.M)  # fmt: skip
+            assert ok and int(ok.group(1)) >= 1, scraped[-3000:]
+            assert re.search(r'^nv_inference_count\{model="hp3",version="1"\} \d+$', scraped, re.M)
+            assert "# TYPE nv_inference_request_duration_us counter" in scraped
+            assert re.search(
+                r'^nv_inference_request_failure\{model="hp3",reason="OTHER",version=""\} 1$',
+                scraped,
+                re.M,
+            ), scraped[-2000:]
             # The config round-trips: `all {}` is reported as it was given.
             config = client.get_model_config("hp2", as_json=True)["config"]
             assert config["version_policy"] == {"all": {}}, config

@@ -42,3 +42,22 @@ def test_buckets_are_tf_servings_and_a_removed_model_goes() -> None:
     metrics.observe(_record("tfserving", "Regress", "OK", 0.001), known=True)
     metrics.forget_model("m")
     assert 'model_name="m"' not in metrics.text()
+
+
+def test_tritons_names_count_v2_inference_only() -> None:
+    from swapserve.observability.triton_metrics import TritonMetrics
+
+    metrics = TritonMetrics()
+    ok = CallRecord("kserve_v2", "ModelInfer", model="m", version=3, rows=8, seconds=0.002)
+    ok.queue_seconds, ok.run_seconds = 0.0005, 0.001
+    metrics.observe(ok, known=True)
+    metrics.observe(CallRecord("kserve_v2_rest", "ModelInfer", model="m", code="503"), known=True)
+    metrics.observe(CallRecord("kserve_v2", "ModelMetadata", model="m"), known=True)  # not counted
+    text = metrics.text().decode()
+    assert 'nv_inference_request_success{model="m",version="3"} 1\n' in text
+    assert 'nv_inference_count{model="m",version="3"} 8\n' in text
+    assert 'nv_inference_request_duration_us{model="m",version="3"} 2000\n' in text
+    assert 'nv_inference_queue_duration_us{model="m",version="3"} 500\n' in text
+    assert 'nv_inference_request_failure{model="m",reason="REJECTED",version=""} 1\n' in text
+    metrics.forget_model("m")
+    assert 'model="m"' not in metrics.text().decode()

@@ -33,7 +33,7 @@ from swapserve.cluster.rollouts import ClusterVerdicts
 from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability import logs
-from swapserve.observability.metrics import serve_registry
+from swapserve.observability.metrics_http import serve_registry
 from swapserve.runtime import quiet
 
 if TYPE_CHECKING:

@@ -9,13 +9,11 @@ observer (``swapserve.model.events``): the core calls its hooks and never import
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,15 +26,16 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
-    make_wsgi_app,
 )
 
 from swapserve.model.events import Inflight, ModelEvents
 from swapserve.model.outcomes import PHASES
 from swapserve.observability.calls import CallRecord
+from swapserve.observability.metrics_http import serve_registry
 from swapserve.observability.stats import Statistics
 from swapserve.observability.tfserving_metrics import TFServingMetrics
 from swapserve.observability.timed_series import TimedCounter
+from swapserve.observability.triton_metrics import TritonMetrics
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -49,10 +48,10 @@ _Labelled = Counter | Gauge | Histogram | Enum
 class Metrics(ModelEvents):
     """Every metric swapserve exports (names and meanings: docs/operations.md)."""
 
-    def __init__(self, tfserving_names: bool = False) -> None:
+    def __init__(self, tfserving_names: bool = False, triton_names: bool = False) -> None:
         r = self.registry = CollectorRegistry()
-        self.tfserving = TFServingMetrics() if tfserving_names else None
-        """TF Serving's metric names beside ours (``--monitoring_config_file``)."""
+        self.tfserving = TFServingMetrics() if tfserving_names else None  # on the REST path
+        self.triton = TritonMetrics() if triton_names else None  # on the metrics port
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # The run series of (model, version), keyed by the int version: ``ran`` is on the
         # request path and ``str(version)`` is not free (cleared with the series it names).
@@ -336,8 +335,9 @@ class Metrics(ModelEvents):
             del self._children[key]
             with contextlib.suppress(KeyError):
                 by_id[key[0]].remove(*key[1])
-        if self.tfserving is not None:
-            self.tfserving.forget_model(model)
+        for names in (self.tfserving, self.triton):
+            if names is not None:
+                names.forget_model(model)
 
     def _forget(self, matches: Callable[[tuple[str, ...]], bool]) -> None:
         """Removes the series whose label values (model, version, …) match. Only per-version
@@ -367,8 +367,9 @@ class Metrics(ModelEvents):
         else:
             key = ("", "", "", record.protocol, record.method, record.code)
             self.calls.record(key, record.seconds)
-        if self.tfserving is not None:
-            self.tfserving.observe(record, known)
+        for names in (self.tfserving, self.triton):
+            if names is not None:
+                names.observe(record, known)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text of every metric, and its content type (the REST metrics path)."""
@@ -378,43 +379,5 @@ class Metrics(ModelEvents):
     def serve(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread, int]:
         """Starts the ``/metrics`` HTTP endpoint (404 on any other path); returns the server,
         its thread, the bound port."""
-        return serve_registry(self.registry, host, port)
-
-
-def serve_registry(
-    registry: CollectorRegistry, host: str, port: int
-) -> tuple[WSGIServer, threading.Thread, int]:
-    """Serves ``registry`` at ``http://host:port/metrics`` (404 on any other path) on a thread;
-    returns the server, its thread, the bound port."""
-    metrics = make_wsgi_app(registry)
-
-    def only_metrics(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO", "").rstrip("/") != "/metrics":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"only /metrics is served here\n"]
-        return metrics(environ, start_response)
-
-    server = make_server(
-        host.strip("[]"), port, only_metrics, _MetricsServer, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
-    thread.start()
-    return server, thread, int(server.server_port)
-
-
-class _MetricsServer(ThreadingMixIn, WSGIServer):
-    """One thread per scrape; IPv6 when the host is an IPv6 address."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: Any) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No line on stderr per scrape."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        extra = self.triton.text if self.triton is not None else None
+        return serve_registry(self.registry, host, port, extra)

@@ -72,12 +72,12 @@ class TFServingMetrics:
             latency = sorted((k, list(v)) for k, v in self._latency.items())
         lines = [f"# TYPE {REQUEST_COUNT} counter"]
         lines += [
-            f'{REQUEST_COUNT}{{model_name="{_quoted(m)}",status="{status}"}} {n}'
+            f'{REQUEST_COUNT}{{model_name="{label_value(m)}",status="{status}"}} {n}'
             for (m, status), n in counts
         ]
         lines.append(f"# TYPE {REQUEST_LATENCY} histogram")
         for (model, api, entrypoint), cells in latency:
-            labels = f'model_name="{_quoted(model)}",API="{api}",entrypoint="{entrypoint}"'
+            labels = f'model_name="{label_value(model)}",API="{api}",entrypoint="{entrypoint}"'
             total = 0
             for limit, hits in zip((*BUCKETS, float("inf")), cells[:-1], strict=True):
                 total += int(hits)
@@ -88,7 +88,8 @@ class TFServingMetrics:
         return "\n".join(lines) + "\n"
 
 
-def _quoted(value: str) -> str:
+def label_value(value: str) -> str:
+    """A Prometheus label value, escaped for the text format."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
