@@ -309,10 +309,12 @@ def _rest_server(
     from swapserve.transport.http.kserve_v2 import KServeV2Routes  # noqa: PLC0415
     from swapserve.transport.http.server import RestServer  # noqa: PLC0415
     from swapserve.transport.http.tfserving import TFServingRoutes  # noqa: PLC0415
+    from swapserve.transport.http.triton_extensions import TritonExtensionRoutes  # noqa: PLC0415
 
     api = HttpApi(calls, cors=settings.cors)
     api.add(TFServingRoutes(api, dataplane).routes())
     api.add(KServeV2Routes(api, dataplane, admin).routes())
+    api.add(TritonExtensionRoutes(api, tracing=settings.otel).routes())
     api.add(HealthRoutes(dataplane, metrics.exposition, settings.rest_metrics_path or "").routes())
     return RestServer(settings, api, budget.http, budget.http_backlog, reuse_port)
 

@@ -72,6 +72,13 @@ def test_tritons_command_line(tmp_path: Path) -> None:
                 with pytest.raises(InferenceServerException, match="unknown log setting 'x'"):
                     http.update_log_settings({"x": 1})
                 assert http.update_log_settings({"log_verbose_level": 0})["log_verbose_level"] == 0
+                # Shared memory and trace settings: Triton's shape, with the reason.
+                assert http.get_system_shared_memory_status() == []
+                with pytest.raises(InferenceServerException, match="send the tensor data"):
+                    http.register_system_shared_memory("r", "/r", 64)
+                http.unregister_system_shared_memory()
+                with pytest.raises(InferenceServerException, match="start swapserve with --otel"):
+                    http.get_trace_settings()
             finally:
                 http.close()
             # Triton's metric names on Triton's metrics port.
