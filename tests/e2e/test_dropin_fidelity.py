@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
+from flawed import flawed_export
 from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -208,3 +209,20 @@ def test_saved_model_tags_grpc_channel_arguments_and_socket_path(tmp_path: Path)
         assert "serve" in server.log and "custom" in server.log
     finally:
         server.stop()
+
+
+def test_rest_api_timeout_answers_504_and_the_server_goes_on(tmp_path: Path) -> None:
+    """--rest_api_timeout_in_ms: a call past it gets 504 (TF Serving's status for
+    DEADLINE_EXCEEDED); gRPC is not timed by it; later calls are answered."""
+    flawed_export(tmp_path / "slow", 1, "slow")  # ~6 600x600 matmuls per call
+    with serving_process(
+        tmp_path / "slow", "slow", "--rest_api_timeout_in_ms=1", "--rest-port=0", "--no-warm-up"
+    ) as server:
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/slow:predict"
+        body = json.dumps({"instances": [1.0]}).encode()
+        with pytest.raises(urllib.error.HTTPError) as timed_out:
+            urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
+        assert timed_out.value.code == 504
+        assert "Deadline exceeded" in json.loads(timed_out.value.read())["error"]
+        with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
+            assert client.predict("slow", {"x": np.float32([2.0])})["y"].tolist() == [2.0]

@@ -33,8 +33,11 @@ def test_tf_servings_documented_command_line(tmp_path: Path) -> None:
         OURS,
     )
     assert warnings == []
+    argv += translate(["--rest_api_timeout_in_ms=2500"], OURS)[0]
+    assert translate(["--rest_api_timeout_in_ms=0"], OURS)[0] == []  # TF Serving: no timeout
     parser = build_parser()
     settings = settings_from_args(parser.parse_args(argv), parser)
+    assert settings.rest_timeout_seconds == 2.5
     (model,) = settings.models
     assert (model.name, model.export_root, model.poll_seconds) == ("half_plus_two", tmp_path, 3.0)
     assert model.batching.enabled and not model.warm_up
@@ -191,8 +194,11 @@ def test_tags_and_channel_arguments_are_honoured(tmp_path: Path) -> None:
         OURS,
     )  # fmt: skip
     assert warnings == []
+    argv += translate(["--rest_api_timeout_in_ms=2500"], OURS)[0]
+    assert translate(["--rest_api_timeout_in_ms=0"], OURS)[0] == []  # TF Serving: no timeout
     parser = build_parser()
     settings = settings_from_args(parser.parse_args(argv), parser)
+    assert settings.rest_timeout_seconds == 2.5
     assert settings.session.saved_model_tags == "serve,gpu"
     assert parse_channel_arguments(settings.grpc_channel_arguments) == (
         ("grpc.max_connection_age_ms", 60000),

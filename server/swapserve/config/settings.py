@@ -103,6 +103,11 @@ class Settings:
         help="largest gRPC message in bytes, request or response (HTTP bodies: "
         "--max-http-body-bytes)",
     )  # fmt: skip
+    rest_timeout_seconds: float | None = setting(
+        None, server_key=True, shown_default="off",
+        help="answer an HTTP call that takes longer than this 504 (DEADLINE_EXCEEDED), as TF "
+        "Serving's --rest_api_timeout_in_ms; the model run itself finishes on its thread",
+    )  # fmt: skip
     cors: bool = setting(
         False, server_key=True,
         help="answer CORS preflights on the HTTP port and let any origin call it (TF Serving's "
@@ -270,6 +275,10 @@ class Settings:
         if self.max_admin_rpcs < 1:
             raise SettingsError(f"max admin rpcs must be >= 1, got {self.max_admin_rpcs}")
         parse_channel_arguments(self.grpc_channel_arguments)
+        if self.rest_timeout_seconds is not None and not self.rest_timeout_seconds > 0:
+            raise SettingsError(
+                f"rest timeout seconds must be > 0, got {self.rest_timeout_seconds}"
+            )
         if self.max_message_bytes < 1024:
             raise SettingsError(f"max message bytes must be >= 1024, got {self.max_message_bytes}")
         for name, value in (("admin token", self.admin_token), ("token", self.token)):

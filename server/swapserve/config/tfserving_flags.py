@@ -51,7 +51,6 @@ BOOLEAN = {
 
 IGNORED = {
     "rest_api_num_threads": "HTTP requests run on --grpc-threads threads",
-    "rest_api_timeout_in_ms": "HTTP requests are not timed out by the server",
     "num_load_threads": "versions load one at a time per model, off the request path",
     "num_unload_threads": "versions unload once their requests finish",
     "max_num_load_retries": "a failed version is retried when its files change or on Reload",
@@ -92,7 +91,7 @@ TAKES_VALUE = (
     set(RENAMED)
     | set(IGNORED)
     | set(REFUSED)
-    | {"tensorflow_session_parallelism", "batching_parameters_file"}
+    | {"tensorflow_session_parallelism", "batching_parameters_file", "rest_api_timeout_in_ms"}
 ) - BOOLEAN
 
 
@@ -167,6 +166,8 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return _monitoring_flags(value)
     if name == "model_config_file_poll_wait_seconds" and _number(value) <= 0:
         return []  # TF Serving: 0 reads the file once
+    if name == "rest_api_timeout_in_ms":
+        return [f"--rest-timeout-seconds={_number(value) / 1000:g}"] if _number(value) > 0 else []
     if name == "tensorflow_session_parallelism":
         return ["--intra-op-threads", value, "--inter-op-threads", value]
     if name == "file_system_poll_wait_seconds" and _number(value) <= 0:

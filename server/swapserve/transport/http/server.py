@@ -31,7 +31,7 @@ from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability.throttle import Throttle
 from swapserve.runtime.heap import Trimmer
-from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse
+from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse, error_response
 from swapserve.transport.http.bodies import BodyBudget, BodyLimits, Refused, read_body
 from swapserve.transport.http.connections import Connection, Connections
 
@@ -159,8 +159,18 @@ class RestServer:
             del body
             if bound.inline:
                 return _response(bound(plain))
-            answer = await self._pool.run(bound, plain, trim=taken >= TRIM_AFTER_BYTES)
-            return _response(answer)
+            run = self._pool.run(bound, plain, trim=taken >= TRIM_AFTER_BYTES)
+            timeout = self._settings.rest_timeout_seconds
+            if timeout is None:
+                return _response(await run)
+            work = asyncio.ensure_future(run)
+            try:
+                return _response(await asyncio.wait_for(asyncio.shield(work), timeout))
+            except TimeoutError:
+                # The call runs on (a TensorFlow run cannot be stopped); its body stays counted.
+                held, taken = taken, 0
+                work.add_done_callback(lambda _: self._budget.give(held))
+                return _response(error_response(504, _TIMED_OUT.format(timeout)))
         except Refused as refusal:
             if refusal.status == 408 and isinstance(connection, Connection):
                 connection.skip_lingering()  # a stalled body will not finish: close at once
@@ -175,6 +185,7 @@ class RestServer:
             self.connections.report(kind, what)
 
 
+_TIMED_OUT = "Deadline exceeded: the call took longer than {:g} s (--rest-timeout-seconds)"
 TRIM_AFTER_BYTES = 64 << 20
 """A body whose answer held this much (its budget) gives its memory back to the OS after."""
 
