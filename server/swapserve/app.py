@@ -22,6 +22,7 @@ from swapserve.config.model_lists import ConfigFileSource, ModelSource, Reposito
 from swapserve.config.model_settings import ModelSettings
 from swapserve.config.reload import ConfigPoller, ConfigReloader
 from swapserve.config.settings import Settings
+from swapserve.config.tfserving import version_batching
 from swapserve.dataplane.admin import Admin, Coordinator
 from swapserve.dataplane.gate import CallGate
 from swapserve.dataplane.requests import DataPlane
@@ -208,13 +209,11 @@ def create_app(
         SettingsError: invalid settings or an address that cannot be bound.
     """
     settings.validate()
-    metrics = Metrics(
-        tfserving_names=settings.rest_metrics_path is not None,
-        triton_names=settings.model_repository is not None,
-    )
+    metrics = Metrics(settings.rest_metrics_path is not None, settings.model_repository is not None)
 
     # Warm-up records are TF Serving's PredictionLog: the codec decodes them for the core.
-    loader = SavedModelLoader(decode_record=tfserving_codec.warmup_request)
+    batching_file = version_batching if settings.version_batching_file else None
+    loader = SavedModelLoader(tfserving_codec.warmup_request, batching_file)
 
     def manager(model: ModelSettings) -> ModelManager:
         return ModelManager(

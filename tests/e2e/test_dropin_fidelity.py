@@ -4,6 +4,7 @@ TF Serving's error texts, every loaded version listed, readiness through an unlo
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from helpers import (
     serving_process,
     wait_for,
 )
-from swapserve_client import Client
+from swapserve_client import Client, SwapserveError
 
 TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
 
@@ -226,3 +227,30 @@ def test_rest_api_timeout_answers_504_and_the_server_goes_on(tmp_path: Path) -> 
         assert "Deadline exceeded" in json.loads(timed_out.value.read())["error"]
         with Client(f"127.0.0.1:{server.port}", timeout=30) as client:
             assert client.predict("slow", {"x": np.float32([2.0])})["y"].tolist() == [2.0]
+
+
+def test_per_model_batching_parameters_from_the_version_directory(tmp_path: Path) -> None:
+    """--enable_per_model_batching_parameters: a version's batching_params.pbtxt sets its
+    batching (here max_batch_size 4: a 5-row request is refused); a bad file fails only that
+    version, naming the file."""
+    root = tmp_path / "m"
+    copy_version(HALF_PLUS_THREE, root, 1)
+    (root / "1" / "batching_params.pbtxt").write_text(
+        "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 500 }\n"
+    )
+    flags = ("--enable_per_model_batching_parameters",)
+    with (
+        serving_process(root, "m", *flags) as server,
+        Client(f"127.0.0.1:{server.port}", timeout=30) as client,
+    ):
+        assert client.predict("m", {"x": np.float32([[1.0]] * 4)})["y"].tolist() == [[3.5]] * 4
+        with pytest.raises(SwapserveError, match="4") as refused:
+            client.predict("m", {"x": np.float32([[1.0]] * 5)})
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        staging = tmp_path / "staging"
+        copy_version(HALF_PLUS_THREE, staging, 2)
+        (staging / "2" / "batching_params.pbtxt").write_text("max_batch_sise { value: 4 }\n")
+        os.rename(staging / "2", root / "2")
+        with pytest.raises(SwapserveError, match=r"batching_params\.pbtxt:1"):
+            client.reload("m")
+        assert client.model_status("m").serving_version == 1

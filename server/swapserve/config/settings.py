@@ -108,6 +108,12 @@ class Settings:
         help="answer an HTTP call that takes longer than this 504 (DEADLINE_EXCEEDED), as TF "
         "Serving's --rest_api_timeout_in_ms; the model run itself finishes on its thread",
     )  # fmt: skip
+    version_batching_file: bool = setting(
+        False, server_key=True,
+        help="a version whose directory holds batching_params.pbtxt (TF Serving's "
+        "BatchingParameters) batches with it instead of the model's batching (as TF Serving's "
+        "--enable_per_model_batching_parameters)",
+    )  # fmt: skip
     cors: bool = setting(
         False, server_key=True,
         help="answer CORS preflights on the HTTP port and let any origin call it (TF Serving's "

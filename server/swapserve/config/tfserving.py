@@ -17,6 +17,7 @@ from swapserve.apis import tfserving
 from swapserve.config import text_proto
 from swapserve.config.model_settings import (
     ALL_VERSIONS,
+    BatchingSettings,
     ModelSettings,
     SettingsError,
     VersionPolicy,
@@ -125,6 +126,35 @@ def parse_batching_parameters(text: str, where: str) -> tuple[dict[str, int], tu
         )
     values = {k: int(getattr(params, k).value) for k in BATCHING_KEYS if params.HasField(k)}
     return values, tuple(int(v) for v in params.allowed_batch_sizes)
+
+
+VERSION_BATCHING_FILE = "batching_params.pbtxt"
+"""TF Serving's per-model batching file, in the version (SavedModel) directory."""
+
+
+def version_batching(path: Path, base: BatchingSettings) -> BatchingSettings:
+    """``--enable_per_model_batching_parameters``: the batching of the version at ``path`` from
+    its ``batching_params.pbtxt`` (batching on, TF Serving's timing when it sets a timeout; the
+    rest from ``base``), or ``base`` when it has none.
+
+    Raises:
+        SettingsError: an unreadable or invalid file (the version fails to load, saying why).
+    """
+    file = path / VERSION_BATCHING_FILE
+    if not file.is_file():
+        return base
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SettingsError(f"cannot read {file}: {err}") from None
+    values, allowed = parse_batching_parameters(text, str(file))
+    mode = "timeout" if "batch_timeout_micros" in values else base.mode
+    fields: dict[str, Any] = {**values, "enabled": True, "mode": mode}
+    if allowed:
+        fields["allowed_batch_sizes"] = allowed
+    chosen = dataclasses.replace(base, **fields)
+    chosen.validate()
+    return chosen
 
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"

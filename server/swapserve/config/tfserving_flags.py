@@ -34,6 +34,7 @@ RENAMED = {
     "grpc_channel_arguments": "--grpc-channel-arguments",
     "grpc_socket_path": "--grpc-socket-path",
     "rest_api_enable_cors_support": "--cors",
+    "enable_per_model_batching_parameters": "--version-batching-file",
     "saved_model_tags": "--saved-model-tags",
 }
 """TF Serving flag -> ours, same meaning (special values are handled in ``translate``)."""
@@ -81,7 +82,6 @@ REFUSED = {
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
     "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
     "thread_pool_factory_config_file": "use --intra-op-threads and --inter-op-threads",
-    "enable_per_model_batching_parameters": "set batching per model in a --config YAML file",
 }
 """Refused with what to use instead: their meaning cannot be kept, and ignoring them would
 serve something other than what was asked (no TLS, another platform, …)."""

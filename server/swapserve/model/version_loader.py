@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from swapserve.config.model_settings import ModelSettings, SessionSettings
+from swapserve.config.model_settings import (
+    BatchingSettings,
+    ModelSettings,
+    SessionSettings,
+    SettingsError,
+)
 from swapserve.errors import LoadError
 from swapserve.model.batching import Batcher
 from swapserve.model.discovery import Candidate, files_now, unfinished
@@ -39,6 +44,13 @@ class SavedModelLoader:
     an export with a warm-up file fails to load rather than serving cold)."""
 
     decode_record: RecordDecoder | None = None
+    version_batching: Callable[[Path, BatchingSettings], BatchingSettings] | None = None
+    """The batching of one version from a file in its directory (TF Serving's
+    ``--enable_per_model_batching_parameters``: ``batching_params.pbtxt``); None: the model's."""
+
+    def batching_for(self, path: Path, batching: BatchingSettings) -> BatchingSettings:
+        """The batching version ``path`` runs with (raises SettingsError: a bad file)."""
+        return batching if self.version_batching is None else self.version_batching(path, batching)
 
     def __call__(
         self, version: int, path: Path, session: SessionSettings, warm_up: bool, timing_rows: int
@@ -148,11 +160,12 @@ class VersionLoader:
             extra={"model": model, "version": cand.version, "event": "loading"},
         )
         batching = settings.batching
-        rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
         rss_before = rss_bytes()
         try:
             if cand.problems:
                 raise LoadError(cand.problem)
+            batching = _version_batching(self._loader, cand.path, batching)
+            rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
             loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
         except LoadError as err:
             self._waiting_or_failed(cand, err)
@@ -181,3 +194,15 @@ class VersionLoader:
             },
         )
         return Handle(loaded, batcher, model, events, self._sample)
+
+
+def _version_batching(loader: Loader, path: Path, batching: BatchingSettings) -> BatchingSettings:
+    """The batching of the version at ``path``: from its own file when the loader reads one."""
+    batching_for = getattr(loader, "batching_for", None)
+    if batching_for is None:
+        return batching
+    try:
+        chosen: BatchingSettings = batching_for(path, batching)
+    except SettingsError as err:
+        raise LoadError(str(err)) from None
+    return chosen
