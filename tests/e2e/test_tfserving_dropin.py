@@ -182,15 +182,15 @@ def _quiet(fn: object) -> object:
 
 def test_flags_that_cannot_apply_are_refused_with_what_to_use() -> None:
     out = subprocess.run(
-        [PROGRAM, "--model_name=m", "--model_base_path=/tmp", "--ssl_config_file=/etc/ssl.txt"],
+        [PROGRAM, "--model_name=m", "--model_base_path=/tmp", "--use_alts_credentials=true"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 2
     assert re.search(
-        r"--ssl_config_file \(TensorFlow Serving\) is not supported: use --tls-cert, --tls-key "
-        r"and --tls-client-ca",
+        r"--use_alts_credentials \(TensorFlow Serving\) is not supported: use --tls-cert and "
+        r"--tls-key",
         out.stderr,
     ), out.stderr
 

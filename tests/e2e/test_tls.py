@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from helpers import estimator_version, wait_for
+from helpers import ServerProcess, estimator_version, wait_for
 from swapserve.app import App, create_app
 from swapserve.config.model_settings import ModelSettings, SettingsError
 from swapserve.config.settings import Settings
@@ -172,3 +173,33 @@ def test_https_on_the_rest_port(tmp_path: Path, pki: dict[str, Path], mutual: bo
             urllib.request.urlopen(plain, timeout=5)
         if isinstance(refused.value, urllib.error.HTTPError):
             refused.value.close()
+
+
+def test_tf_servings_ssl_config_file(tmp_path: Path, pki: dict[str, Path]) -> None:
+    """tensorflow_model_server --ssl_config_file: TF Serving's SSLConfig (PEM texts inline),
+    with client_verify: mutual TLS, as TF Serving serves it."""
+    estimator_version(tmp_path / "m", 1, weight=1.0)
+    texts = {k: pki[f].read_text() for k, f in
+             (("server_key", "server.key"), ("server_cert", "server.crt"), ("custom_ca", "ca"))}  # fmt: skip
+    config = tmp_path / "ssl.txt"
+    config.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in texts.items()))
+    config.write_text(config.read_text() + "client_verify: true\n")
+    server = ServerProcess(
+        "--model_name=m", f"--model_base_path={tmp_path / 'm'}", f"--ssl_config_file={config}",
+        program="tensorflow_model_server",
+    )  # fmt: skip
+    try:
+        target = f"127.0.0.1:{server.port}"
+        ca = pki["ca"].read_bytes()
+        with Client(
+            target, tls_ca=ca, tls_cert=pki["client.crt"].read_bytes(),
+            tls_key=pki["client.key"].read_bytes(), timeout=10,
+        ) as client:  # fmt: skip
+            wait_for(lambda: client.status("m")[0].state == "AVAILABLE", timeout=60)
+            assert client.predict_full("m", X).version == 1
+        with Client(target, tls_ca=ca, timeout=3) as anonymous, pytest.raises(SwapserveError):
+            anonymous.predict("m", X)  # no client certificate: refused
+    finally:
+        assert server.stop() == 0, server.log[-2000:]
+    written = [ln for ln in server.log.splitlines() if "swapserve-tls-" in ln]
+    assert written == [], written  # the PEM files' place is not logged

@@ -72,12 +72,13 @@ def test_ignored_flags_warn_and_refused_flags_say_what_to_use() -> None:
         "--num_load_threads (TensorFlow Serving) is ignored: " + IGNORED["num_load_threads"],
     ]
     with pytest.raises(SettingsError) as exc:
-        translate(["--ssl_config_file=/etc/ssl.txt"], OURS)
+        translate(["--use_alts_credentials"], OURS)
     assert str(exc.value) == (
-        "--ssl_config_file (TensorFlow Serving) is not supported: " + REFUSED["ssl_config_file"]
+        "--use_alts_credentials (TensorFlow Serving) is not supported: "
+        + REFUSED["use_alts_credentials"]
     )
     assert "--tls-cert" in str(exc.value)
-    assert translate(["--prefer_tflite_model=false"], OURS)[0] == []  # off: nothing to refuse
+    assert translate(["--use_alts_credentials=false"], OURS)[0] == []  # off: nothing to refuse
 
 
 def test_batching_parameters_file(tmp_path: Path) -> None:

@@ -153,6 +153,7 @@ from swapserve.apis._typing.tensorflow_serving.config.model_server_config_pb2 im
 from swapserve.apis._typing.tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig as ModelServerConfig
 from swapserve.apis._typing.tensorflow_serving.config.monitoring_config_pb2 import MonitoringConfig as MonitoringConfig
 from swapserve.apis._typing.tensorflow_serving.config.monitoring_config_pb2 import PrometheusConfig as PrometheusConfig
+from swapserve.apis._typing.tensorflow_serving.config.ssl_config_pb2 import SSLConfig as SSLConfig
 from swapserve.apis._typing.tensorflow_serving.servables.tensorflow.session_bundle_config_pb2 import BatchingParameters as BatchingParameters
 from swapserve.apis._typing.xla.tsl.protobuf.coordination_config_pb2 import CoordinatedJob as CoordinatedJob
 from swapserve.apis._typing.xla.tsl.protobuf.coordination_config_pb2 import CoordinationServiceConfig as CoordinationServiceConfig

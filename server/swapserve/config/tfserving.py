@@ -178,3 +178,30 @@ def parse_monitoring_config(text: str, where: str) -> str | None:
     if not path.startswith("/"):
         raise SettingsError(f"{where}: prometheus_config.path {path!r} must start with '/'")
     return str(path)
+
+
+def write_ssl_config(text: str, where: str, directory: Path) -> dict[str, Path]:
+    """TF Serving's ``--ssl_config_file`` (``SSLConfig``: PEM texts inline) as our TLS files,
+    written into ``directory`` (private to this user): ``cert``, ``key`` and, when it asks to
+    verify clients, ``client_ca``.
+
+    Raises:
+        SettingsError: a syntax error, a missing key or certificate, or client verification
+            without a CA.
+    """
+    config = tfserving.SSLConfig()
+    text_proto.parse(text, config, where)
+    if not config.server_key or not config.server_cert:
+        raise SettingsError(f"{where}: server_key and server_cert are both needed")
+    if config.client_verify and not config.custom_ca:
+        raise SettingsError(f"{where}: client_verify: true needs custom_ca to verify clients by")
+    files = {"key": config.server_key, "cert": config.server_cert}
+    if config.client_verify:
+        files["client_ca"] = config.custom_ca
+    out = {}
+    for name, pem in files.items():
+        path = directory / f"{name}.pem"
+        path.touch(mode=0o600)
+        path.write_text(pem)
+        out[name] = path
+    return out

@@ -77,7 +77,6 @@ IGNORED = {
 """Accepted and ignored, with a warning: they tune TF Serving internals, not results."""
 
 REFUSED = {
-    "ssl_config_file": "use --tls-cert, --tls-key and --tls-client-ca (PEM files)",
     "use_alts_credentials": "use --tls-cert and --tls-key",
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
     "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
@@ -92,6 +91,7 @@ TAKES_VALUE = (
     | set(IGNORED)
     | set(REFUSED)
     | {"tensorflow_session_parallelism", "batching_parameters_file", "rest_api_timeout_in_ms"}
+    | {"ssl_config_file"}
 ) - BOOLEAN
 
 
@@ -164,6 +164,8 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return _batching_flags(value)
     if name == "monitoring_config_file":
         return _monitoring_flags(value)
+    if name == "ssl_config_file":
+        return _ssl_flags(value)
     if name == "model_config_file_poll_wait_seconds" and _number(value) <= 0:
         return []  # TF Serving: 0 reads the file once
     if name == "rest_api_timeout_in_ms":
@@ -214,3 +216,21 @@ def _monitoring_flags(path: str) -> list[str]:
     text = text_files.read(Path(path), "--monitoring_config_file")
     metrics_path = parse_monitoring_config(text, Path(path).name)
     return [f"--rest-metrics-path={metrics_path}"] if metrics_path else []
+
+
+def _ssl_flags(path: str) -> list[str]:
+    """``--tls-cert``/``--tls-key`` (and ``--tls-client-ca`` with ``client_verify``) for TF
+    Serving's ``SSLConfig`` text file, whose PEM texts are written to a private temporary
+    directory removed at exit."""
+    import atexit  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from swapserve.config.tfserving import write_ssl_config  # noqa: PLC0415 (protobuf)
+
+    text = text_files.read(Path(path), "--ssl_config_file")
+    directory = Path(tempfile.mkdtemp(prefix="swapserve-tls-"))  # mode 0700
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    files = write_ssl_config(text, Path(path).name, directory)
+    flags = {"cert": "--tls-cert", "key": "--tls-key", "client_ca": "--tls-client-ca"}
+    return [f"{flags[name]}={file}" for name, file in files.items()]
