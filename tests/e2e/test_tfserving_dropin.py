@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -215,3 +216,32 @@ def test_the_images_entrypoint_honours_tf_servings_model_name(tmp_path: Path) ->
         assert _post(url, {"instances": [1.0, 3.0]}) == {"predictions": [2.5, 3.5]}
     finally:
         assert server.stop() == 0, server.log[-2000:]
+
+
+def test_a_session_config_file_sets_the_thread_counts(tmp_path: Path) -> None:
+    """--tensorflow_session_config_file (a ConfigProto; reading it needs TensorFlow's proto,
+    so this translation test lives here, not in the unit tests)."""
+    from swapserve.config.flags import build_parser
+    from swapserve.config.from_flags import settings_from_args
+    from swapserve.config.model_settings import SettingsError
+    from swapserve.config.tfserving_flags import translate
+
+    OURS = build_parser()._option_string_actions  # noqa: N806
+    config = tmp_path / "session.txt"
+    config.write_text("intra_op_parallelism_threads: 2\ninter_op_parallelism_threads: 3\n"
+                      "allow_soft_placement: true\n")  # fmt: skip
+    argv, warnings = translate(
+        ["--model_name=m", f"--model_base_path={tmp_path}",
+         f"--tensorflow_session_config_file={config}"],
+        OURS,
+    )  # fmt: skip
+    parser = build_parser()
+    session = settings_from_args(parser.parse_args(argv), parser).session
+    assert (session.intra_op_threads, session.inter_op_threads) == (2, 3)
+    assert warnings == [
+        "--tensorflow_session_config_file (TensorFlow Serving): allow_soft_placement ignored; "
+        "only the intra- and inter-op thread counts apply"
+    ]
+    config.write_text("intra_op_parallelism_thread: 2\n")
+    with pytest.raises(SettingsError, match=r"session\.txt:1"):
+        translate([f"--tensorflow_session_config_file={config}"], OURS)

@@ -79,7 +79,6 @@ IGNORED = {
 REFUSED = {
     "use_alts_credentials": "use --tls-cert and --tls-key",
     "platform_config_file": "swapserve serves TensorFlow SavedModels only",
-    "tensorflow_session_config_file": "use --intra-op-threads and --inter-op-threads",
     "thread_pool_factory_config_file": "use --intra-op-threads and --inter-op-threads",
 }
 """Refused with what to use instead: their meaning cannot be kept, and ignoring them would
@@ -91,7 +90,7 @@ TAKES_VALUE = (
     | set(IGNORED)
     | set(REFUSED)
     | {"tensorflow_session_parallelism", "batching_parameters_file", "rest_api_timeout_in_ms"}
-    | {"ssl_config_file"}
+    | {"ssl_config_file", "tensorflow_session_config_file"}
 ) - BOOLEAN
 
 
@@ -166,6 +165,8 @@ def _one(name: str, value: str | None, warnings: list[str]) -> list[str]:
         return _monitoring_flags(value)
     if name == "ssl_config_file":
         return _ssl_flags(value)
+    if name == "tensorflow_session_config_file":
+        return _session_flags(value, warnings)
     if name == "model_config_file_poll_wait_seconds" and _number(value) <= 0:
         return []  # TF Serving: 0 reads the file once
     if name == "rest_api_timeout_in_ms":
@@ -234,3 +235,26 @@ def _ssl_flags(path: str) -> list[str]:
     files = write_ssl_config(text, Path(path).name, directory)
     flags = {"cert": "--tls-cert", "key": "--tls-key", "client_ca": "--tls-client-ca"}
     return [f"{flags[name]}={file}" for name, file in files.items()]
+
+
+def _session_flags(path: str, warnings: list[str]) -> list[str]:
+    """``--intra-op-threads``/``--inter-op-threads`` for TF Serving's
+    ``--tensorflow_session_config_file`` (a ``ConfigProto`` in text format); any other field it
+    sets is named in a warning."""
+    from tensorflow.core.protobuf import config_pb2  # noqa: PLC0415 (TensorFlow's own proto)
+
+    from swapserve.config import text_proto  # noqa: PLC0415
+
+    config = config_pb2.ConfigProto()
+    text_proto.parse(text_files.read(Path(path), "--tensorflow_session_config_file"), config, path)
+    used = {"intra_op_parallelism_threads", "inter_op_parallelism_threads"}
+    others = sorted(f.name for f, _ in config.ListFields() if f.name not in used)
+    if others:
+        warnings.append(
+            f"--tensorflow_session_config_file (TensorFlow Serving): {', '.join(others)} ignored; "
+            "only the intra- and inter-op thread counts apply"
+        )
+    return [
+        f"--intra-op-threads={config.intra_op_parallelism_threads}",
+        f"--inter-op-threads={config.inter_op_parallelism_threads}",
+    ]
