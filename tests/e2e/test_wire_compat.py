@@ -51,6 +51,7 @@ REFERENCE = [
 # tests/unit/test_apis.py against the values TF Serving publishes).
 NOT_IN_WHEELS = {
     "tensorflow_serving/config/monitoring_config.proto",
+    "tensorflow_serving/config/ssl_config.proto",
     "tensorflow_serving/servables/tensorflow/session_bundle_config.proto",
 }
 

@@ -41,7 +41,8 @@ def test_config_messages_import_no_tensorflow_and_live_beside_the_reference_stub
     assert out.split() == ["m", "True", "False"]
 
 
-# TF Serving publishes these in session_bundle_config.proto and monitoring_config.proto; its
+# TF Serving publishes these in session_bundle_config.proto, monitoring_config.proto and
+# ssl_config.proto; its
 # Python wheel ships no module for them, so the numbers are checked here.
 BATCHING = {
     "max_batch_size": 1,
@@ -63,6 +64,10 @@ def test_messages_the_reference_wheel_lacks_have_the_published_numbers() -> None
     assert monitoring["prometheus_config"].number == 1
     prometheus = tfserving.PrometheusConfig.DESCRIPTOR.fields_by_name
     assert (prometheus["enable"].number, prometheus["path"].number) == (1, 2)
+    ssl = tfserving.SSLConfig.DESCRIPTOR.fields_by_name
+    assert {name: f.number for name, f in ssl.items()} == {
+        "server_key": 1, "server_cert": 2, "custom_ca": 3, "client_verify": 4,
+    }  # fmt: skip
 
 
 def test_one_class_per_message() -> None:
