@@ -21,9 +21,10 @@ _SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 def queries(dashboard: dict[str, Any]) -> list[str]:
-    """Every PromQL expression of the dashboard (panels and template variables)."""
+    """Every PromQL expression of the dashboard (panels, template variables, annotations)."""
     out = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     out += [v["query"] for v in dashboard["templating"]["list"] if v.get("type") == "query"]
+    out += [a["expr"] for a in dashboard.get("annotations", {}).get("list", []) if a.get("expr")]
     return out
 
 

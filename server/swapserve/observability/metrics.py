@@ -219,8 +219,11 @@ class Metrics(ModelEvents):
     # ---- the model core's events --------------------------------------------------------------
 
     def model_added(self, model: str, inflight: Inflight) -> None:
-        """Starts the model's inflight gauge."""
+        """Starts the model's inflight gauge, and its failure counters at 0 (an alert's
+        ``increase`` needs the series before the first failure)."""
         self.track_inflight(model, inflight)
+        self.child(self.storage_errors_total, model)
+        self.child(self.loads, model, "failure")
 
     def model_removed(self, model: str) -> None:
         """Drops the model's series."""
