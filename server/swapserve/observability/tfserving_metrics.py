@@ -17,6 +17,7 @@ Names, labels, units and buckets are TF Serving's (``servables/tensorflow/util.c
 
 from __future__ import annotations
 
+import bisect
 import threading
 
 from swapserve.observability.calls import CallRecord
@@ -53,7 +54,7 @@ class TFServingMetrics:
                 cells = self._latency.setdefault(
                     (model, record.method, entrypoint), [0.0] * (len(BUCKETS) + 2)
                 )
-                cells[_bucket(micros)] += 1
+                cells[bisect.bisect_left(BUCKETS, micros)] += 1  # len(BUCKETS): +Inf
                 cells[-1] += micros
 
     def forget_model(self, model: str) -> None:
@@ -91,11 +92,3 @@ class TFServingMetrics:
 def label_value(value: str) -> str:
     """A Prometheus label value, escaped for the text format."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _bucket(micros: float) -> int:
-    """The index of the first bucket whose limit is >= ``micros`` (len(BUCKETS): +Inf)."""
-    for i, limit in enumerate(BUCKETS):
-        if micros <= limit:
-            return i
-    return len(BUCKETS)
