@@ -180,6 +180,36 @@ def test_a_canary_that_answers_nan_on_live_inputs_is_rolled_back_without_a_nan_a
     manager.close()
 
 
+def test_a_request_diverted_before_a_rollback_is_still_answered_by_the_previous_version(
+    tmp_path: Path,
+) -> None:
+    # The CI failure this pins down: a request acquired the canary, the monitor rolled the
+    # canary back before the request ran, and the request ran the canary unwatched -- one NaN
+    # answer reached a client.
+    write_version(tmp_path, 1)
+    manager = _manager(tmp_path, canary_percent=100, canary_seconds=60)
+    manager.poll(initial=True)
+    _predict(manager, 0.5)
+    write_version(tmp_path, 2, behaviour="nan-above-1")
+    manager.reload()
+    held = manager.acquire(0, "", True)
+    assert held is not None and held.version == 2
+    assert manager._map.end_canary() == 2  # what a rollback does, between acquire and run
+    try:
+        answer = held.run("", {"x": np.array([2.0], np.float32)})
+    finally:
+        manager.release(held)
+    assert answer.version == 1 and np.isfinite(answer.outputs["y"]).all()
+    # A request naming the version gets that version's own answer, NaN included.
+    named = manager.acquire(2)
+    assert named is not None
+    try:
+        assert np.isnan(named.run("", {"x": np.array([2.0], np.float32)}).outputs["y"]).all()
+    finally:
+        manager.release(named)
+    manager.close()
+
+
 def test_a_pin_ends_a_canary_at_once(tmp_path: Path) -> None:
     write_version(tmp_path, 1)
     manager = _manager(tmp_path, canary_percent=50, canary_seconds=60)

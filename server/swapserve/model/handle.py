@@ -9,6 +9,7 @@ the canary failed to the previous version (``fallback``).
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,13 +64,25 @@ class Handle:
         self._sample = sample  # immutable: the model's gate sample, offered each answer
         self.inflight = 0  # guarded by ServingMap._lock
         self.retired = False  # guarded by ServingMap._lock
+        self.base: Handle = self  # immutable: the handle counted in and out (see ``diverted``)
         self.watch: Watch | None = None
-        """Set (under ServingMap._lock) while a canary compares this version; read unlocked."""
+        """Set (under ServingMap._lock) on the served version while a canary compares it with
+        the canary; read unlocked, once per request. A canary's own watch lives on its view."""
         self.fallback: Fallback | None = None
-        """For the canary: answers a request it failed (or answered with NaN) on the previous
-        version instead. Set with ``watch``."""
+        """On a canary's view only: answers a request the canary failed (or answered with NaN)
+        on the previous version instead."""
         self.idle = threading.Event()
         """Set once retired with no request in flight: the reaper may release it."""
+
+    def diverted(self, watch: Watch, fallback: Fallback) -> Handle:
+        """This version as the requests diverted to it during a canary see it: watched by
+        ``watch``, falling back with ``fallback``, both fixed for the view's life. A request
+        holds the view it acquired, so a rollback between its acquire and its run cannot
+        leave it running the canary unwatched (and answering the canary's NaN). The view is
+        counted in and out on this handle (``base``)."""
+        view = copy.copy(self)
+        view.base, view.watch, view.fallback = self, watch, fallback
+        return view
 
     def run(
         self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()

@@ -62,7 +62,8 @@ class ServingMap:
         self._stopped = ""  # guarded by _lock: "closed" or "unloaded" once retire_all ran
         self._reapers: list[threading.Thread] = []  # guarded by _lock
         self._inflight = 0  # guarded by _lock: requests on any version now
-        self._canary: Handle | None = None  # guarded by _lock: answers a share of version-0
+        self._canary: Handle | None = None  # guarded by _lock: the canary's view (``diverted``),
+        # which answers a share of the version-0 predictions
         self._share = 0.0  # guarded by _lock: the canary's share of version-0 requests, 0..1
 
     # ---- request path -------------------------------------------------------------------------
@@ -84,12 +85,13 @@ class ServingMap:
                     if diverted(self._share, key, random.random()):  # noqa: S311 (not secret)
                         handle = canary
             if handle is not None:
-                handle.inflight += 1
+                handle.base.inflight += 1
                 self._inflight += 1
             return handle
 
     def release(self, handle: Handle) -> None:
         """Counts a request out; the last one out of a retired version lets it be released."""
+        handle = handle.base  # a canary's view is counted on its version's handle
         with self._lock:
             handle.inflight -= 1
             self._inflight -= 1
@@ -160,10 +162,9 @@ class ServingMap:
             canary, served = self._handles[version], self._served
             assert served is not None and served is not canary
             self._clear_canary_locked()
-            canary.watch, served.watch = Watch(), Watch()
-            canary.fallback = fallback
-            self._canary, self._share = canary, share
-            return canary.watch, served.watch
+            watched, served.watch = Watch(), Watch()
+            self._canary, self._share = canary.diverted(watched, fallback), share
+            return watched, served.watch
 
     def promote(self) -> tuple[int, int]:
         """The canary answers every version-0 request from now on.
@@ -176,7 +177,7 @@ class ServingMap:
             if canary is None:
                 return 0, 0
             self._clear_canary_locked()
-            self._served = canary
+            self._served = canary.base
             return canary.version, served.version if served else 0
 
     def end_canary(self) -> int:
@@ -205,7 +206,7 @@ class ServingMap:
         if handle is None:
             return None
         try:
-            if handle is failed:
+            if handle is failed.base:
                 return None
             return handle.run(signature, inputs, output_filter)
         finally:
@@ -246,7 +247,7 @@ class ServingMap:
             previous = self._served.version if self._served else 0
             self._served = self._handles[default]
             if self._canary is not None and (
-                self._canary.version not in keep or self._canary is self._served
+                self._canary.version not in keep or self._canary.base is self._served
             ):
                 self._clear_canary_locked()
             retired = [h for v, h in self._handles.items() if v not in keep]
