@@ -220,9 +220,12 @@ def create_app(
             model, settings.session, loader=loader, events=metrics, verdicts=verdicts
         )
 
+    names = {m.name for m in settings.models}
     registry = ModelRegistry(
-        (manager(m) for m in settings.models), metrics, factory=manager, fixed_models=fixed_models
-    )
+        (manager(m) for m in settings.models), metrics, factory=manager,
+        fixed_models=fixed_models, unloaded=names - settings.loaded_at_start(names),
+        explicit=settings.startup_models is not None,
+    )  # fmt: skip
     source = _model_source(settings)
     reloader = (
         ConfigReloader(registry, source, metrics, settings.config_settle_seconds)
@@ -237,15 +240,7 @@ def create_app(
     if settings.request_log is not None:
         from swapserve.observability.request_log import RequestLog  # noqa: PLC0415 (TensorFlow, when used)
 
-        request_log = RequestLog(
-            settings.request_log,
-            metrics,
-            sample=settings.request_log_sample,
-            max_file_bytes=settings.request_log_max_bytes,
-            max_files=settings.request_log_max_files,
-            responses=settings.request_log_responses,
-            queue_bytes=settings.request_log_queue_bytes,
-        )
+        request_log = RequestLog.from_settings(settings, metrics)
         observers.append(request_log)
     gate = CallGate()
     dataplane = DataPlane(
@@ -258,6 +253,7 @@ def create_app(
         coordinator(registry) if coordinator is not None else None,
         max_admin=settings.max_admin_rpcs,
         defaults=settings.model_defaults,
+        explicit=settings.startup_models is not None,
     )
     calls = CallPath(
         CallRecorder(metrics, dataplane.known, observers),

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None, warnings: Sequence[str] = ()) -> Non
 
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and settings.startup_models is not None:
+        parser.error("--startup-models (Triton's explicit mode) needs --workers 1: a load "
+                     "re-reads the repository in the worker it reaches")  # fmt: skip
     if importlib.util.find_spec("tensorflow") is None:
         log.error(
             "TensorFlow is not installed: install swapserve with an extra, "

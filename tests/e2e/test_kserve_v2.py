@@ -185,6 +185,8 @@ def test_load_unload_and_repository_index(tmp_path: Path) -> None:
         client.unload_model("seed")
         assert not client.is_model_ready("seed")
         assert client.is_server_ready()  # as Triton: unloading on purpose keeps the pod ready
+        index = client.get_model_repository_index(as_json=True)
+        assert index["models"] == [{"name": "seed", "state": "UNAVAILABLE", "reason": "unloaded"}]
         inp = triton.InferInput("number", [1, 1], "FP32")
         inp.set_data_from_numpy(np.float32([[1]]))
         with pytest.raises(InferenceServerException) as exc:

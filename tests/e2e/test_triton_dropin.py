@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -119,12 +120,73 @@ def test_tritons_command_line(tmp_path: Path) -> None:
         assert server.stop() == 0, server.log[-3000:]
 
 
-def test_explicit_mode_and_unknown_values_are_refused_with_the_reason() -> None:
+def test_explicit_mode_loads_what_is_asked_while_the_other_model_serves(tmp_path: Path) -> None:
+    """--model-control-mode=explicit --load-model=hp2: hp3 is listed but unloaded until
+    RepositoryModelLoad; a load re-reads the model's config.pbtxt; a model added later loads
+    when asked; hp2 answers throughout."""
+    repo = _repository(tmp_path / "models")
+    server = ServerProcess(
+        f"--model-repository={repo}", "--grpc-port=0", "--http-port=0", "--metrics-port=0",
+        "--model-control-mode=explicit", "--load-model=hp2", program="tritonserver",
+    )  # fmt: skip
+    failures: list[str] = []
+    answers = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as caller:
+            tensor = triton_grpc.InferInput("x", [1, 1], "FP32")
+            tensor.set_data_from_numpy(np.float32([[2.0]]))
+            while not stop.is_set():
+                try:
+                    assert caller.infer("hp2", [tensor]).as_numpy("y").tolist() == [[3.0]]
+                    answers[0] += 1
+                except Exception as err:  # every failure is the test's finding
+                    failures.append(repr(err))
+
+    caller = threading.Thread(target=load, daemon=True)
+    try:
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+            wait_for(lambda: client.is_model_ready("hp2"), timeout=120, what="hp2")
+            caller.start()
+            assert client.is_server_ready() and not client.is_model_ready("hp3")
+            rows = client.get_model_repository_index(as_json=True)["models"]
+            assert {"name": "hp3", "state": "UNAVAILABLE", "reason": "unloaded"} in rows, rows
+            tensor = triton_grpc.InferInput("x", [1, 1], "FP32")
+            tensor.set_data_from_numpy(np.float32([[2.0]]))
+            with pytest.raises(InferenceServerException, match="was unloaded"):
+                client.infer("hp3", [tensor])
+            # A load reads the config as it is now: version 2 and a policy serving both.
+            shutil.copytree(HALF_PLUS_TWO, repo / "hp3" / "2" / "model.savedmodel")
+            (repo / "hp3" / "config.pbtxt").write_text(
+                'name: "hp3"\nplatform: "tensorflow_savedmodel"\n'
+                "version_policy: { specific { versions: [1, 2] } }\n"
+            )
+            client.load_model("hp3")  # answers once it serves
+            assert client.is_model_ready("hp3", "1") and client.is_model_ready("hp3", "2")
+            for version, y in (("1", 4.0), ("2", 3.0)):
+                answer = client.infer("hp3", [tensor], model_version=version)
+                assert answer.as_numpy("y").tolist() == [[y]]
+            # A model added after start loads when asked; an unknown one is NOT_FOUND.
+            shutil.copytree(repo / "hp2", repo / "late")
+            (repo / "late" / "config.pbtxt").write_text('name: "late"\n')
+            client.load_model("late")
+            assert client.infer("late", [tensor]).as_numpy("y").tolist() == [[3.0]]
+            with pytest.raises(InferenceServerException, match="not in the model repository"):
+                client.load_model("nope")
+            client.unload_model("hp3")
+            assert client.is_server_ready() and not client.is_model_ready("hp3")
+            count = answers[0]
+            wait_for(lambda: answers[0] > count + 20, timeout=60, what="answers after")
+    finally:
+        stop.set()
+        caller.join(30)
+        assert server.stop() == 0, server.log[-3000:]
+    assert failures == [] and answers[0] > 0
+
+
+def test_unknown_values_are_refused_with_the_reason() -> None:
     for flag, words in (
-        (
-            "--model-control-mode=explicit",
-            "--model-control-mode=explicit (Triton) is not supported",
-        ),
         ("--model-control-mode=sometimes", "expected none, poll or explicit"),
         ("--grpc-use-ssl=true", "use --tls-cert"),
     ):

@@ -13,6 +13,7 @@ from fakes import FakeLoader, write_version
 from swapserve.config.model_lists import ConfigFileSource, RepositorySource, with_batching
 from swapserve.config.model_settings import BatchingSettings, ModelSettings, SessionSettings
 from swapserve.config.reload import ConfigPoller, ConfigReloader
+from swapserve.errors import NotFound
 from swapserve.model.discovery import scan
 from swapserve.model.manager import ModelManager
 from swapserve.model.registry import ModelRegistry
@@ -127,7 +128,9 @@ def test_a_config_file_source_batches_every_model_without_batching(tmp_path: Pat
     assert a.batching == BATCHING and b.batching.max_batch_size == 2
 
 
-def _registry(tmp_path: Path, text: str) -> tuple[ConfigReloader, ModelRegistry, Path, Metrics]:
+def _registry(
+    tmp_path: Path, text: str, unloaded: tuple[str, ...] = ()
+) -> tuple[ConfigReloader, ModelRegistry, Path, Metrics]:
     config = tmp_path / "c.yaml"
     config.write_text(text)
     metrics = Metrics()
@@ -137,8 +140,40 @@ def _registry(tmp_path: Path, text: str) -> tuple[ConfigReloader, ModelRegistry,
     def manager(settings: ModelSettings) -> ModelManager:
         return ModelManager(settings, SessionSettings(), events=metrics, loader=loader)
 
-    registry = ModelRegistry([manager(m) for m in source()], metrics, factory=manager)
+    registry = ModelRegistry(
+        [manager(m) for m in source()], metrics, factory=manager, unloaded=unloaded,
+        explicit=bool(unloaded),
+    )  # fmt: skip
     return ConfigReloader(registry, source, metrics), registry, config, metrics
+
+
+def test_explicit_mode_a_load_reads_that_models_part_only(tmp_path: Path) -> None:
+    for name in ("a", "b", "c", "d"):
+        write_version(tmp_path / name, 1)
+    two = _TWO + "  - {name: b, export_root: b, warm_up: false}\n"
+    reloader, registry, config, _ = _registry(tmp_path, two, unloaded=("b",))
+    a, b = registry
+    for m in registry:
+        m.poll(initial=True)
+    assert (a.serving_version, b.serving_version, b.unloaded) == (1, 0, True)
+    assert registry.all_serving()  # an unloaded model does not make the server unready
+    # a's edit waits for a's own load; b's new root applies to b, which stays unloaded.
+    config.write_text(
+        "models:\n  - {name: a, export_root: d, warm_up: false}\n"
+        "  - {name: b, export_root: c, warm_up: false}\n"
+        "  - {name: c, export_root: c, warm_up: false}\n"
+    )
+    change = reloader.reload_model("b")
+    assert change.replaced == ("b",) and change.added == ()
+    assert registry.get("a").settings.export_root == tmp_path / "a"
+    assert registry.get("b").unloaded and registry.get("b").settings.export_root == tmp_path / "c"
+    assert reloader.reload_model("c").added == ("c",)  # a model new to the source: unloaded
+    assert registry.get("c").unloaded and registry.get("c").serving_version == 0
+    registry.get("c").reload()
+    assert registry.get("c").serving_version == 1 and not registry.get("c").unloaded
+    with pytest.raises(NotFound, match="model 'zzz' is not in the model repository"):
+        reloader.reload_model("zzz")
+    registry.close()
 
 
 _TWO = "models:\n  - {name: a, export_root: a, warm_up: false}\n"

@@ -47,7 +47,13 @@ class ProcessSettings:
     )  # fmt: skip
 
 
-_SOURCES = ("config_path", "model_repository", "config_poll_seconds", "config_settle_seconds")
+_SOURCES = (
+    "config_path",
+    "model_repository",
+    "startup_models",
+    "config_poll_seconds",
+    "config_settle_seconds",
+)
 
 
 def all_declared() -> list[Declared]:

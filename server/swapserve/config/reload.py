@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from swapserve.config.model_lists import ModelSource
 from swapserve.config.model_settings import ModelSettings, SettingsError
-from swapserve.errors import FailedPrecondition, InvalidArgument, SwapserveError
+from swapserve.errors import FailedPrecondition, InvalidArgument, NotFound, SwapserveError
 from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.outcomes import ConfigChange
 from swapserve.model.registry import ModelRegistry
@@ -98,6 +98,30 @@ class ConfigReloader:
             self._last_applied = True
             events.config_read("applied", ok=not problems)
             return change
+
+    def reload_model(self, name: str) -> ConfigChange:
+        """Reads the source and applies model ``name``'s part only: its settings now (added if
+        new), every other model as it is served (Triton's explicit mode: loading a model
+        re-reads that model's config and no other).
+
+        Raises:
+            NotFound: the source has no such model.
+            InvalidArgument: the source, or this model's part of it, is invalid.
+            FailedPrecondition: as ``reload``.
+        """
+        with self._lock:
+            try:
+                models = {m.name: m for m in self._source()}
+            except SettingsError as err:
+                raise InvalidArgument(f"config not applied: {err}") from None
+            problem = self._source.problems.get(name)
+            if problem:
+                raise InvalidArgument(f"model '{name}' not loaded: {problem}")
+            if name not in models:
+                raise NotFound(f"model '{name}' is not in the model repository")
+            current = {m.name: m.settings for m in self._registry}
+            current[name] = models[name]
+            return self._registry.apply(tuple(current.values()))
 
     def _settled(self, models: tuple[ModelSettings, ...] | None, error: str) -> bool:
         """Whether a poll's read may be acted on: it reads as the previous polls did for the

@@ -52,6 +52,13 @@ class Settings:
         "SIGHUP does; an invalid edit changes nothing and is logged once; 0: never (default: "
         "off; a repository: every --poll-seconds)",
     )  # fmt: skip
+    startup_models: str | None = setting(
+        None, shown_default="all",
+        help="with --model-repository: load only these models at start (comma-separated; '': "
+        "none, '*': all); the others are listed unloaded until RepositoryModelLoad loads one, "
+        "re-reading its config.pbtxt (Triton's --model-control-mode=explicit)",
+        doc="see [Triton model repositories](configuration.md#triton-model-repositories)",
+    )  # fmt: skip
     config_settle_seconds: float = setting(
         5.0,
         help="a polled --config (or repository) change applies once it has read the same for "
@@ -254,6 +261,13 @@ class Settings:
     session: SessionSettings = field(default_factory=SessionSettings)
     """TensorFlow session options."""
 
+    def loaded_at_start(self, names: set[str]) -> set[str]:
+        """Which of the repository's model ``names`` load at start (``--startup-models``)."""
+        if self.startup_models is None:
+            return names
+        listed = {n.strip() for n in self.startup_models.split(",") if n.strip()}
+        return names if "*" in listed else listed
+
     def validate(self) -> Settings:
         """Checks every field; returns self so it can be chained.
 
@@ -374,6 +388,16 @@ class Settings:
                 )
             if self.config_path is None and self.model_repository is None:
                 raise SettingsError("--config-poll-seconds needs --config or --model-repository")
+        if self.startup_models is not None:
+            if self.model_repository is None:
+                raise SettingsError("--startup-models needs --model-repository")
+            known = {m.name for m in self.models}
+            unknown = sorted(self.loaded_at_start(known) - known)
+            if unknown:
+                raise SettingsError(
+                    f"--startup-models: {', '.join(unknown)} not in model repository "
+                    f"{self.model_repository} (or its config.pbtxt is invalid: see above)"
+                )
         if self.config_settle_seconds < 0:
             raise SettingsError(
                 f"config settle seconds must be >= 0, got {self.config_settle_seconds}"

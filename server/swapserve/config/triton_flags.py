@@ -26,7 +26,8 @@ RENAMED = {
 
 IGNORED = {
     "id": "no server id is reported",
-    "strict-model-config": "config.pbtxt is optional; inputs and outputs come from the signature",
+    "strict-model-config": "config.pbtxt is optional; inputs and outputs it lists are checked "
+    "against the signature",
     "strict-readiness": "readiness is every served model having a version (an unloaded one "
     "does not count)",
     "exit-on-error": "a model that fails to load is reported and the others serve",
@@ -53,9 +54,6 @@ IGNORED = {
 """Accepted with a warning: they tune Triton's internals, not results."""
 
 REFUSED = {
-    "model-control-mode=explicit": "models load at start from the repository; use "
-    "--model-control-mode none (the default) or poll, and RepositoryModelLoad / "
-    "RepositoryModelUnload for versions of served models",
     "grpc-use-ssl": "use --tls-cert, --tls-key and --tls-client-ca (PEM files)",
     "trace-config": "use --otel (OpenTelemetry over OTLP)",
     "cache-config": "no response cache",
@@ -85,11 +83,7 @@ def translate(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             out += [RENAMED[name], value]
         elif name == "model-control-mode":
             mode = value
-            if f"{name}={value}" in REFUSED:
-                raise SettingsError(
-                    f"--{name}={value} (Triton) is not supported: {REFUSED[name + '=' + value]}"
-                )
-            if value not in ("poll", "none"):
+            if value not in ("poll", "none", "explicit"):
                 raise SettingsError(f"--{name}={value}: expected none, poll or explicit")
         elif name == "repository-poll-secs":
             poll = value
@@ -113,13 +107,15 @@ def translate(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             warnings.append(f"--{name} (Triton) is ignored: {IGNORED[name]}")
         else:
             out.append(f"--{name}" + (f"={value}" if value else ""))
-    if loads:
+    if mode == "explicit":  # only --load-model's models load; RepositoryModelLoad the rest
+        out += ["--startup-models", ",".join(loads)]
+    elif loads:
         warnings.append(
-            f"--load-model {' '.join(loads)} (Triton) is ignored: every model of the repository "
-            "loads at start"
+            f"--load-model {' '.join(loads)} (Triton) is ignored: it applies with "
+            "--model-control-mode=explicit; every model of the repository loads at start"
         )
-    if mode == "none":
-        out += ["--config-poll-seconds", "0"]  # the model set is read once
+    if mode != "poll":
+        out += ["--config-poll-seconds", "0"]  # the model set is read once (or on load)
     else:
         out += ["--config-poll-seconds", poll or "15"]  # Triton polls every 15 s by default
     return out, warnings

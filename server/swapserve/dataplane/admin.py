@@ -77,6 +77,8 @@ class Admin:
         coordinator: applies Reload/Unload (default: in this process only).
         max_admin: admin calls handled at once.
         defaults: the flags' options for models a model list adds (None: built-in defaults).
+        explicit: a reload first re-reads that model's part of the repository (Triton's
+            explicit mode: a load picks up its config.pbtxt, or a model added since).
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class Admin:
         *,
         max_admin: int = 4,
         defaults: ModelSettings | None = None,
+        explicit: bool = False,
     ) -> None:
         self._registry = registry
+        self._explicit = explicit and reloader is not None
         self._defaults = defaults
         """The flags' options for a model a model list adds (polling, batching, warm-up)."""
         self.gate = gate
@@ -116,8 +120,11 @@ class Admin:
         """Rescans now and serves the newest version the policy allows (``version`` 0), or
         pins ``version``; answers once it serves (or its canary starts), else with the error.
         ``force``: without gates or canary (a refused or rolled-back version too)."""
-        manager = self._registry.get(model)
         with self._admitted():
+            if self._explicit and model:
+                assert self.reloader is not None
+                self.reloader.reload_model(model)
+            manager = self._registry.get(model)
             return self.coordinator.reload(manager, version, force)
 
     @gated

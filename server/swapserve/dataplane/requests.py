@@ -257,8 +257,9 @@ class DataPlane:
     def index(self, ready_only: bool = False) -> list[IndexEntry]:
         """Every model with its serving version (else its newest known one), its other loaded
         versions (Triton lists every loaded one), the newer versions that failed (a gate refused
-        them, their canary was rolled back, or their load failed), and every model left out
-        because its own config is invalid (with the error)."""
+        them, their canary was rolled back, or their load failed), every model unloaded (on
+        request, or not loaded yet with ``--startup-models``), and every model left out because
+        its own config is invalid (with the error)."""
         out = []
         problems = self._problems()
         for manager in self._registry:
@@ -268,6 +269,9 @@ class DataPlane:
             current = next((v for v in status.versions if v.serving), None)
             shown = current or (status.versions[0] if status.versions else None)
             problem = problems.get(manager.name, "")
+            if manager.unloaded:  # Triton: UNAVAILABLE, "unloaded"
+                out.append(IndexEntry(manager.name, None, "unloaded"))
+                continue
             out.append(
                 IndexEntry(manager.name, shown, f"invalid config: {problem}" if problem else "")
             )

@@ -56,7 +56,8 @@ class IndexEntry:
     name: str
     version: VersionStatus | None
     problem: str = ""
-    """Why the model's own config is not applied ("": it is)."""
+    """Why the model is not served as configured ("": it is): "unloaded", or its invalid
+    config."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class ModelRegistry:
             are fixed).
         fixed_models: refuse config changes that add or remove models (``--workers``: the
             shared state has one slot per model at start); updates and replacements still apply.
+        unloaded: models that start unloaded (listed, loading nothing) until a reload.
+        explicit: a model a config change adds starts unloaded too (Triton's explicit mode:
+            only a load request loads a model).
     """
 
     def __init__(
@@ -46,9 +49,15 @@ class ModelRegistry:
         managers: Iterable[ModelManager],
         events: ModelEvents = NO_EVENTS,
         factory: ManagerFactory | None = None,
+        *,
         fixed_models: bool = False,
+        unloaded: Iterable[str] = (),
+        explicit: bool = False,
     ) -> None:
         self._managers = {m.name: m for m in managers}  # replaced whole under _admin_lock
+        for name in unloaded:
+            self._managers[name].unload()
+        self._explicit = explicit
         self._events = events
         self._watchers = {name: Watcher(m) for name, m in self._managers.items()}
         self._factory = factory
@@ -171,6 +180,8 @@ class ModelRegistry:
 
     def _add(self, settings: ModelSettings) -> None:
         manager, watcher = self._make(settings)
+        if self._explicit:
+            manager.unload()
         self._pending.add(settings.name)
         self._managers = {**self._managers, settings.name: manager}
         self._watchers[settings.name] = watcher
@@ -179,12 +190,15 @@ class ModelRegistry:
         log.info("model %s: added from %s", settings.name, settings.export_root)
 
     def _replace(self, old: ModelManager, settings: ModelSettings) -> None:
-        """A new manager loads first; requests move to it only once it serves.
+        """A new manager loads first; requests move to it only once it serves. A model
+        unloaded on request stays unloaded with its new settings.
 
         Raises:
             FailedPrecondition: the new manager could not serve (the old one keeps serving).
         """
         manager, watcher = self._make(settings)
+        if old.unloaded:
+            manager.unload()
         manager.poll(initial=True)
         if old.serving_version and not manager.serving_version:
             manager.close()

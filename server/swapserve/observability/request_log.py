@@ -21,10 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swapserve.observability.calls import CallRecord
 from swapserve.observability.metrics import Metrics
+
+if TYPE_CHECKING:
+    from swapserve.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,20 @@ class RequestLog:
         self._last_error = ""
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> RequestLog:
+        """The request log ``--request-log`` and its options describe."""
+        assert settings.request_log is not None
+        return cls(
+            settings.request_log,
+            metrics,
+            sample=settings.request_log_sample,
+            max_file_bytes=settings.request_log_max_bytes,
+            max_files=settings.request_log_max_files,
+            responses=settings.request_log_responses,
+            queue_bytes=settings.request_log_queue_bytes,
+        )
 
     def __call__(self, record: CallRecord) -> None:
         """Offers a finished call; never blocks."""
