@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -22,11 +23,18 @@ from helpers import HALF_PLUS_THREE, HALF_PLUS_TWO, ServerProcess, wait_for
 PROGRAM = str(Path(sys.executable).parent / "tritonserver")
 
 
+_HP3_TENSORS = (
+    'input [ { name: "x" data_type: TYPE_FP32 dims: [ -1, 1 ] } ]\n'
+    'output [ { name: "y" data_type: TYPE_FP32 dims: [ -1, 1 ] } ]\n'
+    "instance_group [ { count: 2 kind: KIND_CPU } ]\n"
+)
+
+
 def _repository(root: Path) -> Path:
     """Triton's layout: <model>/config.pbtxt and <model>/<version>/model.savedmodel/."""
     for name, export in (("hp2", HALF_PLUS_TWO), ("hp3", HALF_PLUS_THREE)):
         shutil.copytree(export, root / name / "1" / "model.savedmodel")
-        policy = "version_policy: { all {} }\n" if name == "hp2" else ""
+        policy = "version_policy: { all {} }\n" if name == "hp2" else _HP3_TENSORS
         (root / name / "config.pbtxt").write_text(
             f'name: "{name}"\nplatform: "tensorflow_savedmodel"\nmax_batch_size: 0\n{policy}'
         )
@@ -105,6 +113,16 @@ def test_tritons_command_line(tmp_path: Path) -> None:
             # The config round-trips: `all {}` is reported as it was given.
             config = client.get_model_config("hp2", as_json=True)["config"]
             assert config["version_policy"] == {"all": {}}, config
+            # input, output and instance_group as written (checked against the signature).
+            config = client.get_model_config("hp3", as_json=True)["config"]
+            assert config["input"] == [{"name": "x", "data_type": "TYPE_FP32", "dims": ["-1", "1"]}]
+            assert config["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}], config
+            rest = urllib.request.urlopen(
+                f"http://127.0.0.1:{server.rest_port}/v2/models/hp3/config", timeout=30
+            )
+            assert json.loads(rest.read())["output"] == [
+                {"name": "y", "data_type": "TYPE_FP32", "dims": [-1, 1]}
+            ]
             assert "--strict-model-config (Triton) is ignored" in server.log
             # none: the model set is the one read at start (a model added later is not loaded).
             shutil.copytree(repo / "hp2", repo / "late")
@@ -174,6 +192,18 @@ def test_explicit_mode_loads_what_is_asked_while_the_other_model_serves(tmp_path
             assert client.infer("late", [tensor]).as_numpy("y").tolist() == [[3.0]]
             with pytest.raises(InferenceServerException, match="not in the model repository"):
                 client.load_model("nope")
+            # A model whose config.pbtxt declares an input its signature lacks does not load;
+            # it stays listed and unloaded, and the server stays ready.
+            shutil.copytree(repo / "hp2" / "1", repo / "wrong" / "1")
+            (repo / "wrong" / "config.pbtxt").write_text(
+                'input [ { name: "z" data_type: TYPE_FP32 dims: [-1] } ]\n'
+            )
+            with pytest.raises(InferenceServerException) as refused:
+                client.load_model("wrong")
+            assert "input 'z' is declared but signature 'serving_default' has inputs ['x']" in (
+                refused.value.message()
+            )
+            assert client.is_server_ready() and not client.is_model_ready("wrong")
             client.unload_model("hp3")
             assert client.is_server_ready() and not client.is_model_ready("hp3")
             count = answers[0]

@@ -25,7 +25,8 @@ from swapserve.config.flags import build_parser
 from swapserve.config.from_flags import settings_from_args
 
 # As Triton's docs write a TensorFlow model's config: the keys swapserve applies (max_batch_size,
-# dynamic_batching, version_policy) and some it does not (input/output, instance_group).
+# dynamic_batching, version_policy, input/output checked against the signature, instance_group
+# reported) and one it does not (parameters).
 HP2_CONFIG = """
 name: "hp2"
 platform: "tensorflow_savedmodel"
@@ -34,6 +35,7 @@ version_policy: { specific: { versions: [1] } }
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
+parameters: { key: "a" value: { string_value: "b" } }
 dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 2000 }
 """
 
@@ -106,5 +108,5 @@ def test_a_triton_repository_with_models_added_and_removed_under_load(
     log = caplog.text
     assert log.count("platform 'onnxruntime_onnx' is not served here") == 1
     assert (
-        log.count("hp2/config.pbtxt: not applied by swapserve: input, instance_group, output") == 1
+        log.count("hp2/config.pbtxt: not applied by swapserve: parameters") == 1
     )

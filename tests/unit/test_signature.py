@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from swapserve.config.model_settings import DeclaredConfig, TensorDeclaration
 from swapserve.errors import FailedPrecondition, InvalidArgument
-from swapserve.model.signature import SignatureSpec, TensorSpec, unknown_signature
+from swapserve.model.signature import (
+    SignatureSpec,
+    TensorSpec,
+    declared_mismatch,
+    unknown_signature,
+)
 
 SIG = SignatureSpec(
     name="serving_default",
@@ -157,3 +163,31 @@ def test_remembered_shapes_are_bounded_per_input() -> None:
         spec.validate({**good(), "img": np.zeros([5, 3, 3], np.uint8)})
     with pytest.raises(InvalidArgument, match="unknown input"):
         spec.validate({**good(), "extra": np.zeros([1])})
+
+
+@pytest.mark.parametrize(
+    ("declared", "batch_dim", "words"),
+    [
+        ((TensorDeclaration("img", 4, (2, 3)),), True, ""),
+        ((TensorDeclaration("img", 4, (-1, 2, 3)),), False, ""),
+        ((TensorDeclaration("any", 1, (7, 7, 7, 7)), TensorDeclaration("b", 9, (), output=True)), False, ""),
+        ((TensorDeclaration("a", 0, (-1,), output=True),), False, ""),  # no type: any
+        ((TensorDeclaration("x", 1, (1,)),), False,
+         "input 'x' is declared but signature 'serving_default' has inputs ['any', 'img', "
+         "'text']"),
+        ((TensorDeclaration("img", 1, (2, 3)),), True,
+         "input 'img' is declared DT_FLOAT but signature 'serving_default' has DT_UINT8 "
+         "[-1, 2, 3]"),
+        ((TensorDeclaration("img", 4, (2, 4)),), True,
+         "input 'img' is declared with dims [2, 4] after the batch dimension (max_batch_size > "
+         "0) but signature 'serving_default' has DT_UINT8 [-1, 2, 3]"),
+        ((TensorDeclaration("img", 4, (2, 3)),), False, "declared with dims [2, 3] but"),
+        ((TensorDeclaration("b", 9, (1,), output=True),), False,
+         "output 'b' is declared with dims [1]"),
+    ],
+)  # fmt: skip
+def test_a_config_s_declared_tensors_are_checked_against_the_signature(
+    declared: tuple[TensorDeclaration, ...], batch_dim: bool, words: str
+) -> None:
+    problem = declared_mismatch(SIG, DeclaredConfig(declared, batch_dim))
+    assert (words in problem) if words else problem == "", problem

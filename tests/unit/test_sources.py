@@ -109,11 +109,11 @@ def test_a_source_built_after_a_first_read_does_not_report_again(
 def test_ignored_keys_are_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "config.pbtxt").write_text('input [ { name: "x" dims: [1] } ]')
+    (tmp_path / "a" / "config.pbtxt").write_text('parameters [ { key: "x" value: {} } ]')
     source = RepositorySource(tmp_path, BASE)
     source()
     source()
-    lines = [r for r in caplog.records if "not applied by swapserve: input" in r.getMessage()]
+    lines = [r for r in caplog.records if "not applied by swapserve: parameters" in r.getMessage()]
     assert len(lines) == 1
 
 

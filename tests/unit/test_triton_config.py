@@ -3,6 +3,7 @@ ignored ones, and errors that name the file, line and key. No TensorFlow."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from swapserve.apis import kserve_v2
 from swapserve.config import triton
-from swapserve.config.model_settings import ModelSettings, SettingsError
+from swapserve.config.model_settings import ModelSettings, SettingsError, TensorDeclaration
 
 BASE = ModelSettings("base", Path(), poll_seconds=0.5, warm_up=False)
 
@@ -45,8 +46,35 @@ def test_honoured_keys_map_onto_settings_and_the_rest_are_named() -> None:
     b = model.batching
     assert (b.enabled, b.max_batch_size, b.batch_timeout_micros) == (True, 8, 100)
     assert b.preferred_batch_sizes == (4, 8)
-    assert ignored == ("input", "instance_group", "output", "parameters")
+    assert ignored == ("parameters",)
     assert (model.poll_seconds, model.warm_up) == (0.5, False)  # from the base
+    declared = model.declared
+    assert declared.batch_dim and declared.tensors == (
+        TensorDeclaration("x", 1, (1,)),  # TYPE_FP32 is DT_FLOAT (1)
+        TensorDeclaration("y", 1, (1,), output=True),
+    )
+    assert json.loads(declared.as_written) == {
+        "max_batch_size": 8,
+        "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [1]}],
+        "output": [
+            {"name": "y", "data_type": "TYPE_FP32", "dims": [1], "label_filename": "a}b.txt"}
+        ],
+        "instance_group": [{"count": 2, "kind": "KIND_CPU"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("input [ { data_type: TYPE_FP32 dims: [1] } ]", "an input has no name"),
+        ('output [ { name: "y" }, { name: "y" } ]', "output 'y' is listed twice"),
+        ('input [ { name: "x" dims: [-2] } ]', "dims must be >= -1"),
+        ('input [ { name: "x" data_type: TYPE_NOPE } ]', "TYPE_NOPE"),
+    ],
+)
+def test_bad_inputs_and_outputs_name_the_key(text: str, words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        _settings(text)
 
 
 def test_no_config_means_tritons_defaults() -> None:

@@ -34,6 +34,7 @@ from swapserve.apis._typing.inference.grpc_service_pb2 import StatisticDuration 
 from swapserve.apis._typing.inference.model_config_pb2 import ModelConfig as ModelConfig
 from swapserve.apis._typing.inference.model_config_pb2 import ModelDynamicBatching as ModelDynamicBatching
 from swapserve.apis._typing.inference.model_config_pb2 import ModelInput as ModelInput
+from swapserve.apis._typing.inference.model_config_pb2 import ModelInstanceGroup as ModelInstanceGroup
 from swapserve.apis._typing.inference.model_config_pb2 import ModelOutput as ModelOutput
 from swapserve.apis._typing.inference.model_config_pb2 import ModelTensorReshape as ModelTensorReshape
 from swapserve.apis._typing.inference.model_config_pb2 import ModelVersionPolicy as ModelVersionPolicy

@@ -11,6 +11,7 @@ does not time input and output copies apart from the call, so ``compute_input`` 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from swapserve.codecs.kserve_v2 import datatype_of_spec, shape_of_spec
@@ -90,4 +91,6 @@ def model_config(info: ModelConfigInfo) -> dict[str, Any]:
             "preferred_batch_size": list(batching.preferred_batch_sizes),
             "max_queue_delay_microseconds": batching.batch_timeout_micros,
         }
+    if info.declared.as_written:  # what config.pbtxt says, as written
+        config.update(json.loads(info.declared.as_written))
     return config

@@ -185,6 +185,32 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class TensorDeclaration:
+    """An input or output a model's own config declares (a Triton ``config.pbtxt``)."""
+
+    name: str
+    dtype: int
+    """TensorFlow DataType number (0: not declared)."""
+    dims: tuple[int, ...]
+    """-1: any size; without the batch dimension when ``DeclaredConfig.batch_dim``."""
+    output: bool = False
+
+
+@dataclass(frozen=True)
+class DeclaredConfig:
+    """What a model's own config says about its tensors, kept as written: each version's
+    serving signature is checked against ``tensors`` before it serves, and the model config
+    endpoints answer ``as_written`` for those keys rather than what swapserve derives."""
+
+    tensors: tuple[TensorDeclaration, ...] = ()
+    batch_dim: bool = False
+    """The declared dims leave out the batch dimension (Triton's ``max_batch_size`` > 0)."""
+    as_written: str = ""
+    """A JSON object of the keys reported as written (``max_batch_size``, ``input``,
+    ``output``, ``instance_group``); "": none."""
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """One served model."""
 
@@ -236,6 +262,9 @@ class ModelSettings:
         help="one model: a version label (e.g. stable, canary) clients may request instead of a "
         "number; a labelled version stays loaded whatever the policy (repeat for each label)",
     )  # fmt: skip
+
+    declared: DeclaredConfig = field(default_factory=DeclaredConfig)
+    """The tensors the model's own config declares (a Triton ``config.pbtxt``)."""
 
     @classmethod
     def at(cls, name: str, root: str, **fields: Any) -> ModelSettings:

@@ -1,35 +1,46 @@
 """Triton's per-model ``config.pbtxt`` (protobuf text format) as swapserve model settings.
 
 A Triton model repository (``repo/<model>/config.pbtxt``, ``repo/<model>/<version>/
-model.savedmodel/``) is served as it is (``sources.RepositorySource``). Of ``ModelConfig`` the
-keys whose meaning swapserve keeps are honoured: ``version_policy``, ``max_batch_size`` with
-``dynamic_batching`` (``preferred_batch_size``, ``max_queue_delay_microseconds``) and
-``model_warmup`` with generated data. The message is ``inference.ModelConfig`` of our
-``protos/inference/model_config.proto`` (Triton's published names and numbers, the subset
-swapserve answers and reads); every other top-level key is skipped (and named once in the log
-by the repository source), so a config written for Triton never stops a model.
+model.savedmodel/``) is served as it is (``sources.RepositorySource``). Of ``ModelConfig`` the keys
+whose meaning swapserve keeps are honoured: ``version_policy``, ``max_batch_size`` with
+``dynamic_batching`` (``preferred_batch_size``, ``max_queue_delay_microseconds``), ``model_warmup``
+with generated data, and ``input``/``output`` (each version's signature is checked against them
+before it serves); those and ``instance_group`` are reported as written. The message is
+``inference.ModelConfig`` of our ``protos/inference/model_config.proto`` (Triton's published names
+and numbers, the subset swapserve answers and reads); every other top-level key is skipped (and
+named once in the log by the repository source), so a config written for Triton never stops a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
+
+from google.protobuf import json_format
 
 from swapserve.apis import kserve_v2
 from swapserve.config import text_proto
 from swapserve.config.model_settings import (
     ALL_VERSIONS,
     BatchingSettings,
+    DeclaredConfig,
     ModelSettings,
     SettingsError,
+    TensorDeclaration,
     VersionPolicy,
 )
 
 CONFIG_FILE = "config.pbtxt"
 HONOURED = ("name", "platform", "backend", "version_policy", "max_batch_size",
-            "dynamic_batching", "model_warmup")  # fmt: skip
-"""The ``ModelConfig`` keys that change what swapserve does."""
+            "dynamic_batching", "model_warmup", "input", "output", "instance_group")  # fmt: skip
+"""The ``ModelConfig`` keys swapserve reads (the rest are skipped and named in the log)."""
+AS_WRITTEN = ("max_batch_size", "input", "output", "instance_group")
+"""Keys the model config endpoints report as the file writes them."""
+_TF_DTYPE = {1: 10, 2: 4, 3: 17, 4: 22, 5: 23, 6: 6, 7: 5, 8: 3, 9: 9, 10: 19, 11: 1, 12: 2,
+             13: 7, 14: 14}  # fmt: skip
+"""Triton's ``DataType`` (TYPE_BOOL = 1 ... TYPE_BF16 = 14) -> TensorFlow's DataType number."""
 _TENSORFLOW = {"platform": ("", "tensorflow_savedmodel"), "backend": ("", "tensorflow")}
 
 
@@ -86,6 +97,7 @@ def model_settings(
                 )
         fields["versions"] = _versions(config, where)
         fields["batching"] = _batching(config, where)
+        fields["declared"] = _declared(config, where)
         _check_warmup(config, where)
     settings = ModelSettings.at(name, root, **fields)
     try:
@@ -107,6 +119,46 @@ def _versions(config: Any, where: str) -> VersionPolicy:
     if choice == "latest":
         return VersionPolicy(latest=policy.latest.num_versions or 1)
     return VersionPolicy()
+
+
+def _declared(config: Any, where: str) -> DeclaredConfig:
+    """The inputs and outputs ``config`` lists (checked against each version's signature
+    when it loads) and the keys reported as written."""
+    tensors = []
+    for output, listed in ((False, config.input), (True, config.output)):
+        seen = set()
+        for tensor in listed:
+            kind = "output" if output else "input"
+            if not tensor.name:
+                raise SettingsError(f"{where}: an {kind} has no name")
+            if tensor.name in seen:
+                raise SettingsError(f"{where}: {kind} {tensor.name!r} is listed twice")
+            seen.add(tensor.name)
+            if any(d < -1 for d in tensor.dims):
+                raise SettingsError(
+                    f"{where}: {kind} {tensor.name!r}: dims must be >= -1, got {list(tensor.dims)}"
+                )
+            dims = tuple(int(d) for d in tensor.dims)
+            dtype = _TF_DTYPE.get(tensor.data_type, 0)
+            tensors.append(TensorDeclaration(tensor.name, dtype, dims, output))
+    written = json_format.MessageToDict(config, preserving_proto_field_name=True)
+    kept = {k: _numbers(written[k]) for k in AS_WRITTEN if k in written}
+    return DeclaredConfig(
+        tuple(tensors), config.max_batch_size > 0, json.dumps(kept) if kept else ""
+    )
+
+
+def _numbers(value: Any) -> Any:
+    """``value`` with protobuf JSON's int64 strings (``dims``, ``shape``) as numbers, as Triton
+    writes them."""
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            k: [int(x) for x in v] if k in ("dims", "shape") else _numbers(v)
+            for k, v in value.items()
+        }
+    return value
 
 
 def _batching(config: Any, where: str) -> BatchingSettings:

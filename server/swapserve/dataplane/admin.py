@@ -19,7 +19,7 @@ from typing import Protocol
 from swapserve.config.model_settings import ModelSettings
 from swapserve.config.reload import ConfigReloader
 from swapserve.dataplane.gate import CallGate, gated
-from swapserve.errors import FailedPrecondition, ResourceExhausted
+from swapserve.errors import FailedPrecondition, ResourceExhausted, SwapserveError
 from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.outcomes import ConfigChange
 from swapserve.model.registry import ModelRegistry
@@ -121,11 +121,18 @@ class Admin:
         pins ``version``; answers once it serves (or its canary starts), else with the error.
         ``force``: without gates or canary (a refused or rolled-back version too)."""
         with self._admitted():
-            if self._explicit and model:
-                assert self.reloader is not None
-                self.reloader.reload_model(model)
+            if not (self._explicit and model):
+                return self.coordinator.reload(self._registry.get(model), version, force)
+            assert self.reloader is not None
+            self.reloader.reload_model(model)
             manager = self._registry.get(model)
-            return self.coordinator.reload(manager, version, force)
+            unloaded = manager.unloaded
+            try:
+                return self.coordinator.reload(manager, version, force)
+            except SwapserveError:
+                if unloaded and not manager.serving_version:  # as it was: listed, not serving
+                    self.coordinator.unload(manager)  # (and not making the server unready)
+                raise
 
     @gated
     def unload(self, model: str) -> int:

@@ -223,7 +223,9 @@ class DataPlane:
         """The configuration of the model as served (V2 ``ModelConfig``)."""
         number, sig = self.signature(model, "", version, label)
         settings = self._registry.get(model).settings
-        return ModelConfigInfo(model, number, sig, settings.batching, settings.versions)
+        return ModelConfigInfo(
+            model, number, sig, settings.batching, settings.versions, settings.declared
+        )
 
     @gated
     def model_ready(self, model: str, version: int = 0, label: str = "") -> bool:

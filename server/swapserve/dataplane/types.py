@@ -4,10 +4,10 @@ protocol types. Transports import these names from here, whichever core module d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from swapserve.config.model_settings import BatchingSettings, VersionPolicy
+from swapserve.config.model_settings import BatchingSettings, DeclaredConfig, VersionPolicy
 from swapserve.model.outcomes import (
     ConfigChange,
     Prediction,
@@ -79,3 +79,5 @@ class ModelConfigInfo:
     signature: SignatureSpec
     batching: BatchingSettings
     versions: VersionPolicy
+    declared: DeclaredConfig = field(default_factory=DeclaredConfig)
+    """What the model's own config declares, reported as written."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from swapserve.config.model_settings import DeclaredConfig
 from swapserve.errors import FailedPrecondition, InvalidArgument
 from swapserve_client.dtypes import TensorError, dtype_name, numpy_dtype, proto_dtype
 
@@ -211,3 +212,38 @@ def unknown_signature(name: str, available: Iterable[str]) -> FailedPrecondition
 
 def _names(names: Iterable[str]) -> str:
     return ", ".join(f"'{n}'" for n in names) or "none"
+
+
+def declared_mismatch(spec: SignatureSpec, declared: DeclaredConfig) -> str:
+    """How ``spec`` differs from the tensors the model's config declares ("": it has them all,
+    of the declared type, with compatible dims). A tensor the config leaves out is not an error:
+    a config may list only what its clients use."""
+    for tensor in declared.tensors:
+        kind = "output" if tensor.output else "input"
+        side = spec.outputs if tensor.output else spec.inputs
+        actual = side.get(tensor.name)
+        if actual is None:
+            return (
+                f"{kind} '{tensor.name}' is declared but signature '{spec.name}' has "
+                f"{kind}s {sorted(side)}"
+            )
+        if tensor.dtype and actual.dtype != tensor.dtype:
+            return (
+                f"{kind} '{tensor.name}' is declared {dtype_name(tensor.dtype)} but signature "
+                f"'{spec.name}' has {actual.describe()}"
+            )
+        dims = (-1, *tensor.dims) if declared.batch_dim else tensor.dims
+        if actual.shape is not None and not _compatible(dims, actual.shape):
+            batch = " after the batch dimension (max_batch_size > 0)" if declared.batch_dim else ""
+            return (
+                f"{kind} '{tensor.name}' is declared with dims {list(tensor.dims)}{batch} but "
+                f"signature '{spec.name}' has {actual.describe()}"
+            )
+    return ""
+
+
+def _compatible(declared: Sequence[int], actual: Sequence[int]) -> bool:
+    """Same rank, and each dimension equal or variable (-1) on either side."""
+    return len(declared) == len(actual) and all(
+        d == a or -1 in (d, a) for d, a in zip(declared, actual, strict=True)
+    )

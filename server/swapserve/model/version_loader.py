@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from swapserve.config.model_settings import (
     BatchingSettings,
+    DeclaredConfig,
     ModelSettings,
     SessionSettings,
     SettingsError,
@@ -26,6 +27,7 @@ from swapserve.model.events import ModelEvents
 from swapserve.model.records import VersionRecords
 from swapserve.model.sample import LiveSample
 from swapserve.model.serving import Handle
+from swapserve.model.signature import DEFAULT_SIGNATURE, declared_mismatch
 
 if TYPE_CHECKING:
     from swapserve.model.loaded_version import LoadedVersion
@@ -167,6 +169,7 @@ class VersionLoader:
             batching = _version_batching(self._loader, cand.path, batching)
             rows = batching.max_batch_size if batching.enabled else 1  # what it will mostly run
             loaded = self._loader(cand.version, cand.path, self._session, settings.warm_up, rows)
+            _check_declared(loaded, settings.declared)
         except LoadError as err:
             self._waiting_or_failed(cand, err)
             raise
@@ -194,6 +197,24 @@ class VersionLoader:
             },
         )
         return Handle(loaded, batcher, model, events, self._sample)
+
+
+def _check_declared(loaded: LoadedVersion, declared: DeclaredConfig) -> None:
+    """Raises LoadError (after closing ``loaded``) when its serving signature lacks a tensor the
+    model's config declares, or has it with another type or shape (Triton refuses such a model
+    too)."""
+    if not declared.tensors:
+        return
+    spec = loaded.signatures.get(DEFAULT_SIGNATURE)
+    problem = (
+        declared_mismatch(spec, declared)
+        if spec is not None
+        else f"its config declares inputs and outputs but the version has no "
+        f"'{DEFAULT_SIGNATURE}' signature (it has {sorted(loaded.signatures)})"
+    )
+    if problem:
+        loaded.close()
+        raise LoadError(f"the model's config does not match this version: {problem}")
 
 
 def _version_batching(loader: Loader, path: Path, batching: BatchingSettings) -> BatchingSettings:
