@@ -107,6 +107,4 @@ def test_a_triton_repository_with_models_added_and_removed_under_load(
         client.close()
     log = caplog.text
     assert log.count("platform 'onnxruntime_onnx' is not served here") == 1
-    assert (
-        log.count("hp2/config.pbtxt: not applied by swapserve: parameters") == 1
-    )
+    assert log.count("hp2/config.pbtxt: not applied by swapserve: parameters") == 1
