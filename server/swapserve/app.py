@@ -308,7 +308,7 @@ def _rest_server(
 
     api = HttpApi(calls, cors=settings.cors)
     api.add(TFServingRoutes(api, dataplane).routes())
-    api.add(KServeV2Routes(api, dataplane, admin).routes())
+    api.add(KServeV2Routes(api, dataplane, admin, settings.otel).routes())
     api.add(TritonExtensionRoutes(api, tracing=settings.otel).routes())
     api.add(HealthRoutes(dataplane, metrics.exposition, settings.rest_metrics_path or "").routes())
     return RestServer(settings, api, budget.http, budget.http_backlog, reuse_port)

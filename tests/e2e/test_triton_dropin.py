@@ -90,6 +90,26 @@ def test_tritons_command_line(tmp_path: Path) -> None:
                     http.get_trace_settings()
             finally:
                 http.close()
+            # The same extensions over gRPC, with tritonclient.grpc's own calls.
+            assert "logging" in client.get_server_metadata(as_json=True)["extensions"]
+            logs = client.get_log_settings(as_json=True)["settings"]
+            assert logs["log_verbose_level"] == {"uint32_param": 0}, logs
+            changed = client.update_log_settings({"log_verbose_level": 1}, as_json=True)
+            assert changed["settings"]["log_verbose_level"] == {"uint32_param": 1}
+            with pytest.raises(InferenceServerException, match="must be true or false"):
+                client.update_log_settings({"log_info": None})  # a value with no parameter set
+            with pytest.raises(InferenceServerException, match="unknown log setting 'x'"):
+                client.update_log_settings({"x": True})
+            client.update_log_settings({"log_verbose_level": 0})
+            assert client.get_system_shared_memory_status(as_json=True) == {}
+            assert client.get_cuda_shared_memory_status(as_json=True) == {}
+            with pytest.raises(InferenceServerException, match="send the tensor data") as err:
+                client.register_system_shared_memory("r", "/r", 64)
+            assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+            client.unregister_system_shared_memory()
+            client.unregister_cuda_shared_memory("r")
+            with pytest.raises(InferenceServerException, match="start swapserve with --otel"):
+                client.get_trace_settings()
             # Triton's metric names on Triton's metrics port.
             with pytest.raises(InferenceServerException):
                 client.infer("hp3", [triton_grpc.InferInput("nope", [1, 1], "FP32")])

@@ -24,7 +24,8 @@ ADMIN_RPCS: Mapping[str, tuple[str, ...]] = {
     "inference.GRPCInferenceService": (
         "RepositoryModelLoad",
         "RepositoryModelUnload",
-        "UpdateLogSettings",  # HTTP only: POST /v2/logging
+        "UpdateLogSettings",  # HTTP: POST /v2/logging
+        "LogSettings",  # gRPC: one RPC reads and writes
     ),
 }
 """Every admin call, by gRPC service; the only list of them."""

@@ -17,23 +17,29 @@ from swapserve import __version__
 from swapserve.apis import kserve_v2 as pb
 from swapserve.codecs import kserve_v2 as codec
 from swapserve.codecs import kserve_v2_stats as stats_codec
+from swapserve.dataplane import triton_extensions as ext
 from swapserve.dataplane.admin import Admin
 from swapserve.dataplane.requests import DataPlane
 from swapserve.transport.calls import CallPath
 from swapserve.transport.grpc.calls import rpc
+from swapserve.transport.grpc.triton_extensions import TritonExtensions
 
 _PLATFORM = stats_codec.PLATFORM
 
 
-class KServeV2Servicer:
-    """``inference.GRPCInferenceService``: health, metadata, inference, repository."""
+class KServeV2Servicer(TritonExtensions):
+    """``inference.GRPCInferenceService``: health, metadata, inference, repository, and Triton's
+    extensions (``TritonExtensions``)."""
 
     PROTOCOL = "kserve_v2"
 
-    def __init__(self, dataplane: DataPlane, admin: Admin, calls: CallPath) -> None:
+    def __init__(
+        self, dataplane: DataPlane, admin: Admin, calls: CallPath, tracing: bool = False
+    ) -> None:
         self._dataplane = dataplane
         self._admin = admin
         self._calls = calls
+        self._tracing = tracing
 
     @rpc
     def ServerLive(  # noqa: N802
@@ -61,7 +67,7 @@ class KServeV2Servicer:
         self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
-            name="swapserve", version=__version__, extensions=["model_repository"]
+            name="swapserve", version=__version__, extensions=ext.extensions(self._tracing)
         )
 
     @rpc

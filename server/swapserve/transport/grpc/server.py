@@ -153,7 +153,7 @@ def build_grpc_server(
         TFServingPredictionServicer(dataplane, calls, settings.max_message_bytes),
     )
     add_service(server, tfserving.MODEL_SERVICE, TFServingModelServicer(dataplane, admin, calls))
-    add_service(server, kserve_v2.SERVICE, KServeV2Servicer(dataplane, admin, calls))
+    add_service(server, kserve_v2.SERVICE, KServeV2Servicer(dataplane, admin, calls, settings.otel))
     health = HealthReporter(dataplane, SERVICES)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

@@ -13,6 +13,7 @@ from swapserve.codecs import json_body
 from swapserve.codecs import kserve_v2 as v2
 from swapserve.codecs import kserve_v2_rest as codec
 from swapserve.codecs import kserve_v2_stats as stats_codec
+from swapserve.dataplane import triton_extensions as ext
 from swapserve.dataplane.admin import Admin
 from swapserve.dataplane.requests import DataPlane
 from swapserve.errors import InvalidArgument, Unavailable
@@ -27,10 +28,13 @@ Params = Mapping[str, str]
 class KServeV2Routes:
     """The ``/v2`` routes."""
 
-    def __init__(self, api: HttpApi, dataplane: DataPlane, admin: Admin) -> None:
+    def __init__(
+        self, api: HttpApi, dataplane: DataPlane, admin: Admin, tracing: bool = False
+    ) -> None:
         self._api = api
         self._dp = dataplane
         self._admin = admin
+        self._tracing = tracing
 
     def routes(self) -> list[Route]:
         """Every route, in match order (``/v2/models/stats`` before ``/v2/models/{name}``)."""
@@ -65,7 +69,11 @@ class KServeV2Routes:
     # ---- server -----------------------------------------------------------------------------
 
     def _server_metadata(self, request: HttpRequest, params: Params) -> HttpResponse:
-        payload = {"name": "swapserve", "version": __version__, "extensions": ["model_repository"]}
+        payload = {
+            "name": "swapserve",
+            "version": __version__,
+            "extensions": ext.extensions(self._tracing),
+        }
         return self._call(request, "ServerMetadata", "", lambda: (dumps(payload), 0, {}))
 
     def _live(self, request: HttpRequest, params: Params) -> HttpResponse:
