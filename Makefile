@@ -16,9 +16,11 @@ PROTO_FILES := $(shell find protos/swapserve -name '*.proto')
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml client/pyproject.toml requirements-runtime.lock requirements-dev.lock
+$(STAMP): pyproject.toml client/pyproject.toml requirements-runtime.lock requirements-dev.lock \
+		deploy/runtime-hashes.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
+	# The image's own install: pip and the run-time dependencies, hash-checked.
+	deploy/install-runtime.sh $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-c requirements-runtime.lock -c requirements-dev.lock -e ./client -e '.[dev]'
 	# Test-only: TF Serving's own stubs, to prove wire compatibility. --no-deps because the
@@ -100,7 +102,12 @@ lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Gr
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint -s deploy/ .yamllint
-	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/kubernetes/*.yaml
+	@command -v kubectl >/dev/null || (echo "make lint renders deploy/ with kubectl kustomize: install kubectl" && exit 1)
+	@for k in deploy/kubernetes deploy/overlays/*/; do \
+		kubectl kustomize $$k > $(VENV)/rendered.yaml && \
+		$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) $(VENV)/rendered.yaml && \
+		echo "$$k: rendered and valid" || exit 1; \
+	done
 	$(BIN)/python deploy/grafana/check_dashboard.py deploy/grafana/swapserve.json
 	$(MAKE) protos
 	git diff --exit-code -- client/swapserve_client/_proto $(DESCRIPTORS) $(API_STUBS) || \
@@ -108,7 +115,7 @@ lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Gr
 	@test -z "$$(git status --porcelain -- client/swapserve_client/_proto $(DESCRIPTORS) $(API_STUBS))" || \
 		(echo "untracked generated files: run 'make protos' and commit" && exit 1)
 
-lock: $(STAMP)  ## regenerate requirements-runtime.lock / requirements-dev.lock from .venv
+lock: $(STAMP)  ## regenerate requirements-runtime.lock / requirements-dev.lock from .venv, and deploy/runtime-hashes.lock (asks PyPI)
 	$(BIN)/python deploy/split_lock.py
 
 clean:  ## remove the virtualenv and caches (keeps models/)
