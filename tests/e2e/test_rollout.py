@@ -242,7 +242,8 @@ def test_a_canary_answers_its_share_then_is_promoted(tmp_path: Path) -> None:
         before = load.snapshot()
         load.wait(2500)
         during = load.snapshot() - before
-        assert status(proc).rollout.phase == "CANARY"  # type: ignore[attr-defined]
+        rollout = status(proc).rollout  # type: ignore[attr-defined]
+        assert rollout.phase == "CANARY", rollout.message
         share = during[2] / (during[1] + during[2])
         assert abs(share - 0.20) <= 0.05, during
         # A routing key keeps a caller on one side; a request naming a version is not diverted.

@@ -186,6 +186,39 @@ def test_judge_latency_needs_enough_timed_runs_and_the_floor() -> None:
     assert canary.judge(tiny, WatchStats(2000, 0, 0, 0.0001, 2000), SETTINGS, 1.0).action == "watch"
 
 
+def test_a_watch_times_every_run_but_the_first_on_each_thread() -> None:
+    watch = canary.Watch()
+    for thread in (1, 2, 3):
+        watch.note(0.05, thread=thread)  # each thread's first run: slow, not timed
+    for thread in (1, 2, 3) * 3:
+        watch.note(0.001, thread=thread)
+    watch.note(0.002, error=True, thread=4)
+    stats = watch.stats()
+    assert (stats.requests, stats.errors, stats.timed) == (13, 1, 9)
+    assert stats.p99 == pytest.approx(0.001)
+
+
+def test_two_watches_are_compared_over_the_same_span_of_time() -> None:
+    """The canary's slow runs at t=1..30 are older than anything the previous version kept:
+    compared over the span both cover, they are left out of both."""
+    now = [0.0]
+    fresh, old = canary.Watch(clock=lambda: now[0]), canary.Watch(clock=lambda: now[0])
+    fresh.note(0.0, thread=1)
+    old.note(0.0, thread=1)
+    for t in range(1, 31):
+        now[0] = t
+        fresh.note(0.010, thread=1)  # contention the previous version will have forgotten
+    for t in range(31, 31 + canary.WATCH_LATENCIES):
+        now[0] = t
+        old.note(0.001, thread=1)
+        if t % 4 == 0:
+            fresh.note(0.001, thread=1)
+    assert fresh.stats().p99 == pytest.approx(0.010)  # alone: the old contention counts
+    new_stats, old_stats = canary.compared(fresh, old)
+    assert new_stats.p99 == pytest.approx(0.001) and old_stats.p99 == pytest.approx(0.001)
+    assert new_stats.timed == canary.WATCH_LATENCIES // 4
+
+
 @given(requests=st.integers(0, 1000), elapsed=st.floats(0, 120))
 def test_promotion_needs_the_window_and_the_minimum(requests: int, elapsed: float) -> None:
     decision = canary.judge(

@@ -274,7 +274,7 @@ class Rollout:
             if current is None or current.version != version:
                 return  # ended by a pin, a force, a newer version or shutdown
             decision = self._verdicts.decided(self._model, version, files) or canary.judge(
-                watched.stats(), baseline.stats(), settings, self._clock() - started
+                *canary.compared(watched, baseline), settings, self._clock() - started
             )
             if decision.action != "watch":
                 decision = self._verdicts.decide(self._model, version, files, decision)
