@@ -11,7 +11,13 @@ EXPORT_ROOT ?= models/seed
 PROTO_FILES := $(shell find protos/swapserve -name '*.proto')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock protos serve retrain retrain-broken predict status test test-alone test-unit lint typecheck bench bench-setup soak clean
+CLIENT_PACKAGES := golang-go golang-google-grpc-dev golang-google-protobuf-dev protoc-gen-go-grpc \
+	protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc pkgconf-bin \
+	openjdk-17-jdk-headless libgrpc-java libprotobuf-java protobuf-compiler-grpc-java-plugin \
+	libnetty-java libgoogle-gson-java libperfmark-java libguava-java libjsr305-java \
+	liberror-prone-java libgeronimo-annotation-1.3-spec-java
+
+.PHONY: help setup lock protos serve clients-setup clients-test retrain retrain-broken predict status test test-alone test-unit lint typecheck bench bench-setup soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -85,6 +91,17 @@ test: $(STAMP) .venv-estimator/.installed  ## the whole test suite: unit tests (
 	$(BIN)/python -m pytest tests/e2e
 	$(MAKE) test-alone
 
+clients-setup:  ## install the Go, C++ and Java gRPC toolchains Debian packages (those missing; needs root)
+	@missing=$$(for p in $(CLIENT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+
+clients-test: $(STAMP) clients-setup  ## build examples/go, cpp, java from protos/ and run each against a live server on the demo model
+	$(BIN)/python tests/clients/run.py
+
 test-alone: $(STAMP)  ## each protocol test file in a process of its own
 	@for f in $(PROTOCOL_TESTS); do echo "== $$f alone"; $(BIN)/python -m pytest -q $$f || exit 1; done
 
@@ -97,10 +114,11 @@ typecheck: $(STAMP)  ## mypy
 # The Kubernetes version the manifests in deploy/ are validated against.
 K8S_VERSION ?= 1.33.0
 
-lint: $(STAMP)  ## ruff, mypy, yamllint + kubernetes-validate of deploy/, the Grafana dashboard, stubs and descriptor sets match protos/
+lint: $(STAMP)  ## ruff, mypy, buf lint of protos/swapserve, yamllint + kubernetes-validate of deploy/, the Grafana dashboard, stubs and descriptor sets match protos/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/buf lint
 	$(BIN)/yamllint -s deploy/ .yamllint
 	@command -v kubectl >/dev/null || (echo "make lint renders deploy/ with kubectl kustomize: install kubectl" && exit 1)
 	@for k in deploy/kubernetes deploy/overlays/*/; do \

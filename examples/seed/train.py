@@ -1,7 +1,8 @@
 """The demo ("seed") model: train y = slope * x and export a new version for swapserve.
 
 The model mirrors the estimator this project started from: the feature vector is [x, x], one
-dense unit, and the serving signature takes ``number`` float32 [None, 1] and returns ``output``.
+dense unit, and the serving signature takes ``number`` float32 [None, 1] and returns ``output``;
+signature ``from_text`` takes the numbers as strings (``text``, [None]), for string-tensor clients.
 Trained on y = 2x it answers 200 for 100; retrained with ``--slope 3`` it answers 300, which makes
 a hot swap easy to see.
 
@@ -35,6 +36,13 @@ class SeedModel(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="number")])
     def serve(self, number: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"output": self(number)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The same model on numbers written as text ("2.5"): the demo's string input."""
+        filled = tf.where(tf.equal(text, ""), "0", text)  # the warm-up's zero batch is ""
+        number = tf.reshape(tf.strings.to_number(filled, tf.float32), [-1, 1])
         return {"output": self(number)}
 
 
@@ -72,7 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = train(args.slope, args.steps, learning_rate=args.learning_rate)
-    path = export_model(model, args.export_root, signatures={"serving_default": model.serve})
+    signatures = {"serving_default": model.serve, "from_text": model.serve_text}
+    path = export_model(model, args.export_root, signatures=signatures)
     print(f"exported {path}")  # noqa: T201 (the demo's one line of output)
 
 
