@@ -54,10 +54,14 @@ def test_client_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         code, out, _ = run_client(capsys, target, "status", "seed")
         assert code == 0
         assert (out["serving_version"], out["pinned_version"]) == (1795300999, 0)  # type: ignore[index]
-        assert [(v["version"], v["state"], v["serving"]) for v in out["versions"]] == [  # type: ignore[index]
-            (1795300999, "AVAILABLE", True),
-            (1795300968, "END", False),
-        ]
+        # Reload answers once the new version serves; the old one is released just after.
+        released = [(1795300999, "AVAILABLE", True), (1795300968, "END", False)]
+
+        def states() -> list[tuple[object, object, object]]:
+            status = run_client(capsys, target, "status", "seed")[1]
+            return [(v["version"], v["state"], v["serving"]) for v in status["versions"]]  # type: ignore[index]
+
+        wait_for(lambda: states() == released, 30, "version 1795300968 released")
         code, out, _ = run_client(capsys, target, "predict", "seed", "--input=number=[[100.0]]")
         assert out["outputs"] == {"output": [[300.0]]}  # type: ignore[index]
 

@@ -214,9 +214,12 @@ def test_two_watches_are_compared_over_the_same_span_of_time() -> None:
         if t % 4 == 0:
             fresh.note(0.001, thread=1)
     assert fresh.stats().p99 == pytest.approx(0.010)  # alone: the old contention counts
-    new_stats, old_stats = canary.compared(fresh, old)
+    new_stats, old_stats = canary.compared(fresh, old, settle=0.0)
     assert new_stats.p99 == pytest.approx(0.001) and old_stats.p99 == pytest.approx(0.001)
     assert new_stats.timed == canary.WATCH_LATENCIES // 4
+    # The canary's first seconds are left out too: from t=5000 on only.
+    new_stats, old_stats = canary.compared(fresh, old, settle=5000.0)
+    assert old_stats.timed == 31 + canary.WATCH_LATENCIES - 5000
 
 
 @given(requests=st.integers(0, 1000), elapsed=st.floats(0, 120))
