@@ -149,7 +149,7 @@ soak: $(STAMP)  ## 100 hot swaps under load on every protocol, then SIGTERM unde
 	.venv-$*/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed .venv-httpstack/.installed  ## side virtualenvs: estimator baseline, MLServer, HTTP stacks
+bench-setup: $(STAMP) .venv-estimator/.installed .venv-mlserver/.installed .venv-httpstack/.installed clients-setup  ## side virtualenvs: estimator baseline, MLServer, HTTP stacks; the Go toolchain (native load generator)
 
 bench: bench-setup  ## every benchmark scenario -> docs/benchmarks/ (about 30 minutes)
 	$(BIN)/python bench/suite.py

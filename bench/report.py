@@ -494,6 +494,34 @@ def write(r: dict[str, Any], out: Path) -> None:
             "requests (sample + warm-up), each version and the serving one run alternately.",
             "",
         ]
+    if nl := r.get("native_loadgen"):
+        lines += [
+            f"## Load generators: Python and native ({nl['clients']} callers, {nl['rounds']} "
+            "rounds alternated, one server)",
+            "",
+            "The same swapserve Predict on the seed model, saturated by `bench/loadgen.py` "
+            "(grpc.aio, 2 processes) and by the Go client `examples/go -load` (one connection "
+            "per caller). CPU per request from the generator's own rusage and the server's "
+            "/proc; both share 2 cores with the server.",
+            "",
+            *_table(
+                [{"generator": g, **nl[g]} for g in ("python", "go")],
+                [
+                    "generator",
+                    "rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "client_cpu_us",
+                    "server_cpu_us",
+                    "errors",
+                    "rps_by_round",
+                ],
+            ),
+            "",
+            "Go / Python: "
+            + ", ".join(f"{k} ×{v}" for k, v in nl["ratios_go_over_python"].items()),
+            "",
+        ]
     if (wr := r.get("workers_rss")) and "onednn_off" in wr:
         lines += [
             f"## {wr['workers']} workers swapping a {wr['model_mib']} MiB model",

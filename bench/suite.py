@@ -40,6 +40,7 @@ from typing import Any
 
 import eager
 import loadgen
+import native
 import numpy as np
 import rollout
 from common import (
@@ -867,6 +868,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "floor": eager.scenario_floor,
     "rollout": rollout.scenario_rollout,
     "workers_rss": rollout.scenario_workers_rss,
+    "native_loadgen": native.scenario_native_loadgen,
 }
 
 

@@ -3,7 +3,7 @@
 //
 //   swapserve-cpp --target 127.0.0.1:8500 --model seed
 //
-// Generated code comes from protos/swapserve/v1/prediction.proto (see examples/cpp/README.md).
+// Generated code comes from protos/swapserve/v1/prediction.proto: see docs/clients.md.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>

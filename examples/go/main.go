@@ -2,7 +2,7 @@
 // PredictionService on the same port, with deadlines, status-code handling and retries on
 // UNAVAILABLE. With -load it is a closed-loop load generator instead (make bench).
 //
-// Generated code comes from protos/ (see examples/go/README.md and tests/clients/run.py).
+// Generated code comes from protos/: docs/clients.md says how (tests/clients/run.py does it).
 package main
 
 import (
