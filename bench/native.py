@@ -12,12 +12,14 @@ native_loadgen -- one swapserve on the seed model, saturated by 16 closed-loop c
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import REPO, cpu_seconds, start_server, stop_server, wait_serving
+from common import REPO, cpu_seconds, free_port, start_server, stop_server, wait_serving
 
 if TYPE_CHECKING:
     from suite import Suite
@@ -33,37 +35,67 @@ def build_go(out: Path) -> Path:
     return Path(run.build_go(out)[0])
 
 
+def answered(metrics_port: int) -> float:
+    """Predictions the server answered so far (``swapserve_requests_total``)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(
+            rb'^swapserve_requests_total\{[^}]*method="Predict"[^}]*\} (\S+)$', text, re.M
+        )
+    )
+
+
+class ServerCost:
+    """The server's CPU per request it answered between ``start`` and ``stop`` (warm-up
+    requests included on both sides of the division, so a generator's warm-up does not skew
+    it)."""
+
+    def __init__(self, pid: int, metrics_port: int) -> None:
+        self.pid, self.metrics_port = pid, metrics_port
+
+    def start(self) -> None:
+        self.cpu, self.requests = cpu_seconds(self.pid), answered(self.metrics_port)
+
+    def stop(self) -> float:
+        """Microseconds of server CPU per request."""
+        requests = answered(self.metrics_port) - self.requests
+        return 1e6 * (cpu_seconds(self.pid) - self.cpu) / max(1.0, requests)
+
+
 def scenario_native_loadgen(s: Suite) -> dict[str, Any]:
     go = build_go(s.tmp / "go")
     rounds = 2 if s.quick else 4
-    proc, port = start_server(s.root("native"))
+    metrics_port = free_port()
+    proc, port = start_server(s.root("native"), "--metrics-port", str(metrics_port))
+    cost = ServerCost(proc.pid, metrics_port)
     runs: dict[str, list[dict[str, float]]] = {"python": [], "go": []}
     try:
         wait_serving(f"127.0.0.1:{port}")
         for _ in range(rounds):
-            before = cpu_seconds(proc.pid)
+            cost.start()
             result = s.load(port, "swapserve", CLIENTS)
-            server = cpu_seconds(proc.pid) - before
+            server = cost.stop()
             summary = result.summary()
             runs["python"].append({
                 "rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
                 "p99_ms": summary["p99_ms"], "errors": summary["errors"],
                 "client_cpu_us": 1e6 * result.client_cpu_seconds / max(1, result.requests),
-                "server_cpu_us": 1e6 * server / max(1, result.requests),
+                "server_cpu_us": server,
             })  # fmt: skip
-            before = cpu_seconds(proc.pid)
+            cost.start()
             done = subprocess.run(
                 [str(go), "-load", "-target", f"127.0.0.1:{port}", "-model", "seed",
                  "-connections", str(CLIENTS), "-duration", f"{s.seconds}s"],
                 capture_output=True, text=True, timeout=120, check=True,
             )  # fmt: skip
-            server = cpu_seconds(proc.pid) - before
+            server = cost.stop()
             native = json.loads(done.stdout)
             runs["go"].append({
                 "rps": native["rps"], "p50_ms": native["p50_ms"], "p99_ms": native["p99_ms"],
                 "errors": native["failures"],
                 "client_cpu_us": native["client_cpu_us_per_request"],
-                "server_cpu_us": 1e6 * server / max(1, native["requests"]),
+                "server_cpu_us": server,
             })  # fmt: skip
     finally:
         stop_server(proc)
@@ -73,6 +105,7 @@ def scenario_native_loadgen(s: Suite) -> dict[str, Any]:
         out[name]["rps_by_round"] = [round(r["rps"], 1) for r in rs]
     py, native = out["python"], out["go"]
     out["ratios_go_over_python"] = {
-        k: round(native[k] / py[k], 3) for k in ("rps", "p50_ms", "p99_ms", "client_cpu_us")
+        k: round(native[k] / py[k], 3)
+        for k in ("rps", "p50_ms", "p99_ms", "client_cpu_us", "server_cpu_us")
     }
     return out
