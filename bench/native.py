@@ -12,10 +12,8 @@ native_loadgen -- one swapserve on the seed model, saturated by 16 closed-loop c
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +35,10 @@ def build_go(out: Path) -> Path:
 
 def answered(metrics_port: int) -> float:
     """Predictions the server answered so far (``swapserve_requests_total``)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
-    return sum(
-        float(m.group(1))
-        for m in re.finditer(
-            rb'^swapserve_requests_total\{[^}]*method="Predict"[^}]*\} (\S+)$', text, re.M
-        )
-    )
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from helpers import scrape, value  # the e2e tests' Prometheus scrape
+
+    return value(scrape(metrics_port), "swapserve_requests_total", method="Predict")
 
 
 class ServerCost:

@@ -80,11 +80,16 @@ func floats(t *swapserve.Tensor) ([]float32, error) {
 	if t.GetDtype() != swapserve.DataType_DT_FLOAT || len(t.GetTensorContent())%4 != 0 {
 		return nil, fmt.Errorf("expected DT_FLOAT tensor_content, got %v", t.GetDtype())
 	}
-	out := make([]float32, len(t.GetTensorContent())/4)
+	return fromContent(t.GetTensorContent()), nil
+}
+
+// fromContent unpacks little-endian float32 values (tensor_content of either API).
+func fromContent(content []byte) []float32 {
+	out := make([]float32, len(content)/4)
 	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.GetTensorContent()[4*i:]))
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(content[4*i:]))
 	}
-	return out, nil
+	return out
 }
 
 // withRetry calls f until it succeeds, fails with another code than UNAVAILABLE (a server
@@ -231,12 +236,7 @@ func tfservingPredict(ctx context.Context, conn *grpc.ClientConn, model string, 
 	if len(out.GetFloatVal()) > 0 {
 		return out.GetFloatVal(), nil
 	}
-	content := out.GetTensorContent()
-	vals := make([]float32, len(content)/4)
-	for i := range vals {
-		vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(content[4*i:]))
-	}
-	return vals, nil
+	return fromContent(out.GetTensorContent()), nil
 }
 
 // runLoad: each of n callers has its own connection and calls Predict back to back until the
