@@ -95,6 +95,13 @@ class Settings:
         16, server_key=True,
         help="threads serving RPCs (TensorFlow releases the GIL, so model runs overlap)",
     )  # fmt: skip
+    active_threads: int = setting(
+        2, server_key=True,
+        help="of those, threads taking calls at once (gRPC and HTTP); another starts only when "
+        "calls wait and none has finished for 2 ms (a slow model, a filling batch). Fewer "
+        "threads contend less for the GIL: at 16 callers a tiny model's Predict costs ~1/3 "
+        "less CPU with 2 than with 16. Set it to --grpc-threads for a plain pool",
+    )  # fmt: skip
     max_concurrent_rpcs: int | None = setting(
         None, server_key=True, shown_default="no limit",
         help="RPCs handled at once; more get RESOURCE_EXHAUSTED at once",
@@ -292,6 +299,8 @@ class Settings:
             raise SettingsError(f"max concurrent rpcs must be >= 1, got {self.max_concurrent_rpcs}")
         if self.grpc_threads < 1:
             raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
+        if self.active_threads < 1:
+            raise SettingsError(f"active threads must be >= 1, got {self.active_threads}")
         if self.max_admin_rpcs < 1:
             raise SettingsError(f"max admin rpcs must be >= 1, got {self.max_admin_rpcs}")
         parse_channel_arguments(self.grpc_channel_arguments)

@@ -44,6 +44,7 @@ from swapserve.errors import (
 )
 from swapserve.model.events import NO_EVENTS, ModelEvents
 from swapserve.model.signature import SignatureSpec
+from swapserve.runtime.rpc_pool import blocking
 
 if TYPE_CHECKING:  # a batcher only calls a loaded version: no TensorFlow import here
     from swapserve.model.loaded_version import LoadedVersion
@@ -183,7 +184,9 @@ class Batcher:
                     self._busy -= 1
                     if self._open or self._ready:  # else waking a batch thread costs latency
                         self._cv.notify()
-        task.done.wait()
+        if not task.done.is_set():
+            with blocking():  # other calls go on while this one waits for its batch
+                task.done.wait()
         if task.error is not None:
             raise task.error
         assert task.outputs is not None

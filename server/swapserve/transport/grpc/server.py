@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -18,6 +17,7 @@ from swapserve.config.settings import Settings
 from swapserve.dataplane.admin import Admin
 from swapserve.dataplane.requests import DataPlane
 from swapserve.observability import tracing
+from swapserve.runtime.rpc_pool import ElasticPool
 from swapserve.transport.calls import CallPath
 from swapserve.transport.grpc.health import HealthReporter
 from swapserve.transport.grpc.interceptors import TokenInterceptor
@@ -128,9 +128,11 @@ def build_grpc_server(
         # Without tokens it would pass every call on: not installing it saves its Python per RPC.
         interceptors.append(TokenInterceptor(calls.access))
     server = grpc.server(
-        # Admin calls wait on loads: they get threads of their own (the data plane bounds them).
-        futures.ThreadPoolExecutor(
-            max_workers=settings.grpc_threads + settings.max_admin_rpcs, thread_name_prefix="rpc"
+        # Admin calls wait on loads: they get threads of their own (the data plane bounds them)
+        # and step out of the active count while they wait (``rpc_pool.blocking``).
+        ElasticPool(  # type: ignore[arg-type]  # grpc's stub names ThreadPoolExecutor
+            limit=settings.grpc_threads + settings.max_admin_rpcs,
+            active=min(settings.active_threads, settings.grpc_threads),
         ),
         interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
