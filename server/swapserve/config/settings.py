@@ -97,10 +97,8 @@ class Settings:
     )  # fmt: skip
     active_threads: int = setting(
         2, server_key=True,
-        help="of those, threads taking calls at once (gRPC and HTTP); another starts only when "
-        "calls wait and none has finished for 2 ms (a slow model, a filling batch). Fewer "
-        "threads contend less for the GIL: at 16 callers a tiny model's Predict costs ~1/3 "
-        "less CPU with 2 than with 16. Set it to --grpc-threads for a plain pool",
+        help="of those, threads taking calls at once (gRPC and HTTP); another starts only while "
+        "calls wait and none finished for 2 ms (docs/performance.md#rpc-threads)",
     )  # fmt: skip
     max_concurrent_rpcs: int | None = setting(
         None, server_key=True, shown_default="no limit",
@@ -297,10 +295,9 @@ class Settings:
             raise SettingsError(f"metrics port must be 0-65535, got {self.metrics_port}")
         if self.max_concurrent_rpcs is not None and self.max_concurrent_rpcs < 1:
             raise SettingsError(f"max concurrent rpcs must be >= 1, got {self.max_concurrent_rpcs}")
-        if self.grpc_threads < 1:
-            raise SettingsError(f"grpc threads must be >= 1, got {self.grpc_threads}")
-        if self.active_threads < 1:
-            raise SettingsError(f"active threads must be >= 1, got {self.active_threads}")
+        for what, threads in (("grpc", self.grpc_threads), ("active", self.active_threads)):
+            if threads < 1:
+                raise SettingsError(f"{what} threads must be >= 1, got {threads}")
         if self.max_admin_rpcs < 1:
             raise SettingsError(f"max admin rpcs must be >= 1, got {self.max_admin_rpcs}")
         parse_channel_arguments(self.grpc_channel_arguments)

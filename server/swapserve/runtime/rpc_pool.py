@@ -49,7 +49,7 @@ class ElasticPool(Executor):
         self.limit, self.active, self._name = limit, active, name
         # Guards every field below; ``_wanted`` (the watcher's wake-up) shares it.
         self._lock = threading.Lock()
-        self._wanted = threading.Condition(self._lock)
+        self._wanted = threading.Condition(self._lock)  # guards the same; wakes the watcher
         self._tasks: deque[_Task] = deque()
         self._parked: list[threading.Lock] = []  # parked workers' gates, newest last
         self._threads = 0  # workers started and not exited
@@ -57,6 +57,7 @@ class ElasticPool(Executor):
         self._finished = 0  # calls finished (the watcher's progress count)
         self._grown = float("-inf")  # monotonic time of the last stall
         self._closed = False
+        self._watch_idle = False  # the watcher waits for calls to queue (not for a stall)
         if active < limit:
             threading.Thread(target=self._watch, name=f"{name}-watch", daemon=True).start()
 
@@ -68,7 +69,8 @@ class ElasticPool(Executor):
             self._tasks.append((future, fn, args, kwargs))
             if self._running < self.active:
                 self._start_one()
-            elif len(self._tasks) == 1 and self.active < self.limit:
+            elif self._watch_idle:
+                self._watch_idle = False
                 self._wanted.notify()  # calls now wait behind busy workers: watch for a stall
         return future
 
@@ -107,8 +109,7 @@ class ElasticPool(Executor):
                 if done:
                     self._finished += 1
                 if self._tasks and (
-                    self._running <= self.active
-                    or time.monotonic() - self._grown < HOLD_SECONDS
+                    self._running <= self.active or time.monotonic() - self._grown < HOLD_SECONDS
                 ):
                     future, fn, args, kwargs = self._tasks.popleft()
                 elif self._closed:
@@ -136,6 +137,7 @@ class ElasticPool(Executor):
         with self._lock:
             while not self._closed:
                 if not self._tasks:
+                    self._watch_idle = True
                     self._wanted.wait()
                     continue
                 seen = self._finished

@@ -31,6 +31,7 @@ from swapserve.config.model_settings import SettingsError
 from swapserve.config.settings import Settings
 from swapserve.observability.throttle import Throttle
 from swapserve.runtime.heap import Trimmer
+from swapserve.runtime.rpc_pool import ElasticPool
 from swapserve.transport.http.api import HttpApi, HttpRequest, HttpResponse, error_response
 from swapserve.transport.http.bodies import BodyBudget, BodyLimits, Refused, read_body
 from swapserve.transport.http.connections import Connection, Connections
@@ -84,7 +85,7 @@ class RestServer:
         self._budget = BodyBudget(settings.http_body_memory_bytes)
         self._limits = BodyLimits(settings.max_http_body_bytes, settings.http_body_timeout_seconds)
         self._throttle = Throttle(10.0)
-        self._pool = ThreadPool(settings.grpc_threads)
+        self._pool = ThreadPool(settings.grpc_threads, settings.active_threads)
         self._sock = _bind(settings.host, settings.rest_port or 0, reuse_port, backlog)
         self.port: int = self._sock.getsockname()[1]
         self._ssl = _ssl_context(settings)
@@ -193,10 +194,8 @@ TRIM_AFTER_BYTES = 64 << 20
 class ThreadPool:
     """The threads the API answers on (``run`` awaits one call)."""
 
-    def __init__(self, threads: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rest")
+    def __init__(self, threads: int, active: int) -> None:
+        self._executor = ElasticPool(threads, min(active, threads), name="rest")
         self._trim = Trimmer()
 
     async def run(self, bound: Any, request: HttpRequest, trim: bool = False) -> HttpResponse:
