@@ -342,9 +342,12 @@ def py_spy_profile(pid: int, port: int, s: Suite) -> dict[str, Any]:
         return summarise_stacks(raw.read_text())
 
 
-_IDLE = ("wait (threading.py", "_wait_once", "_worker (thread.py:81)", "_serve (_server.py:1314)")
-"""Leaf frames of a waiting thread: a condition, a pool worker's queue, gRPC's completion
-queue poll (it releases the GIL in C)."""
+_IDLE = (
+    "wait (threading.py", "_wait_once", "_worker (thread.py:81)", "_serve (_server.py:1314)",
+    "ElasticPool._work (rpc_pool.py", "select (selectors.py", "serve_forever (socketserver.py",
+)  # fmt: skip
+"""Leaf frames of a waiting thread: a condition, a pool worker's queue or its parking gate,
+gRPC's completion queue poll (it releases the GIL in C), a selector."""
 
 
 def _short(frame: str) -> str:

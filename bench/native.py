@@ -19,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from common import REPO, cpu_seconds, free_port, start_server, stop_server, wait_serving
 
+# The e2e tests' Prometheus scrape, imported here and not at the first count: the import takes
+# seconds, which a window of server CPU must not hold.
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from helpers import scrape, value
+
 if TYPE_CHECKING:
     from suite import Suite
 
@@ -33,12 +38,11 @@ def build_go(out: Path) -> Path:
     return Path(run.build_go(out)[0])
 
 
-def answered(metrics_port: int) -> float:
-    """Predictions the server answered so far (``swapserve_requests_total``)."""
-    sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    from helpers import scrape, value  # the e2e tests' Prometheus scrape
-
-    return value(scrape(metrics_port), "swapserve_requests_total", method="Predict")
+def answered(metrics_port: int, method: str | None = "Predict") -> float:
+    """Calls of ``method`` (every method: None) the server answered so far
+    (``swapserve_requests_total``)."""
+    labels = {"method": method} if method else {}
+    return value(scrape(metrics_port), "swapserve_requests_total", **labels)
 
 
 class ServerCost:

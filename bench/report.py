@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import grpc_cost
 import matplotlib
 
 matplotlib.use("Agg")
@@ -85,6 +86,7 @@ def goals(r: dict[str, Any]) -> list[str]:
             )
         )
     rows += _batching_goals(r)
+    rows += grpc_cost.goal_rows(r, _goal)
     if swap := r.get("swap"):
         errors = swap["during_swaps"]["errors"]
         rows.append(
@@ -494,6 +496,7 @@ def write(r: dict[str, Any], out: Path) -> None:
             "requests (sample + warm-up), each version and the serving one run alternately.",
             "",
         ]
+    lines += grpc_cost.section(r, _table)
     if nl := r.get("native_loadgen"):
         lines += [
             f"## Load generators: Python and native ({nl['clients']} callers, {nl['rounds']} "

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import eager
+import grpc_cost
 import loadgen
 import native
 import numpy as np
@@ -869,6 +870,7 @@ SCENARIOS: dict[str, Callable[[Suite], dict[str, Any]]] = {
     "rollout": rollout.scenario_rollout,
     "workers_rss": rollout.scenario_workers_rss,
     "native_loadgen": native.scenario_native_loadgen,
+    "grpc_cost": grpc_cost.scenario_grpc_cost,
 }
 
 
