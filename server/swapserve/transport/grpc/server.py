@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from swapserve.apis import kserve_v2, pool, tfserving
 from swapserve.config.channel_args import parse_channel_arguments
@@ -17,7 +18,7 @@ from swapserve.config.settings import Settings
 from swapserve.dataplane.admin import Admin
 from swapserve.dataplane.requests import DataPlane
 from swapserve.observability import tracing
-from swapserve.runtime.rpc_pool import ElasticPool
+from swapserve.runtime.rpc_pool import ElasticPool, blocking
 from swapserve.transport.calls import CallPath
 from swapserve.transport.grpc.health import HealthReporter
 from swapserve.transport.grpc.interceptors import TokenInterceptor
@@ -36,6 +37,19 @@ SERVICES = (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _Reflection(reflection.ReflectionServicer):
+    """Reflection's one RPC is a stream that holds its thread while the client keeps it open
+    (grpcurl, Postman): it steps out of the active threads for that time."""
+
+    def ServerReflectionInfo(  # type: ignore[override]  # noqa: N802 -- the stub says None
+        self, request_iterator: Any, context: Any
+    ) -> Iterator[Any]:
+        parent: Any = super().ServerReflectionInfo
+        answers: Iterator[Any] = parent(request_iterator, context)
+        with blocking():
+            yield from answers
 
 
 @dataclass
@@ -163,8 +177,8 @@ def build_grpc_server(
     reflection_pool = pool.reflection_pool(
         prediction_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR
     )
-    reflection.enable_server_reflection(
-        (*SERVICES, health_name, reflection.SERVICE_NAME), server, pool=reflection_pool
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        _Reflection((*SERVICES, health_name, reflection.SERVICE_NAME), pool=reflection_pool), server
     )
     host = settings.host
     if ":" in host and not host.startswith("["):
