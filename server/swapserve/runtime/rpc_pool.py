@@ -1,11 +1,12 @@
 """The threads RPCs and HTTP calls run on: few at once, more only while those are stuck.
 
 A plain thread pool of 16 wakes a parked thread for every call, and under load all 16 are
-runnable and take turns at the GIL: on 2 cores, 27 context switches and ~600 µs of server CPU
-per gRPC Predict of a tiny model at 16 callers, against 9 switches and ~400 µs with 2 threads
-(docs/performance.md, "RPC threads"). Two threads overlap one call's wait (for its request
-message, a model run) with another's Python; more only queue at the GIL. But a thread stuck in
-a long wait -- a batch filling, a slow model, a Reload -- must not hold up the calls behind it.
+runnable and take turns at the GIL: on 2 cores, 23 context switches and ~590 µs of server CPU
+per gRPC Predict of a tiny model at 16 callers, against 8 switches and ~340 µs with 2 active
+threads (``bench/profile_grpc.py``; docs/performance.md, "RPC threads"). Two threads overlap
+one call's wait (for its request message, a model run) with another's Python; more only queue
+at the GIL. But a thread stuck in a long wait -- a batch filling, a slow model, a Reload --
+must not hold up the calls behind it.
 
 So ``ElasticPool`` keeps ``active`` workers taking calls, starts another (up to ``limit``) when
 calls are queued and none has finished for ``STALL_SECONDS``, and lets the extra ones park
