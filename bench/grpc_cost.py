@@ -12,13 +12,11 @@ grpc_cost -- two swapservers on the seed model, up at once: today's defaults
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import cpu_seconds, free_port, start_server, stop_server, wait_serving
-from native import answered, build_go
+from common import REST_PORTS, free_port, start_server, stop_server, wait_serving
+from native import ServerCost, build_go, go_load, python_row
 
 if TYPE_CHECKING:
     from suite import Suite
@@ -35,41 +33,18 @@ METRICS = ("rps", "p50_ms", "p99_ms", "client_cpu_us", "server_cpu_us")
 
 
 def _one(s: Suite, go: Path, server: dict[str, Any], load: str) -> dict[str, float]:
-    pid, metrics_port = server["proc"].pid, server["metrics_port"]
-    cpu, counted = cpu_seconds(pid), answered_all(metrics_port)
+    cost = ServerCost(server["proc"].pid, server["metrics_port"], method=None)  # every API
+    cost.start()
     if load == "go":
-        done = subprocess.run(
-            [str(go), "-load", "-target", f"127.0.0.1:{server['port']}", "-model", "seed",
-             "-connections", str(CLIENTS), "-duration", f"{s.seconds}s"],
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-        native = json.loads(done.stdout)
-        row = {
-            "rps": native["rps"], "p50_ms": native["p50_ms"], "p99_ms": native["p99_ms"],
-            "errors": native["failures"], "client_cpu_us": native["client_cpu_us_per_request"],
-        }  # fmt: skip
+        row = go_load(go, server["port"], s.seconds)
     else:
         port = server["rest_port"] if load.endswith("_rest") else server["port"]
-        result = s.load(port, load, CLIENTS)
-        summary = result.summary()
-        row = {
-            "rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
-            "p99_ms": summary["p99_ms"], "errors": summary["errors"],
-            "client_cpu_us": 1e6 * result.client_cpu_seconds / max(1, result.requests),
-        }  # fmt: skip
-    requests = answered_all(metrics_port) - counted
-    row["server_cpu_us"] = 1e6 * (cpu_seconds(pid) - cpu) / max(1.0, requests)
+        row = python_row(s.load(port, load, CLIENTS))
+    row["server_cpu_us"] = cost.stop()
     return row
 
 
-def answered_all(metrics_port: int) -> float:
-    """Calls the server answered so far, every API and method."""
-    return answered(metrics_port, method=None)
-
-
 def scenario_grpc_cost(s: Suite) -> dict[str, Any]:
-    from common import REST_PORTS
-
     go = build_go(s.tmp / "go-cost")
     rounds = 2 if s.quick else 3
     servers: dict[str, dict[str, Any]] = {}

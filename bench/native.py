@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import loadgen
 from common import REPO, cpu_seconds, free_port, start_server, stop_server, wait_serving
 
 # The e2e tests' Prometheus scrape, imported here and not at the first count: the import takes
@@ -38,6 +39,31 @@ def build_go(out: Path) -> Path:
     return Path(run.build_go(out)[0])
 
 
+def go_load(go: Path, port: int, seconds: float) -> dict[str, float]:
+    """The Go generator's closed loop on swapserve v1 (16 goroutines, one connection each): its
+    throughput, latency, failures and client CPU per request."""
+    done = subprocess.run(
+        [str(go), "-load", "-target", f"127.0.0.1:{port}", "-model", "seed",
+         "-connections", str(CLIENTS), "-duration", f"{seconds}s"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    native = json.loads(done.stdout)
+    return {
+        "rps": native["rps"], "p50_ms": native["p50_ms"], "p99_ms": native["p99_ms"],
+        "errors": native["failures"], "client_cpu_us": native["client_cpu_us_per_request"],
+    }  # fmt: skip
+
+
+def python_row(result: loadgen.Result) -> dict[str, float]:
+    """A ``bench/loadgen.py`` run in the same columns as ``go_load``'s."""
+    summary = result.summary()
+    return {
+        "rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
+        "p99_ms": summary["p99_ms"], "errors": summary["errors"],
+        "client_cpu_us": 1e6 * result.client_cpu_seconds / max(1, result.requests),
+    }  # fmt: skip
+
+
 def answered(metrics_port: int, method: str | None = "Predict") -> float:
     """Calls of ``method`` (every method: None) the server answered so far
     (``swapserve_requests_total``)."""
@@ -50,15 +76,15 @@ class ServerCost:
     requests included on both sides of the division, so a generator's warm-up does not skew
     it)."""
 
-    def __init__(self, pid: int, metrics_port: int) -> None:
-        self.pid, self.metrics_port = pid, metrics_port
+    def __init__(self, pid: int, metrics_port: int, method: str | None = "Predict") -> None:
+        self.pid, self.metrics_port, self.method = pid, metrics_port, method
 
     def start(self) -> None:
-        self.cpu, self.requests = cpu_seconds(self.pid), answered(self.metrics_port)
+        self.cpu, self.requests = cpu_seconds(self.pid), answered(self.metrics_port, self.method)
 
     def stop(self) -> float:
         """Microseconds of server CPU per request."""
-        requests = answered(self.metrics_port) - self.requests
+        requests = answered(self.metrics_port, self.method) - self.requests
         return 1e6 * (cpu_seconds(self.pid) - self.cpu) / max(1.0, requests)
 
 
@@ -73,29 +99,11 @@ def scenario_native_loadgen(s: Suite) -> dict[str, Any]:
         wait_serving(f"127.0.0.1:{port}")
         for _ in range(rounds):
             cost.start()
-            result = s.load(port, "swapserve", CLIENTS)
-            server = cost.stop()
-            summary = result.summary()
-            runs["python"].append({
-                "rps": summary["throughput_rps"], "p50_ms": summary["p50_ms"],
-                "p99_ms": summary["p99_ms"], "errors": summary["errors"],
-                "client_cpu_us": 1e6 * result.client_cpu_seconds / max(1, result.requests),
-                "server_cpu_us": server,
-            })  # fmt: skip
+            row = python_row(s.load(port, "swapserve", CLIENTS))
+            runs["python"].append({**row, "server_cpu_us": cost.stop()})
             cost.start()
-            done = subprocess.run(
-                [str(go), "-load", "-target", f"127.0.0.1:{port}", "-model", "seed",
-                 "-connections", str(CLIENTS), "-duration", f"{s.seconds}s"],
-                capture_output=True, text=True, timeout=120, check=True,
-            )  # fmt: skip
-            server = cost.stop()
-            native = json.loads(done.stdout)
-            runs["go"].append({
-                "rps": native["rps"], "p50_ms": native["p50_ms"], "p99_ms": native["p99_ms"],
-                "errors": native["failures"],
-                "client_cpu_us": native["client_cpu_us_per_request"],
-                "server_cpu_us": server,
-            })  # fmt: skip
+            row = go_load(go, port, s.seconds)
+            runs["go"].append({**row, "server_cpu_us": cost.stop()})
     finally:
         stop_server(proc)
     out: dict[str, Any] = {"clients": CLIENTS, "rounds": rounds}

@@ -23,6 +23,7 @@ from swapserve.errors import FailedPrecondition, ResourceExhausted, SwapserveErr
 from swapserve.model.manager import ModelManager, ReloadOutcome
 from swapserve.model.outcomes import ConfigChange
 from swapserve.model.registry import ModelRegistry
+from swapserve.runtime.rpc_pool import blocking
 
 ModelList = Callable[[Callable[[str], ModelSettings | None]], tuple[ModelSettings, ...]]
 """Builds a new model list from the current settings by name (TF Serving's
@@ -104,14 +105,16 @@ class Admin:
 
     @contextmanager
     def _admitted(self) -> Iterator[None]:
-        """Holds one of ``max_admin`` slots for an admin call, or refuses it at once."""
+        """Holds one of ``max_admin`` slots for an admin call, or refuses it at once. The call
+        may wait on loads: its RPC thread steps out of the active ones meanwhile."""
         if not self._slots.acquire(blocking=False):
             raise ResourceExhausted(
                 f"{self._max_admin} admin calls are already in progress (--max-admin-rpcs); "
                 "concurrent reloads of one model share one rescan, so retry after a backoff"
             )
         try:
-            yield
+            with blocking():
+                yield
         finally:
             self._slots.release()
 

@@ -16,7 +16,6 @@ so with ``blocking()``; its thread stops counting as running for that time.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -24,8 +23,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
-
-log = logging.getLogger(__name__)
 
 STALL_SECONDS = 0.002
 """Calls queued and none finished for this long: start one more worker (a slow model, a batch

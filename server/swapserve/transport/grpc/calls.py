@@ -15,7 +15,6 @@ import grpc
 from swapserve.errors import DeadlineExceeded
 from swapserve.observability import calls
 from swapserve.observability.calls import CallRecord
-from swapserve.runtime.rpc_pool import blocking
 from swapserve.transport.access import ADMIN_METHODS, LOCAL_SOCKET
 from swapserve.transport.calls import failure
 
@@ -66,9 +65,6 @@ def rpc(method: _F) -> _F:
                 path.access.check_peer(name, peer_host(peer))
             token = calls.bind(record)
             try:
-                if admin:  # it may wait on a load: other calls go on meanwhile
-                    with blocking():
-                        return method(self, request, context)
                 return method(self, request, context)
             finally:
                 calls.unbind(token)

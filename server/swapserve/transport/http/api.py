@@ -20,7 +20,6 @@ from typing import Any
 
 from swapserve.observability import calls
 from swapserve.observability.calls import CallRecord
-from swapserve.runtime.rpc_pool import blocking
 from swapserve.transport.access import ADMIN_METHODS, bearer
 from swapserve.transport.calls import CallPath, failure, http_status
 
@@ -198,11 +197,7 @@ class HttpApi:
             )
             token = calls.bind(record)
             try:
-                if method in ADMIN_METHODS:  # it may wait on a load: other calls go on
-                    with blocking():
-                        body, version, headers = work()
-                else:
-                    body, version, headers = work()
+                body, version, headers = work()
             finally:
                 calls.unbind(token)
             status = 200
