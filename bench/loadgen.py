@@ -189,8 +189,10 @@ async def _closed_loop(
     load: Load, clients: int, begin: float, cap: int, send: Send
 ) -> dict[str, Any]:
     """``clients`` coroutines each sending the next request when the last returns; measured
-    from ``begin + warmup`` for ``duration`` (and at most ``cap`` requests when set)."""
-    measure_from = begin + load.warmup
+    from ``begin + warmup`` for ``duration`` (and at most ``cap`` requests when set). A process
+    that starts after ``begin`` (a slow spawn on a busy machine) counts from its own start, so
+    it measures a whole window instead of none."""
+    measure_from = max(begin, time.perf_counter()) + load.warmup
     stop_at = measure_from + load.duration
     starts: list[float] = []
     latencies: list[float] = []
